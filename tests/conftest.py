@@ -1,0 +1,3 @@
+"""Shared test set-up: pytest-jupyter runs the coroutine tests and serves jupyter_server."""
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]

@@ -1,0 +1,61 @@
+"""The A2A-style agent coordinator: agents, workflows as task graphs, scheduling."""
+
+from .agents import Agent, AgentCard, AgentNotFound, AgentRegistry, Skill, skill
+from .coordinator import Coordinator
+from .errors import (
+    InvalidTransition,
+    RetryableError,
+    RetryPolicy,
+    UnknownPipeline,
+    WorkflowNotFound,
+    is_retryable,
+)
+from .events import CoordinatorEvent, EventBus, EventStream
+from .executors import Executor, LocalExecutor
+from .run import WorkflowRun
+from .workflow import (
+    Artifact,
+    CancelToken,
+    Pipeline,
+    Stage,
+    Task,
+    TaskCanceled,
+    TaskContext,
+    TaskGraph,
+    TaskResult,
+    TaskSpec,
+    TaskState,
+)
+
+__all__ = [
+    "Agent",
+    "AgentCard",
+    "AgentNotFound",
+    "AgentRegistry",
+    "Artifact",
+    "CancelToken",
+    "Coordinator",
+    "CoordinatorEvent",
+    "EventBus",
+    "EventStream",
+    "Executor",
+    "InvalidTransition",
+    "LocalExecutor",
+    "Pipeline",
+    "RetryPolicy",
+    "RetryableError",
+    "Skill",
+    "Stage",
+    "Task",
+    "TaskCanceled",
+    "TaskContext",
+    "TaskGraph",
+    "TaskResult",
+    "TaskSpec",
+    "TaskState",
+    "UnknownPipeline",
+    "WorkflowNotFound",
+    "WorkflowRun",
+    "is_retryable",
+    "skill",
+]

@@ -1,0 +1,207 @@
+"""A workflow as it runs, and the queue of tasks waiting for an agent."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..protocol import (
+    TERMINAL_STATES,
+    ProgressEvent,
+    WorkflowRecord,
+    WorkflowState,
+    workflow_room,
+)
+from ..store import format_timestamp
+from .agents import Agent
+from .workflow import Pipeline, Task, TaskContext, TaskGraph, check_transition
+
+
+def new_workflow_id() -> str:
+    """A short random id, unique enough for one server's history."""
+    return uuid.uuid4().hex[:12]
+
+
+class WorkflowRun:
+    """One workflow's live state: its graph, its state machine and its record."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        params: dict[str, Any],
+        owner: str | None = None,
+        *,
+        workflow_id: str | None = None,
+        created_at: str | None = None,
+    ) -> None:
+        self.id = workflow_id or new_workflow_id()
+        self.pipeline = pipeline
+        self.params = params
+        self.owner = owner
+        self.state = WorkflowState.pending
+        self.graph = TaskGraph(pipeline.stages)
+        self.running: dict[str, tuple[asyncio.Future[Any], TaskContext]] = {}
+        self.held: list[Task] = []  # ready tasks kept back while paused
+        self.checkpoints: dict[str, Any] = {}
+        self.progress = 0.0
+        self.message = ""
+        self.result: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        now = format_timestamp(time.time())
+        self.created_at = created_at or now
+        self.updated_at = now
+        self.started_at: str | None = None
+        self.finished_at: str | None = None
+        self.done = asyncio.Event()
+        self.room = workflow_room(self.id)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def transition(self, target: WorkflowState, message: str = "") -> None:
+        """Move to ``target``; raises :class:`InvalidTransition` if it is not allowed."""
+        check_transition(self.id, self.state, target)
+        self.state = target
+        now = format_timestamp(time.time())
+        self.updated_at = now
+        if target == WorkflowState.running and self.started_at is None:
+            self.started_at = now
+        if target in TERMINAL_STATES:
+            self.finished_at = now
+            if target == WorkflowState.completed:
+                self.progress = 1.0
+        if message:
+            self.message = message
+
+    def fail_with(
+        self, task: Task | None, agent: str | None, error: BaseException, retryable: bool, why: str
+    ) -> str:
+        """Record why the workflow fails in :attr:`error`; return the message for people."""
+        stage = task.spec.stage if task is not None else self.stage_position()[0]
+        where = f"task {task.key!r} of stage {stage!r}" if task is not None else f"stage {stage!r}"
+        if agent is not None:
+            where += f" on agent {agent!r}"
+        attempts = task.attempts if task is not None else 0
+        after = f" after {attempts} attempt{'s' if attempts > 1 else ''}" if attempts else ""
+        self.error = {
+            "stage": stage,
+            "task": task.key if task is not None else None,
+            "agent": agent,
+            "retryable": retryable,
+            "attempts": attempts,
+            "exception": type(error).__name__,
+            "message": str(error),
+        }
+        return f"{why or 'failed'}: {where}{after}: {type(error).__name__}: {error}"
+
+    def stage_position(self) -> tuple[str, int]:
+        """The current stage's name and index."""
+        index = self.graph.current_stage()
+        return self.graph.stages[index].name, index
+
+    def progress_event(self, message: str | None = None, **details: Any) -> ProgressEvent:
+        """A progress event for the workflow as it is now."""
+        if self.state != WorkflowState.completed:
+            self.progress = max(self.progress, self.graph.fraction_done())
+        stage, index = self.stage_position()
+        if message is None and self.state == WorkflowState.running:
+            done, total = self.graph.counts(stage)
+            message = f"{stage}: {done}/{total} done"
+        if message is not None:
+            self.message = message
+        details["stages"] = self.graph.stage_counts()
+        return ProgressEvent(
+            room=self.room,
+            workflow_id=self.id,
+            state=self.state,
+            progress=self.progress,
+            stage=stage,
+            stage_index=index,
+            total_stages=len(self.graph.stages),
+            message=self.message,
+            details=details,
+        )
+
+    def record(self) -> WorkflowRecord:
+        """The workflow as ``GET /vimax/api/workflows/{id}`` returns it."""
+        stage, index = self.stage_position()
+        return WorkflowRecord(
+            id=self.id,
+            kind=self.pipeline.kind,
+            params=self.params,
+            owner=self.owner,
+            state=self.state,
+            progress=self.progress,
+            stage=stage,
+            stage_index=index,
+            total_stages=len(self.graph.stages),
+            message=self.message,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            result=self.result,
+            error=self.error,
+        )
+
+
+class ReadyQueue:
+    """Tasks whose dependencies are done, queued per skill in arrival order."""
+
+    def __init__(self) -> None:
+        self._by_skill: dict[str, deque[tuple[int, WorkflowRun, Task]]] = {}
+        self._counter = itertools.count()
+        self._size = 0
+
+    def push(self, run: WorkflowRun, task: Task) -> None:
+        """Queue ``task`` of ``run`` behind every task queued before it."""
+        queue = self._by_skill.get(task.spec.skill)
+        if queue is None:
+            queue = self._by_skill[task.spec.skill] = deque()
+        queue.append((next(self._counter), run, task))
+        self._size += 1
+
+    def pop(
+        self, pick_agent: Callable[[str], Agent | None]
+    ) -> tuple[WorkflowRun, Task, Agent] | None:
+        """The oldest queued task that an agent can take now, with that agent."""
+        best: tuple[int, str, Agent] | None = None
+        for skill_id, queue in self._by_skill.items():
+            if not queue or (best is not None and queue[0][0] > best[0]):
+                continue
+            agent = pick_agent(skill_id)
+            if agent is not None:
+                best = (queue[0][0], skill_id, agent)
+        if best is None:
+            return None
+        _, run, task = self._by_skill[best[1]].popleft()
+        self._size -= 1
+        return run, task, best[2]
+
+    def remove_run(self, run: WorkflowRun) -> list[Task]:
+        """Take every queued task of ``run`` out of the queue; return them in order."""
+        removed: list[tuple[int, Task]] = []
+        for skill_id, queue in self._by_skill.items():
+            kept: deque[tuple[int, WorkflowRun, Task]] = deque()
+            for entry in queue:
+                if entry[1] is run:
+                    removed.append((entry[0], entry[2]))
+                else:
+                    kept.append(entry)
+            self._by_skill[skill_id] = kept
+        self._size -= len(removed)
+        return [task for _, task in sorted(removed, key=lambda pair: pair[0])]
+
+    def extend(self, run: WorkflowRun, tasks: Iterable[Task]) -> None:
+        """Queue ``tasks`` of ``run`` in order."""
+        for task in tasks:
+            self.push(run, task)
+
+    def __len__(self) -> int:
+        return self._size

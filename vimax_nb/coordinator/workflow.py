@@ -1,0 +1,359 @@
+"""Workflows: the task graph, its stages, and the workflow state machine."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from ..protocol import TERMINAL_STATES, ControlAction, WorkflowState
+from .errors import InvalidTransition
+
+S = WorkflowState
+
+#: Every allowed change of a workflow's state.
+TRANSITIONS: Mapping[WorkflowState, frozenset[WorkflowState]] = {
+    S.pending: frozenset({S.running, S.paused, S.canceled, S.failed}),
+    S.running: frozenset({S.paused, S.completed, S.failed, S.canceled, S.interrupted}),
+    S.paused: frozenset({S.running, S.completed, S.failed, S.canceled, S.interrupted}),
+    S.interrupted: frozenset({S.running, S.canceled}),
+    S.completed: frozenset(),
+    S.failed: frozenset(),
+    S.canceled: frozenset(),
+}
+
+_ACTION_TARGET = {
+    ControlAction.pause: S.paused,
+    ControlAction.resume: S.running,
+    ControlAction.cancel: S.canceled,
+}
+
+_ACTION_APPLIES = {
+    ControlAction.pause: "pending or running workflows",
+    ControlAction.resume: "paused or interrupted workflows",
+    ControlAction.cancel: "workflows that have not finished",
+}
+
+
+class TaskState(StrEnum):
+    """Where a task is in its life."""
+
+    waiting = "waiting"  # for its dependencies
+    ready = "ready"  # queued for an agent
+    running = "running"
+    retrying = "retrying"  # failed, waiting for its next attempt
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+
+
+TERMINAL_TASK_STATES = frozenset({TaskState.succeeded, TaskState.failed, TaskState.canceled})
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """A named phase of a pipeline; ``weight`` is its share of the progress bar."""
+
+    name: str
+    weight: float = 1.0
+
+
+@dataclass(slots=True)
+class TaskSpec:
+    """A unit of work: run skill ``skill`` once its ``deps`` (task keys) have succeeded.
+
+    ``expand``, when given, is called with the task's result once it succeeds and
+    returns more tasks to add to the workflow (fan-out, such as one per shot).
+    ``max_attempts`` overrides the coordinator's retry limit for this task.
+    """
+
+    key: str
+    skill: str
+    stage: str
+    deps: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    expand: Callable[[Any], Iterable[TaskSpec]] | None = None
+    max_attempts: int | None = None
+    label: str = ""
+
+
+class TaskCanceled(Exception):
+    """Raised inside a task when its cancel token is set."""
+
+
+class CancelToken:
+    """Tells a running task it should stop; safe to check from any thread."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the task to stop."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the task was asked to stop."""
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`TaskCanceled` if the task was asked to stop."""
+        if self._event.is_set():
+            raise TaskCanceled("the task was canceled")
+
+
+@dataclass(slots=True)
+class TaskContext:
+    """What a task handler gets: its parameters, its inputs and its cancel token.
+
+    ``inputs`` maps each dependency's key to that task's result.
+    """
+
+    workflow_id: str
+    task_key: str
+    stage: str
+    skill: str
+    params: dict[str, Any]
+    workflow_params: dict[str, Any]
+    inputs: dict[str, Any]
+    attempt: int
+    cancel_token: CancelToken
+    workdir: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A file a task produced, relative to the workflow's folder."""
+
+    name: str
+    kind: str
+    path: str
+
+
+@dataclass(slots=True)
+class TaskResult:
+    """A task's result together with the artifacts it wrote."""
+
+    value: Any = None
+    artifacts: list[Artifact] = field(default_factory=list)
+
+
+class Task:
+    """A :class:`TaskSpec` as it runs inside one workflow."""
+
+    __slots__ = ("agent", "attempts", "error", "order", "result", "retry_handle", "spec", "state")
+
+    def __init__(self, spec: TaskSpec, order: int) -> None:
+        self.spec = spec
+        self.order = order
+        self.state = TaskState.waiting
+        self.attempts = 0
+        self.agent: str | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.retry_handle: Any = None
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    def __repr__(self) -> str:
+        return f"<Task {self.spec.key} {self.state.value} attempts={self.attempts}>"
+
+
+class TaskGraph:
+    """The tasks of one workflow with their dependencies; it may grow while it runs."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        if not stages:
+            raise ValueError("a workflow needs at least one stage")
+        self.stages = list(stages)
+        self.stage_index = {stage.name: i for i, stage in enumerate(self.stages)}
+        self.tasks: dict[str, Task] = {}
+        self._waiting_on: dict[str, set[str]] = {}
+        self._dependents: dict[str, list[str]] = {}
+        self._counts = {stage.name: [0, 0] for stage in self.stages}  # [succeeded, total]
+        self._order = 0
+
+    def add(self, specs: Iterable[TaskSpec]) -> list[Task]:
+        """Add tasks; return those whose dependencies have all succeeded already.
+
+        Every dependency must be a task of this graph or of ``specs``; keys are unique.
+        """
+        batch = list(specs)
+        keys = {spec.key for spec in batch}
+        if len(keys) != len(batch):
+            raise ValueError("task keys must be unique within a batch")
+        for spec in batch:
+            if spec.key in self.tasks:
+                raise ValueError(f"task {spec.key!r} already exists in this workflow")
+            if spec.stage not in self.stage_index:
+                raise ValueError(
+                    f"task {spec.key!r} names stage {spec.stage!r}, which is not one of "
+                    f"{[s.name for s in self.stages]}"
+                )
+            unknown = [d for d in spec.deps if d not in self.tasks and d not in keys]
+            if unknown:
+                raise ValueError(f"task {spec.key!r} depends on unknown tasks {unknown}")
+        _check_acyclic(batch)
+        ready: list[Task] = []
+        for spec in batch:
+            self._order += 1
+            task = self.tasks[spec.key] = Task(spec, self._order)
+            self._counts[spec.stage][1] += 1
+            pending = {
+                d for d in spec.deps if d in keys or self.tasks[d].state != TaskState.succeeded
+            }
+            for dep in pending:
+                self._dependents.setdefault(dep, []).append(spec.key)
+            if pending:
+                self._waiting_on[spec.key] = pending
+            else:
+                ready.append(task)
+        return ready
+
+    def succeeded(self, task: Task, result: Any) -> list[Task]:
+        """Record ``task``'s success; return the tasks that it made ready."""
+        task.state = TaskState.succeeded
+        task.result = result
+        self._counts[task.spec.stage][0] += 1
+        ready = []
+        for key in self._dependents.pop(task.key, ()):
+            waiting = self._waiting_on[key]
+            waiting.discard(task.key)
+            if not waiting:
+                del self._waiting_on[key]
+                ready.append(self.tasks[key])
+        return ready
+
+    def inputs_of(self, task: Task) -> dict[str, Any]:
+        """The results of ``task``'s dependencies by key."""
+        return {dep: self.tasks[dep].result for dep in task.spec.deps}
+
+    def all_succeeded(self) -> bool:
+        """Whether every task has succeeded."""
+        return all(done == total for done, total in self._counts.values())
+
+    def stage_counts(self) -> list[dict[str, Any]]:
+        """Per stage: its name, succeeded tasks and known tasks."""
+        return [
+            {"name": name, "done": done, "total": total}
+            for name, (done, total) in self._counts.items()
+        ]
+
+    def counts(self, stage: str) -> tuple[int, int]:
+        """Succeeded and known tasks of ``stage``."""
+        done, total = self._counts[stage]
+        return done, total
+
+    def current_stage(self) -> int:
+        """The index of the first stage with an unfinished task (the last if none)."""
+        for index, stage in enumerate(self.stages):
+            done, total = self._counts[stage.name]
+            if done < total:
+                return index
+        return len(self.stages) - 1
+
+    def fraction_done(self) -> float:
+        """Progress from 0 to 1, each stage weighted by its weight."""
+        total_weight = sum(stage.weight for stage in self.stages) or 1.0
+        done = 0.0
+        for stage in self.stages:
+            succeeded, total = self._counts[stage.name]
+            if total:
+                done += stage.weight * succeeded / total
+        return min(1.0, done / total_weight)
+
+
+def _check_acyclic(batch: list[TaskSpec]) -> None:
+    # Dependencies on earlier tasks cannot form a cycle; only those within the batch can.
+    within = {spec.key: [d for d in spec.deps if d in {s.key for s in batch}] for spec in batch}
+    state: dict[str, int] = {}
+
+    def visit(key: str, path: list[str]) -> None:
+        mark = state.get(key)
+        if mark == 1:
+            cycle = [*path[path.index(key) :], key]
+            raise ValueError(f"tasks depend on each other in a cycle: {' -> '.join(cycle)}")
+        if mark == 2:
+            return
+        state[key] = 1
+        for dep in within[key]:
+            visit(dep, [*path, key])
+        state[key] = 2
+
+    for key in within:
+        visit(key, [])
+
+
+def check_transition(workflow_id: str, current: WorkflowState, target: WorkflowState) -> None:
+    """Raise :class:`InvalidTransition` unless ``current -> target`` is allowed."""
+    if target in TRANSITIONS[current]:
+        return
+    if current in TERMINAL_STATES:
+        why = f"it has already finished ({current.value}) and a finished workflow never changes"
+    elif current == target:
+        why = f"it is already {current.value}"
+    else:
+        allowed = ", ".join(sorted(s.value for s in TRANSITIONS[current]))
+        why = f"from {current.value} it can only go to {allowed}"
+    raise InvalidTransition(workflow_id, current, target, why)
+
+
+def check_action(workflow_id: str, current: WorkflowState, action: ControlAction) -> WorkflowState:
+    """The state ``action`` leads to from ``current``; raises :class:`InvalidTransition`."""
+    target = _ACTION_TARGET[action]
+    allowed = TRANSITIONS[current]
+    applies = target in allowed and not (action == ControlAction.resume and current == S.pending)
+    if not applies:
+        raise InvalidTransition(
+            workflow_id,
+            current,
+            target,
+            f"{action.value} applies to {_ACTION_APPLIES[action]}, and it "
+            + (
+                f"has already finished ({current.value})"
+                if current in TERMINAL_STATES
+                else f"is {current.value}"
+            ),
+        )
+    return target
+
+
+class Pipeline:
+    """A kind of workflow: its stages, its parameters and the tasks it starts with.
+
+    Subclasses set ``kind`` and ``stages`` and implement :meth:`plan`; they may
+    override :meth:`validate` (clean the parameters or raise ``ValueError``),
+    :meth:`restore` (reuse a checkpoint instead of running a task again) and
+    :meth:`checkpoint` (what to store of a finished task) and :meth:`result`
+    (what a completed workflow returns).
+    """
+
+    kind: str = ""
+    stages: Sequence[Stage] = ()
+
+    def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the cleaned parameters or raise ``ValueError`` naming what is wrong."""
+        return dict(params)
+
+    def plan(self, params: Mapping[str, Any]) -> Iterable[TaskSpec]:
+        """The first tasks of a workflow with these (validated) parameters."""
+        raise NotImplementedError
+
+    def restore(self, spec: TaskSpec, checkpoint: Any) -> Any | None:
+        """The result of ``spec`` from its stored checkpoint, or None to run it again."""
+        return None
+
+    def checkpoint(self, spec: TaskSpec, result: TaskResult) -> Any | None:
+        """JSON-able data to store for a finished task, or None to store nothing."""
+        return None
+
+    def result(self, graph: TaskGraph) -> dict[str, Any]:
+        """The result of a completed workflow (stored in its record)."""
+        return {}

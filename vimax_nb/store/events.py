@@ -1,0 +1,367 @@
+"""The durable event log: per-room sequence numbers, replay, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic_core import to_json
+
+from .database import Database
+
+log = logging.getLogger(__name__)
+
+_APPEND, _PRUNE, _RESET, _FLUSH = range(4)
+_PREFIX_CACHE_LIMIT = 10_000
+
+
+def format_timestamp(seconds: float) -> str:
+    """``seconds`` since the epoch as ISO 8601 UTC with milliseconds (``...T12:00:00.250Z``)."""
+    whole = int(seconds)
+    millis = int((seconds - whole) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as stored: ``frame`` is the exact JSON text sent to clients."""
+
+    room: str
+    seq: int
+    type: str
+    timestamp: str
+    frame: bytes
+
+    def data(self) -> dict[str, Any]:
+        """The frame decoded."""
+        decoded: dict[str, Any] = json.loads(self.frame)
+        return decoded
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much of each room's history the log keeps.
+
+    ``max_events_per_room`` keeps the newest events of each room (pruned in steps
+    of about a tenth of it); ``max_age`` drops events older than that many seconds.
+    ``None`` turns a limit off.
+    """
+
+    max_events_per_room: int | None = 50_000
+    max_age: float | None = 7 * 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.max_events_per_room is not None and self.max_events_per_room < 100:
+            raise ValueError(
+                f"max_events_per_room must be at least 100 (got {self.max_events_per_room}): "
+                "reconnecting clients rely on at least the last 100 events of a room"
+            )
+        if self.max_age is not None and self.max_age <= 0:
+            raise ValueError(f"max_age must be a positive number of seconds (got {self.max_age})")
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What the log holds for a room after a client's last seen seq.
+
+    ``events`` are the kept events with ``after < seq <= top`` in order.
+    ``recovered`` is true when they are *all* the events after ``after``: the
+    epoch matches, ``after <= top`` and nothing after ``after`` was pruned.
+    """
+
+    room: str
+    after: int
+    top: int
+    floor: int
+    recovered: bool
+    events: list[StoredEvent]
+
+
+EventListener = Callable[[Sequence[StoredEvent]], None]
+
+
+class EventLog:
+    """Append-only, per-room sequenced log of protocol events on a :class:`Database`.
+
+    Sequence numbers are assigned by the writer thread when an event is stored:
+    1, 2, 3, ... per room, with no gap and no duplicate however many producers
+    append at once. Listeners are called on the event loop with each committed
+    batch, in sequence order, and only after the batch is durable.
+    """
+
+    def __init__(self, db: Database, retention: Retention | None = None) -> None:
+        self.db = db
+        self.retention = retention or Retention()
+        self.epoch = ""
+        self._listeners: list[EventListener] = []
+        # Committed state, read and written on the event loop only.
+        self._tops: dict[str, int] = {}
+        self._floors: dict[str, int] = {}
+        # Writer-thread state: the tops and floors as of the last commit.
+        self._w_tops: dict[str, int] = {}
+        self._w_floors: dict[str, int] = {}
+        self._prefixes: dict[tuple[str, str], bytes] = {}
+
+    @classmethod
+    async def open(cls, db: Database, retention: Retention | None = None) -> EventLog:
+        """Load the epoch and each room's top from ``db`` and start taking appends."""
+        self = cls(db, retention)
+        epoch, rooms = await db.run_in_writer(self._load)
+        self.epoch = epoch
+        for room, top, floor in rooms:
+            self._tops[room] = self._w_tops[room] = top
+            self._floors[room] = self._w_floors[room] = floor
+        db.add_maintenance(lambda: db.submit(self, (_PRUNE, None, None)))
+        return self
+
+    @staticmethod
+    def _load(conn: sqlite3.Connection) -> tuple[str, list[tuple[str, int, int]]]:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        if row is None:
+            epoch = uuid.uuid4().hex
+            conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
+        else:
+            epoch = row[0]
+        rooms = conn.execute("SELECT room, top, floor FROM rooms").fetchall()
+        return epoch, rooms
+
+    # -- appending ----------------------------------------------------------------
+
+    def append_nowait(self, room: str, type: str, payload: Mapping[str, Any] | bytes) -> None:
+        """Queue an event for storage without waiting; listeners see it once stored.
+
+        ``payload`` is the event's fields other than type, room, seq and timestamp,
+        as a mapping or as the JSON text of an object.
+        """
+        self.db.submit(self, (_APPEND, room, type, payload, None))
+
+    async def append(self, room: str, type: str, payload: Mapping[str, Any] | bytes) -> int:
+        """Store an event and return its seq once it is durable."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.db.submit(self, (_APPEND, room, type, payload, future))
+        return await future
+
+    async def flush(self) -> None:
+        """Wait until every event queued before this call is stored and delivered."""
+        await self._call(_FLUSH, None)
+
+    async def prune(self, now: float | None = None) -> dict[str, int]:
+        """Apply retention now (``now`` defaults to the clock); return the new floors."""
+        result: dict[str, int] = await self._call(_PRUNE, now)
+        return result
+
+    async def reset(self) -> str:
+        """Drop every event and start a new epoch; return it."""
+        epoch: str = await self._call(_RESET, uuid.uuid4().hex)
+        return epoch
+
+    async def _call(self, kind: int, arg: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.db.submit(self, (kind, arg, future))
+        return await future
+
+    def add_listener(self, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener(events)`` on the loop after each commit; return a remover."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # -- reading ------------------------------------------------------------------
+
+    def top(self, room: str) -> int:
+        """The highest committed seq of ``room`` (0 when it has none)."""
+        return self._tops.get(room, 0)
+
+    def floor(self, room: str) -> int:
+        """The highest seq of ``room`` dropped by retention (0 when none was)."""
+        return self._floors.get(room, 0)
+
+    def rooms(self) -> list[str]:
+        """Every room that has had an event in this epoch."""
+        return list(self._tops)
+
+    async def read(self, room: str, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
+        """Committed events of ``room`` with seq > ``after``, oldest first."""
+        return await self._read(room, after, None, limit)
+
+    async def replay(self, room: str, after: int | None, epoch: str | None = None) -> Replay:
+        """The events a client that has seen up to ``after`` is missing.
+
+        ``top`` is taken when this is called: every event above it reaches the
+        listeners after this call, so a subscriber that starts listening before
+        calling ``replay`` misses nothing and sees nothing twice.
+        """
+        after = after or 0
+        top, floor = self.top(room), self.floor(room)
+        usable = (epoch is None or epoch == self.epoch) and after <= top
+        events = await self._read(room, after, top, None) if usable and after < top else []
+        recovered = usable and after >= floor
+        return Replay(room, after, top, floor, recovered, events)
+
+    async def _read(
+        self, room: str, after: int, until: int | None, limit: int | None
+    ) -> list[StoredEvent]:
+        def query(conn: sqlite3.Connection) -> list[StoredEvent]:
+            rows = conn.execute(
+                "SELECT seq, type, stored_at, frame FROM events"
+                " WHERE room = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (room, after, until if until is not None else 2**62, limit or -1),
+            )
+            return [
+                StoredEvent(room, seq, type_, format_timestamp(at), frame)
+                for seq, type_, at, frame in rows
+            ]
+
+        return await self.db.read(query)
+
+    # -- the writer thread's side (WriteHandler) ------------------------------------
+
+    def write(self, conn: sqlite3.Connection, items: list[Any]) -> Any:
+        now = time.time()
+        timestamp = format_timestamp(now)
+        stamp = timestamp.encode()
+        stored: list[StoredEvent] = []
+        tops: dict[str, int] = {}
+        floors: dict[str, int] = {}
+        base_tops, base_floors = self._w_tops, self._w_floors
+        rows: list[tuple[str, int, float, str, bytes]] = []
+        results: list[Any] = []
+        epoch: str | None = None
+        prefixes = self._prefixes
+        for item in items:
+            kind = item[0]
+            if kind == _APPEND:
+                _, room, type_, payload, _future = item
+                try:
+                    body = payload if isinstance(payload, bytes) else to_json(payload)
+                    if body[:1] != b"{":
+                        raise ValueError("the payload must be a JSON object")
+                except Exception as exc:  # this event alone is refused
+                    results.append(
+                        TypeError(f"event {type_!r} for room {room!r} cannot be stored: {exc}")
+                    )
+                    continue
+                seq = (tops.get(room) or base_tops.get(room, 0)) + 1
+                tops[room] = seq
+                prefix = prefixes.get((room, type_)) or self._prefix(room, type_)
+                tail = b"," + body[1:] if len(body) > 2 else b"}"
+                frame = b'%s%d,"timestamp":"%s"%s' % (prefix, seq, stamp, tail)
+                rows.append((room, seq, now, type_, frame))
+                stored.append(StoredEvent(room, seq, type_, timestamp, frame))
+                results.append(seq)
+                continue
+            self._insert(conn, rows, tops, floors, base_floors)
+            rows = []
+            if kind == _PRUNE:
+                cutoff_now = item[1] if item[1] is not None else now
+                results.append(self._prune_by_age(conn, cutoff_now, tops, floors))
+            elif kind == _RESET:
+                conn.execute("DELETE FROM events")
+                conn.execute("DELETE FROM rooms")
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'epoch'", (item[1],))
+                epoch = item[1]
+                base_tops = base_floors = {}
+                tops.clear()
+                floors.clear()
+                stored.clear()
+                results.append(epoch)
+            else:
+                results.append(None)
+        self._insert(conn, rows, tops, floors, base_floors)
+        return results, tops, floors, epoch, stored
+
+    def _prefix(self, room: str, type_: str) -> bytes:
+        if len(self._prefixes) > _PREFIX_CACHE_LIMIT:
+            self._prefixes.clear()
+        prefix = b'{"type":%s,"room":%s,"seq":' % (to_json(type_), to_json(room))
+        self._prefixes[(room, type_)] = prefix
+        return prefix
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        rows: list[tuple[str, int, float, str, bytes]],
+        tops: dict[str, int],
+        floors: dict[str, int],
+        base_floors: dict[str, int],
+    ) -> None:
+        if not rows:
+            return
+        conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO rooms (room, top, floor) VALUES (?, ?, 0)"
+            " ON CONFLICT (room) DO UPDATE SET top = excluded.top",
+            list(tops.items()),
+        )
+        keep = self.retention.max_events_per_room
+        if keep is None:
+            return
+        slack = keep // 10
+        for room, top in tops.items():
+            floor = floors.get(room) or base_floors.get(room, 0)
+            if top - floor > keep + slack:
+                self._drop_through(conn, room, top - keep, floors)
+
+    def _drop_through(
+        self, conn: sqlite3.Connection, room: str, seq: int, floors: dict[str, int]
+    ) -> None:
+        conn.execute("DELETE FROM events WHERE room = ? AND seq <= ?", (room, seq))
+        conn.execute("UPDATE rooms SET floor = max(floor, ?) WHERE room = ?", (seq, room))
+        floors[room] = max(seq, floors.get(room, 0), self._w_floors.get(room, 0))
+
+    def _prune_by_age(
+        self, conn: sqlite3.Connection, now: float, tops: dict[str, int], floors: dict[str, int]
+    ) -> dict[str, int]:
+        if self.retention.max_age is None:
+            return {}
+        cutoff = now - self.retention.max_age
+        expired = conn.execute(
+            "SELECT room, max(seq) FROM events WHERE stored_at < ? GROUP BY room", (cutoff,)
+        ).fetchall()
+        for room, seq in expired:
+            self._drop_through(conn, room, seq, floors)
+        return {room: floors[room] for room, _ in expired}
+
+    def applied(self, items: list[Any], result: Any) -> None:
+        _results, tops, floors, epoch, _stored = result
+        if epoch is not None:
+            self._w_tops.clear()
+            self._w_floors.clear()
+        self._w_tops.update(tops)
+        self._w_floors.update(floors)
+
+    def deliver(self, items: list[Any], result: Any, error: BaseException | None) -> None:
+        if error is not None:
+            log.error("events were not stored: %s", error)
+            for item in items:
+                future = item[-1]
+                if future is not None and not future.done():
+                    future.set_exception(error)
+            return
+        results, tops, floors, epoch, stored = result
+        if epoch is not None:
+            self.epoch = epoch
+            self._tops.clear()
+            self._floors.clear()
+        self._tops.update(tops)
+        self._floors.update(floors)
+        if stored:
+            for listener in list(self._listeners):
+                try:
+                    listener(stored)
+                except Exception:
+                    log.exception("event log listener %r failed", listener)
+        for item, value in zip(items, results, strict=True):
+            future = item[-1]
+            if isinstance(value, Exception):
+                log.error("%s", value)
+                if future is not None and not future.done():
+                    future.set_exception(value)
+            elif future is not None and not future.done():
+                future.set_result(value)

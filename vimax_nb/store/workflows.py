@@ -1,0 +1,181 @@
+"""Durable records of workflows and of their tasks' checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..protocol import WorkflowRecord, WorkflowState
+from .database import Database
+
+log = logging.getLogger(__name__)
+
+_SAVE, _CHECKPOINT, _DELETE, _INTERRUPT = range(4)
+_UNFINISHED = (WorkflowState.running.value, WorkflowState.paused.value)
+
+
+class Checkpoint(BaseModel):
+    """What a finished task left behind, enough to skip it when the workflow runs again."""
+
+    workflow_id: str
+    task_key: str
+    stage: str
+    artifacts: list[str] = Field(default_factory=list)
+    content_hash: str | None = None
+    attempts: int = 1
+    result: Any = None
+    updated_at: str = ""
+
+
+class WorkflowStore:
+    """Workflow records and task checkpoints on a :class:`Database`.
+
+    Writes are queued to the writer thread in order (``*_nowait`` returns at once,
+    the coroutines return once the write is durable); reads see what is committed.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- writing ------------------------------------------------------------------
+
+    def save_nowait(self, record: WorkflowRecord) -> None:
+        """Queue ``record`` to be stored, replacing any earlier version."""
+        self.db.submit(self, (_SAVE, record, None))
+
+    async def save(self, record: WorkflowRecord) -> None:
+        """Store ``record`` and wait until it is durable."""
+        await self._call(_SAVE, record)
+
+    def save_checkpoint_nowait(self, checkpoint: Checkpoint) -> None:
+        """Queue ``checkpoint`` to be stored, replacing one for the same task."""
+        self.db.submit(self, (_CHECKPOINT, checkpoint, None))
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Store ``checkpoint`` and wait until it is durable."""
+        await self._call(_CHECKPOINT, checkpoint)
+
+    async def delete(self, workflow_id: str) -> None:
+        """Forget a workflow and its checkpoints."""
+        await self._call(_DELETE, workflow_id)
+
+    async def interrupt_unfinished(self, now: str) -> list[WorkflowRecord]:
+        """Mark every workflow stored as running or paused ``interrupted``; return them.
+
+        Called at start: those workflows were cut off when the process stopped.
+        """
+        records: list[WorkflowRecord] = await self._call(_INTERRUPT, now)
+        return records
+
+    async def _call(self, kind: int, arg: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.db.submit(self, (kind, arg, future))
+        return await future
+
+    # -- reading ------------------------------------------------------------------
+
+    async def get(self, workflow_id: str) -> WorkflowRecord | None:
+        """The stored record of ``workflow_id``, or None."""
+
+        def query(conn: sqlite3.Connection) -> WorkflowRecord | None:
+            row = conn.execute("SELECT data FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+            return None if row is None else WorkflowRecord.model_validate_json(row[0])
+
+        return await self.db.read(query)
+
+    async def records(
+        self, states: Iterable[WorkflowState] | None = None, limit: int | None = None
+    ) -> list[WorkflowRecord]:
+        """Stored records, oldest first, optionally only those in ``states``."""
+        wanted = [WorkflowState(s).value for s in states] if states is not None else None
+
+        def query(conn: sqlite3.Connection) -> list[WorkflowRecord]:
+            sql = "SELECT data FROM workflows"
+            params: list[Any] = []
+            if wanted is not None:
+                sql += f" WHERE state IN ({','.join('?' * len(wanted))})"
+                params.extend(wanted)
+            sql += " ORDER BY created_at, id LIMIT ?"
+            params.append(limit if limit is not None else -1)
+            return [WorkflowRecord.model_validate_json(r[0]) for r in conn.execute(sql, params)]
+
+        return await self.db.read(query)
+
+    async def checkpoints(self, workflow_id: str) -> dict[str, Checkpoint]:
+        """The checkpoints of ``workflow_id`` by task key."""
+
+        def query(conn: sqlite3.Connection) -> dict[str, Checkpoint]:
+            rows = conn.execute(
+                "SELECT task_key, data FROM checkpoints WHERE workflow_id = ?", (workflow_id,)
+            )
+            return {key: Checkpoint.model_validate_json(data) for key, data in rows}
+
+        return await self.db.read(query)
+
+    # -- the writer thread's side (WriteHandler) ------------------------------------
+
+    def write(self, conn: sqlite3.Connection, items: list[Any]) -> list[Any]:
+        results: list[Any] = []
+        for kind, arg, _future in items:
+            if kind == _SAVE:
+                conn.execute(
+                    "INSERT OR REPLACE INTO workflows (id, kind, state, created_at, data)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (arg.id, arg.kind, arg.state.value, arg.created_at, arg.model_dump_json()),
+                )
+                results.append(None)
+            elif kind == _CHECKPOINT:
+                conn.execute(
+                    "INSERT OR REPLACE INTO checkpoints (workflow_id, task_key, data)"
+                    " VALUES (?, ?, ?)",
+                    (arg.workflow_id, arg.task_key, arg.model_dump_json()),
+                )
+                results.append(None)
+            elif kind == _DELETE:
+                conn.execute("DELETE FROM workflows WHERE id = ?", (arg,))
+                conn.execute("DELETE FROM checkpoints WHERE workflow_id = ?", (arg,))
+                results.append(None)
+            else:
+                results.append(self._interrupt(conn, arg))
+        return results
+
+    @staticmethod
+    def _interrupt(conn: sqlite3.Connection, now: str) -> list[WorkflowRecord]:
+        rows = conn.execute(
+            f"SELECT data FROM workflows WHERE state IN ({','.join('?' * len(_UNFINISHED))})",
+            _UNFINISHED,
+        ).fetchall()
+        records = []
+        for (data,) in rows:
+            record = WorkflowRecord.model_validate_json(data).model_copy(
+                update={
+                    "state": WorkflowState.interrupted,
+                    "updated_at": now,
+                    "message": "interrupted: the server stopped while this workflow ran",
+                }
+            )
+            conn.execute(
+                "UPDATE workflows SET state = ?, data = ? WHERE id = ?",
+                (record.state.value, record.model_dump_json(), record.id),
+            )
+            records.append(record)
+        return records
+
+    def applied(self, items: list[Any], result: Any) -> None:
+        pass
+
+    def deliver(self, items: list[Any], result: Any, error: BaseException | None) -> None:
+        if error is not None:
+            log.error("workflow records were not stored: %s", error)
+        for index, (_kind, _arg, future) in enumerate(items):
+            if future is None or future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result[index])
