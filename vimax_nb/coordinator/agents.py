@@ -97,11 +97,12 @@ class Agent:
         self.concurrency = concurrency
         self.skills: dict[str, Skill] = {}
         self.handlers: dict[str, Callable[..., Any]] = {}
-        for attr in dir(type(self)):
-            found = getattr(getattr(type(self), attr, None), "__vimax_skill__", None)
-            if isinstance(found, Skill):
-                self.skills[found.id] = found
-                self.handlers[found.id] = getattr(self, attr)
+        for klass in reversed(type(self).__mro__):  # base classes first, in definition order
+            for attr, value in vars(klass).items():
+                found = getattr(value, "__vimax_skill__", None)
+                if isinstance(found, Skill):
+                    self.skills[found.id] = found
+                    self.handlers[found.id] = getattr(self, attr)
         self.running: dict[str, float] = {}
         self.assigned = 0
         self.offline = False
