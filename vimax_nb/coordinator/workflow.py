@@ -16,7 +16,7 @@ S = WorkflowState
 
 #: Every allowed change of a workflow's state.
 TRANSITIONS: Mapping[WorkflowState, frozenset[WorkflowState]] = {
-    S.pending: frozenset({S.running, S.paused, S.canceled, S.failed}),
+    S.pending: frozenset({S.running, S.paused, S.canceled, S.failed, S.interrupted}),
     S.running: frozenset({S.paused, S.completed, S.failed, S.canceled, S.interrupted}),
     S.paused: frozenset({S.running, S.completed, S.failed, S.canceled, S.interrupted}),
     S.interrupted: frozenset({S.running, S.canceled}),

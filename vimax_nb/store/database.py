@@ -110,6 +110,9 @@ class Database:
         self.synchronous = synchronous
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Taken by submit() and close(): nothing is queued behind the writer's stop.
+        self._submit_lock = threading.Lock()
+        self._closing: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: threading.Thread | None = None
         self._write_conn: sqlite3.Connection | None = None
@@ -139,6 +142,7 @@ class Database:
     def _open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._take_lock()
+        conn: sqlite3.Connection | None = None
         try:
             self.created = not self.path.exists() or self.path.stat().st_size == 0
             conn = self._connect()
@@ -148,11 +152,15 @@ class Database:
             conn.commit()
             self._write_conn = conn
         except BaseException:
+            if conn is not None:
+                conn.close()
             self._release_lock()
             raise
 
     def _take_lock(self) -> None:
-        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        # The lock sits beside the real file, so a path through a symbolic link
+        # finds the same lock as the file's own path.
+        fd = os.open(f"{os.path.realpath(self.path)}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -179,29 +187,51 @@ class Database:
         return conn
 
     async def close(self) -> None:
-        """Commit everything queued so far, stop the writer and close the file."""
-        if self.closed:
-            return
-        self.closed = True
-        self._queue.put(_STOP)
+        """Commit everything queued so far, stop the writer and close the file.
+
+        Every caller returns only once the file is released, so the path can be
+        opened again at once; the loop keeps running while reads and the last
+        batch finish.
+        """
+        if self._closing is None:
+            if self.closed:  # never opened
+                return
+            with self._submit_lock:
+                self.closed = True
+                self._queue.put(_STOP)
+            self._closing = asyncio.ensure_future(self._finish_close())
+        await asyncio.shield(self._closing)
+
+    async def _finish_close(self) -> None:
         if self._writer is not None:
+            # The writer hands its last batch to the loop before it ends, so that
+            # batch's delivery runs before this await returns.
             await asyncio.to_thread(self._writer.join)
-        # Let the writer's last delivery callback run before the caller goes on.
-        await asyncio.sleep(0)
+        await asyncio.to_thread(self._close_sync)
+
+    def _close_sync(self) -> None:
         self._readers.shutdown(wait=True)
-        for conn in self._reader_conns:
+        with self._reader_lock:
+            conns, self._reader_conns = self._reader_conns, []
+        for conn in conns:
             conn.close()
         if self._write_conn is not None:
             self._write_conn.close()
+            self._write_conn = None
         self._release_lock()
 
     # -- writing --------------------------------------------------------------------
 
     def submit(self, handler: WriteHandler, item: Any) -> None:
-        """Queue ``item`` for ``handler``; thread-safe, never blocks."""
-        if self.closed:
-            raise StoreError(f"the database {self.path} is closed")
-        self._queue.put((handler, item))
+        """Queue ``item`` for ``handler``; thread-safe, never blocks.
+
+        Raises :class:`StoreError` once :meth:`close` has begun; whatever was
+        queued before that is committed and delivered.
+        """
+        with self._submit_lock:
+            if self.closed:
+                raise StoreError(f"the database {self.path} is closed")
+            self._queue.put((handler, item))
 
     def add_maintenance(self, hook: Callable[[], None]) -> None:
         """Call ``hook()`` in the writer thread every ``maintenance_interval`` seconds.
@@ -215,20 +245,32 @@ class Database:
         assert self._loop is not None
         conn, loop = self._write_conn, self._loop
         stopping = False
+        carried: Any = None
         next_maintenance = time.monotonic() + self.maintenance_interval
         while not stopping:
-            try:
-                item = self._queue.get(timeout=max(0.0, next_maintenance - time.monotonic()))
-            except queue.Empty:
-                item = None
+            if carried is not None:
+                item, carried = carried, None
+            else:
+                try:
+                    item = self._queue.get(timeout=max(0.0, next_maintenance - time.monotonic()))
+                except queue.Empty:
+                    item = None
             groups: dict[WriteHandler, list[Any]] = {}
+            last: WriteHandler | None = None
             count = 0
             while item is not None:
                 if item is _STOP:
                     stopping = True
                     break
                 handler, payload = item
+                # A batch applies each handler's items together; a run_in_writer
+                # call must still see exactly the writes queued before it, so a
+                # call after other writes, or writes after a call, start a new batch.
+                if handler is not last and handler in groups and _CALL in groups:
+                    carried = item
+                    break
                 groups.setdefault(handler, []).append(payload)
+                last = handler
                 count += 1
                 if count >= self.max_batch:
                     break
@@ -238,7 +280,10 @@ class Database:
                     item = None
             if groups:
                 outcome = self._commit(conn, groups)
-                loop.call_soon_threadsafe(_deliver_all, outcome)
+                try:
+                    loop.call_soon_threadsafe(_deliver_all, outcome)
+                except RuntimeError:  # the loop is closed: nobody is left to tell
+                    log.error("store results dropped: the event loop is closed")
             if not stopping and time.monotonic() >= next_maintenance:
                 self._run_maintenance()
                 next_maintenance = time.monotonic() + self.maintenance_interval
@@ -269,7 +314,10 @@ class Database:
             return [(h, items, None, failure) for h, items in groups.items()]
         for handler, items, result, error in outcome:
             if error is None:
-                handler.applied(items, result)
+                try:
+                    handler.applied(items, result)
+                except Exception:
+                    log.exception("store bookkeeping failed for %s", type(handler).__name__)
         return outcome
 
     def _run_maintenance(self) -> None:
@@ -280,7 +328,10 @@ class Database:
                 log.exception("store maintenance failed")
 
     async def run_in_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in the writer thread, in the next batch's transaction."""
+        """Run ``fn(conn)`` in the writer thread, in the next batch's transaction.
+
+        ``fn`` sees every write queued before this call and none queued after it.
+        """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self.submit(_CALL, (fn, future))
         return await future

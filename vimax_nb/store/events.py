@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -12,21 +13,52 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
-from .database import Database
+from .database import Database, StoreError
 
 log = logging.getLogger(__name__)
 
 _APPEND, _PRUNE, _RESET, _FLUSH = range(4)
 _PREFIX_CACHE_LIMIT = 10_000
+_ENVELOPE = ("type", "room", "seq", "timestamp")
 
 
 def format_timestamp(seconds: float) -> str:
-    """``seconds`` since the epoch as ISO 8601 UTC with milliseconds (``...T12:00:00.250Z``)."""
-    whole = int(seconds)
-    millis = int((seconds - whole) * 1000)
+    """``seconds`` since the epoch as ISO 8601 UTC with milliseconds (``...T12:00:00.250Z``).
+
+    Milliseconds are truncated, after rounding to the microsecond so that a float
+    such as ``1.001`` (really ``1.000999...``) still reads ``.001``.
+    """
+    whole, millis = divmod(round(seconds * 1_000_000) // 1000, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+def _encode_payload(payload: object) -> tuple[bytes, bool]:
+    """The payload as compact-enough JSON object text, and whether it has any field.
+
+    Raises ValueError (or a subclass) for anything that is not a JSON object, that
+    cannot be serialized, or that sets one of the envelope's fields.
+    """
+    if isinstance(payload, bytes | bytearray | memoryview):
+        body = bytes(payload).strip()
+        fields = from_json(body, allow_inf_nan=False)
+        if not isinstance(fields, dict):
+            raise ValueError("the payload must be a JSON object")
+    elif isinstance(payload, Mapping):
+        fields = payload if isinstance(payload, dict) else dict(payload)
+        body = to_json(fields, inf_nan_mode="null")
+    else:
+        raise ValueError(
+            f"the payload must be a JSON object (a mapping or its JSON text), "
+            f"not {type(payload).__name__}"
+        )
+    for key in _ENVELOPE:
+        if key in fields:
+            raise ValueError(
+                f"the payload must not set {key!r}: the log sets type, room, seq and timestamp"
+            )
+    return body, bool(fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +150,13 @@ class EventLog:
         for room, top, floor in rooms:
             self._tops[room] = self._w_tops[room] = top
             self._floors[room] = self._w_floors[room] = floor
-        db.add_maintenance(lambda: db.submit(self, (_PRUNE, None, None)))
+        db.add_maintenance(self._queue_prune)
         return self
+
+    def _queue_prune(self) -> None:
+        """Maintenance hook (writer thread): apply age retention in the next batch."""
+        with contextlib.suppress(StoreError):  # closing: the file is about to go
+            self.db.submit(self, (_PRUNE, None, None))
 
     @staticmethod
     def _load(conn: sqlite3.Connection) -> tuple[str, list[tuple[str, int, int]]]:
@@ -138,12 +175,18 @@ class EventLog:
         """Queue an event for storage without waiting; listeners see it once stored.
 
         ``payload`` is the event's fields other than type, room, seq and timestamp,
-        as a mapping or as the JSON text of an object.
+        as a mapping or as the JSON text of an object. It is serialized later, on
+        the writer thread: do not change a mapping after handing it over. A
+        payload that cannot be stored is logged and dropped without using a seq.
         """
         self.db.submit(self, (_APPEND, room, type, payload, None))
 
     async def append(self, room: str, type: str, payload: Mapping[str, Any] | bytes) -> int:
-        """Store an event and return its seq once it is durable."""
+        """Store an event and return its seq once it is durable.
+
+        Raises TypeError, naming the room and the type, when ``payload`` is not a
+        JSON object or sets an envelope field; other appends are not affected.
+        """
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.db.submit(self, (_APPEND, room, type, payload, future))
         return await future
@@ -158,7 +201,12 @@ class EventLog:
         return result
 
     async def reset(self) -> str:
-        """Drop every event and start a new epoch; return it."""
+        """Drop every event and start a new epoch; return it.
+
+        Events queued before this call belong to the old epoch and go with it (an
+        ``append`` among them still returns the seq it had; listeners never see
+        them); events queued after it start the new epoch's rooms at seq 1.
+        """
         epoch: str = await self._call(_RESET, uuid.uuid4().hex)
         return epoch
 
@@ -168,9 +216,17 @@ class EventLog:
         return await future
 
     def add_listener(self, listener: EventListener) -> Callable[[], None]:
-        """Call ``listener(events)`` on the loop after each commit; return a remover."""
+        """Call ``listener(events)`` on the loop after each commit; return a remover.
+
+        The remover may be called more than once.
+        """
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return remove
 
     # -- reading ------------------------------------------------------------------
 
@@ -187,8 +243,8 @@ class EventLog:
         return list(self._tops)
 
     async def read(self, room: str, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
-        """Committed events of ``room`` with seq > ``after``, oldest first."""
-        return await self._read(room, after, None, limit)
+        """Committed events of ``room`` with seq > ``after``, oldest first (at most ``limit``)."""
+        return await self.db.read(lambda conn: self._select(conn, room, after, None, limit))
 
     async def replay(self, room: str, after: int | None, epoch: str | None = None) -> Replay:
         """The events a client that has seen up to ``after`` is missing.
@@ -196,29 +252,54 @@ class EventLog:
         ``top`` is taken when this is called: every event above it reaches the
         listeners after this call, so a subscriber that starts listening before
         calling ``replay`` misses nothing and sees nothing twice.
+
+        ``recovered`` is decided on what the read actually found, in one snapshot
+        with the stored epoch: retention or a reset that commits while the read
+        waits for a reader thread cannot pass a gap off as a full replay.
         """
+        if self.db.closed:
+            raise StoreError(f"the database {self.db.path} is closed")
         after = after or 0
-        top, floor = self.top(room), self.floor(room)
-        usable = (epoch is None or epoch == self.epoch) and after <= top
-        events = await self._read(room, after, top, None) if usable and after < top else []
-        recovered = usable and after >= floor
+        top, floor, current = self.top(room), self.floor(room), self.epoch
+        if (epoch is not None and epoch != current) or after > top:
+            return Replay(room, after, top, floor, False, [])
+
+        def query(conn: sqlite3.Connection) -> tuple[str | None, int, list[StoredEvent]]:
+            conn.execute("BEGIN")
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+                kept = conn.execute("SELECT floor FROM rooms WHERE room = ?", (room,)).fetchone()
+                events = self._select(conn, room, after, top, None) if after < top else []
+            finally:
+                conn.execute("COMMIT")
+            return (row[0] if row else None), (kept[0] if kept else 0), events
+
+        stored_epoch, stored_floor, events = await self.db.read(query)
+        if stored_epoch != current:  # reset since this call: those seqs mean other events
+            return Replay(room, after, top, floor, False, [])
+        floor = max(floor, min(stored_floor, top))
+        # Seqs are unique and within (after, top]: all there iff as many as that.
+        recovered = len(events) == top - after
         return Replay(room, after, top, floor, recovered, events)
 
-    async def _read(
-        self, room: str, after: int, until: int | None, limit: int | None
+    @staticmethod
+    def _select(
+        conn: sqlite3.Connection, room: str, after: int, until: int | None, limit: int | None
     ) -> list[StoredEvent]:
-        def query(conn: sqlite3.Connection) -> list[StoredEvent]:
-            rows = conn.execute(
-                "SELECT seq, type, stored_at, frame FROM events"
-                " WHERE room = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                (room, after, until if until is not None else 2**62, limit or -1),
-            )
-            return [
-                StoredEvent(room, seq, type_, format_timestamp(at), frame)
-                for seq, type_, at, frame in rows
-            ]
-
-        return await self.db.read(query)
+        rows = conn.execute(
+            "SELECT seq, type, stored_at, frame FROM events"
+            " WHERE room = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (
+                room,
+                after,
+                until if until is not None else 2**62,
+                -1 if limit is None else max(limit, 0),
+            ),
+        )
+        return [
+            StoredEvent(room, seq, type_, format_timestamp(at), frame)
+            for seq, type_, at, frame in rows
+        ]
 
     # -- the writer thread's side (WriteHandler) ------------------------------------
 
@@ -239,9 +320,9 @@ class EventLog:
             if kind == _APPEND:
                 _, room, type_, payload, _future = item
                 try:
-                    body = payload if isinstance(payload, bytes) else to_json(payload)
-                    if body[:1] != b"{":
-                        raise ValueError("the payload must be a JSON object")
+                    if not (isinstance(room, str) and room and isinstance(type_, str) and type_):
+                        raise ValueError("the room and the type must be non-empty strings")
+                    body, has_fields = _encode_payload(payload)
                 except Exception as exc:  # this event alone is refused
                     results.append(
                         TypeError(f"event {type_!r} for room {room!r} cannot be stored: {exc}")
@@ -250,7 +331,7 @@ class EventLog:
                 seq = (tops.get(room) or base_tops.get(room, 0)) + 1
                 tops[room] = seq
                 prefix = prefixes.get((room, type_)) or self._prefix(room, type_)
-                tail = b"," + body[1:] if len(body) > 2 else b"}"
+                tail = b"," + body[1:] if has_fields else b"}"
                 frame = b'%s%d,"timestamp":"%s"%s' % (prefix, seq, stamp, tail)
                 rows.append((room, seq, now, type_, frame))
                 stored.append(StoredEvent(room, seq, type_, timestamp, frame))
@@ -260,7 +341,7 @@ class EventLog:
             rows = []
             if kind == _PRUNE:
                 cutoff_now = item[1] if item[1] is not None else now
-                results.append(self._prune_by_age(conn, cutoff_now, tops, floors))
+                results.append(self._prune_by_age(conn, cutoff_now, floors, base_floors))
             elif kind == _RESET:
                 conn.execute("DELETE FROM events")
                 conn.execute("DELETE FROM rooms")
@@ -306,17 +387,28 @@ class EventLog:
         for room, top in tops.items():
             floor = floors.get(room) or base_floors.get(room, 0)
             if top - floor > keep + slack:
-                self._drop_through(conn, room, top - keep, floors)
+                self._drop_through(conn, room, top - keep, floors, base_floors)
 
+    @staticmethod
     def _drop_through(
-        self, conn: sqlite3.Connection, room: str, seq: int, floors: dict[str, int]
+        conn: sqlite3.Connection,
+        room: str,
+        seq: int,
+        floors: dict[str, int],
+        base_floors: dict[str, int],
     ) -> None:
+        # ``base_floors`` are the floors this batch started from: empty after a
+        # reset earlier in the batch, whose epoch owes nothing to the old floors.
         conn.execute("DELETE FROM events WHERE room = ? AND seq <= ?", (room, seq))
         conn.execute("UPDATE rooms SET floor = max(floor, ?) WHERE room = ?", (seq, room))
-        floors[room] = max(seq, floors.get(room, 0), self._w_floors.get(room, 0))
+        floors[room] = max(seq, floors.get(room, 0), base_floors.get(room, 0))
 
     def _prune_by_age(
-        self, conn: sqlite3.Connection, now: float, tops: dict[str, int], floors: dict[str, int]
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        floors: dict[str, int],
+        base_floors: dict[str, int],
     ) -> dict[str, int]:
         if self.retention.max_age is None:
             return {}
@@ -325,7 +417,7 @@ class EventLog:
             "SELECT room, max(seq) FROM events WHERE stored_at < ? GROUP BY room", (cutoff,)
         ).fetchall()
         for room, seq in expired:
-            self._drop_through(conn, room, seq, floors)
+            self._drop_through(conn, room, seq, floors, base_floors)
         return {room: floors[room] for room, _ in expired}
 
     def applied(self, items: list[Any], result: Any) -> None:

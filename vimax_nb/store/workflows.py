@@ -11,12 +11,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..protocol import WorkflowRecord, WorkflowState
-from .database import Database
+from .database import Database, StoreError
 
 log = logging.getLogger(__name__)
 
 _SAVE, _CHECKPOINT, _DELETE, _INTERRUPT = range(4)
-_UNFINISHED = (WorkflowState.running.value, WorkflowState.paused.value)
+_UNFINISHED = tuple(
+    s.value for s in (WorkflowState.pending, WorkflowState.running, WorkflowState.paused)
+)
 
 
 class Checkpoint(BaseModel):
@@ -37,6 +39,9 @@ class WorkflowStore:
 
     Writes are queued to the writer thread in order (``*_nowait`` returns at once,
     the coroutines return once the write is durable); reads see what is committed.
+    A record or checkpoint is serialized when it is handed over, so what is stored
+    is the object as it was then, and one that cannot be serialized is refused at
+    once (TypeError) instead of failing the writes queued with it.
     """
 
     def __init__(self, db: Database) -> None:
@@ -46,26 +51,26 @@ class WorkflowStore:
 
     def save_nowait(self, record: WorkflowRecord) -> None:
         """Queue ``record`` to be stored, replacing any earlier version."""
-        self.db.submit(self, (_SAVE, record, None))
+        self.db.submit(self, (_SAVE, _record_row(record), None))
 
     async def save(self, record: WorkflowRecord) -> None:
         """Store ``record`` and wait until it is durable."""
-        await self._call(_SAVE, record)
+        await self._call(_SAVE, _record_row(record))
 
     def save_checkpoint_nowait(self, checkpoint: Checkpoint) -> None:
         """Queue ``checkpoint`` to be stored, replacing one for the same task."""
-        self.db.submit(self, (_CHECKPOINT, checkpoint, None))
+        self.db.submit(self, (_CHECKPOINT, _checkpoint_row(checkpoint), None))
 
     async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Store ``checkpoint`` and wait until it is durable."""
-        await self._call(_CHECKPOINT, checkpoint)
+        await self._call(_CHECKPOINT, _checkpoint_row(checkpoint))
 
     async def delete(self, workflow_id: str) -> None:
         """Forget a workflow and its checkpoints."""
         await self._call(_DELETE, workflow_id)
 
     async def interrupt_unfinished(self, now: str) -> list[WorkflowRecord]:
-        """Mark every workflow stored as running or paused ``interrupted``; return them.
+        """Mark every workflow stored as pending, running or paused ``interrupted``; return them.
 
         Called at start: those workflows were cut off when the process stopped.
         """
@@ -122,27 +127,36 @@ class WorkflowStore:
     def write(self, conn: sqlite3.Connection, items: list[Any]) -> list[Any]:
         results: list[Any] = []
         for kind, arg, _future in items:
-            if kind == _SAVE:
-                conn.execute(
-                    "INSERT OR REPLACE INTO workflows (id, kind, state, created_at, data)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (arg.id, arg.kind, arg.state.value, arg.created_at, arg.model_dump_json()),
-                )
-                results.append(None)
-            elif kind == _CHECKPOINT:
-                conn.execute(
-                    "INSERT OR REPLACE INTO checkpoints (workflow_id, task_key, data)"
-                    " VALUES (?, ?, ?)",
-                    (arg.workflow_id, arg.task_key, arg.model_dump_json()),
-                )
-                results.append(None)
-            elif kind == _DELETE:
-                conn.execute("DELETE FROM workflows WHERE id = ?", (arg,))
-                conn.execute("DELETE FROM checkpoints WHERE workflow_id = ?", (arg,))
-                results.append(None)
-            else:
-                results.append(self._interrupt(conn, arg))
+            # Each item in its own savepoint: one failing write fails alone.
+            conn.execute("SAVEPOINT item")
+            try:
+                results.append(self._write_one(conn, kind, arg))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO item")
+                log.error("workflow store write failed: %s", exc)
+                results.append(StoreError(f"could not store workflow data: {exc}"))
+            conn.execute("RELEASE item")
         return results
+
+    def _write_one(self, conn: sqlite3.Connection, kind: int, arg: Any) -> Any:
+        if kind == _SAVE:
+            conn.execute(
+                "INSERT OR REPLACE INTO workflows (id, kind, state, created_at, data)"
+                " VALUES (?, ?, ?, ?, ?)",
+                arg,
+            )
+            return None
+        if kind == _CHECKPOINT:
+            conn.execute(
+                "INSERT OR REPLACE INTO checkpoints (workflow_id, task_key, data) VALUES (?, ?, ?)",
+                arg,
+            )
+            return None
+        if kind == _DELETE:
+            conn.execute("DELETE FROM workflows WHERE id = ?", (arg,))
+            conn.execute("DELETE FROM checkpoints WHERE workflow_id = ?", (arg,))
+            return None
+        return self._interrupt(conn, arg)
 
     @staticmethod
     def _interrupt(conn: sqlite3.Connection, now: str) -> list[WorkflowRecord]:
@@ -177,5 +191,26 @@ class WorkflowStore:
                 continue
             if error is not None:
                 future.set_exception(error)
+            elif isinstance(result[index], StoreError):
+                future.set_exception(result[index])
             else:
                 future.set_result(result[index])
+
+
+def _record_row(record: WorkflowRecord) -> tuple[str, str, str, str, str]:
+    try:
+        data = record.model_dump_json()
+    except ValueError as exc:
+        raise TypeError(f"workflow {record.id!r} cannot be stored: {exc}") from exc
+    return (record.id, record.kind, WorkflowState(record.state).value, record.created_at, data)
+
+
+def _checkpoint_row(checkpoint: Checkpoint) -> tuple[str, str, str]:
+    try:
+        data = checkpoint.model_dump_json()
+    except ValueError as exc:
+        raise TypeError(
+            f"checkpoint {checkpoint.task_key!r} of workflow {checkpoint.workflow_id!r} "
+            f"cannot be stored: {exc}"
+        ) from exc
+    return (checkpoint.workflow_id, checkpoint.task_key, data)
