@@ -32,7 +32,7 @@ def _print_event(event: Any) -> None:
         print(f"error: {event.message}", file=sys.stderr, flush=True)
 
 
-async def run_demo(idea: str, beats: int, workdir: Path) -> int:
+async def run_demo(idea: str, beats: int | None, workdir: Path) -> int:
     """Run the storyboard demo through a coordinator; every event goes to the event log."""
     store = await Store.open(workdir / "vimax.sqlite3")
     coordinator = Coordinator(store=store, workdir=workdir)
@@ -48,7 +48,7 @@ async def run_demo(idea: str, beats: int, workdir: Path) -> int:
     await coordinator.start()
     try:
         record = await coordinator.submit("storyboard-demo", {"idea": idea, "beats": beats})
-        print(f"workflow {record.id}: {record.kind}, {beats} beats", flush=True)
+        print(f"workflow {record.id}: {record.kind}", flush=True)
         done = await coordinator.wait(record.id)
     finally:
         await coordinator.stop()
@@ -68,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run a small storyboard workflow through the agents")
     demo.add_argument("idea", nargs="?", default=DEFAULT_IDEA, help="the story idea")
-    demo.add_argument("--beats", type=int, default=6, help="panels to draw (1 to 50)")
+    demo.add_argument(
+        "--beats", type=int, default=None, help="panels to draw, 1 to 50 (default: one a sentence)"
+    )
     demo.add_argument(
         "--workdir", type=Path, default=Path("vimax-work"), help="where results and the database go"
     )

@@ -34,10 +34,12 @@ class Screenwriter(Agent):
     @skill(description="Turn an idea into story beats, one per sentence")
     def write_beats(self, ctx: TaskContext) -> list[str]:
         idea = ctx.workflow_params["idea"]
-        beats = [s.strip() for s in re.split(r"(?<=[.!?])\s+", idea) if s.strip()]
-        while len(beats) < ctx.workflow_params["beats"]:
-            beats.append(f"Later: {beats[len(beats) % max(1, len(beats))]}")
-        return beats[: ctx.workflow_params["beats"]]
+        sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", idea) if s.strip()]
+        wanted = ctx.workflow_params["beats"] or len(sentences)
+        beats = sentences[:wanted]
+        while len(beats) < wanted:  # revisit the idea from a new angle
+            beats.append(f"Again, closer: {sentences[len(beats) % len(sentences)]}")
+        return beats
 
 
 class StoryboardArtist(Agent):
@@ -78,8 +80,8 @@ class StoryboardDemo(Pipeline):
         idea = params.get("idea")
         if not isinstance(idea, str) or not idea.strip():
             raise ValueError("'idea' is required: a sentence or more of text")
-        beats = params.get("beats", 6)
-        if not isinstance(beats, int) or not 1 <= beats <= 50:
+        beats = params.get("beats")
+        if beats is not None and (not isinstance(beats, int) or not 1 <= beats <= 50):
             raise ValueError(f"'beats' must be a whole number from 1 to 50 (got {beats!r})")
         return {"idea": idea.strip(), "beats": beats}
 
