@@ -6,8 +6,6 @@ import asyncio
 import sqlite3
 import sys
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,35 +13,9 @@ import pytest
 
 from vimax_nb.store import Database, EventLog, Store, StoreError, StoreLocked
 
+from .helpers import held_writer, opened_db
+
 PROJECT = Path(__file__).resolve().parents[2]  # the child process imports vimax_nb from here
-
-
-@asynccontextmanager
-async def opened_db(path: Path, **options: Any) -> AsyncIterator[Database]:
-    db = await Database.open(path, **options)
-    try:
-        yield db
-    finally:
-        await db.close()
-
-
-@asynccontextmanager
-async def held_writer(db: Database) -> AsyncIterator[asyncio.Future[Any]]:
-    """Keep the writer thread busy inside ``run_in_writer`` until the block ends."""
-    started, release = threading.Event(), threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> str:
-        started.set()
-        if not release.wait(60):
-            raise TimeoutError("the test never released the writer")
-        return "released"
-
-    future = asyncio.ensure_future(db.run_in_writer(hold))
-    assert await asyncio.to_thread(started.wait, 60)
-    try:
-        yield future
-    finally:
-        release.set()
 
 
 def sqlite_scalar(path: Path, sql: str, *params: Any) -> Any:

@@ -10,8 +10,7 @@ import sqlite3
 import threading
 import time
 import types
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from typing import Any
 import pytest
 
 from vimax_nb.store import (
-    Database,
     EventLog,
     Retention,
     Store,
@@ -28,41 +26,10 @@ from vimax_nb.store import (
     format_timestamp,
 )
 
+from .helpers import held_writer, opened
+
 ROOM = "workflow:w1"
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-
-
-@asynccontextmanager
-async def opened(
-    path: Path, retention: Retention | None = None, **options: Any
-) -> AsyncIterator[Store]:
-    store = await Store.open(path, retention=retention, **options)
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@asynccontextmanager
-async def held_writer(db: Database) -> AsyncIterator[asyncio.Future[Any]]:
-    """Keep the writer thread busy inside ``run_in_writer`` until the block ends.
-
-    Whatever is queued inside the block is committed together in the next batch.
-    """
-    started, release = threading.Event(), threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> str:
-        started.set()
-        if not release.wait(60):
-            raise TimeoutError("the test never released the writer")
-        return "released"
-
-    future = asyncio.ensure_future(db.run_in_writer(hold))
-    assert await asyncio.to_thread(started.wait, 60)
-    try:
-        yield future
-    finally:
-        release.set()
 
 
 def seqs(events: Sequence[StoredEvent]) -> list[int]:

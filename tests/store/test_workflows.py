@@ -3,45 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from vimax_nb.protocol import WorkflowRecord, WorkflowState
-from vimax_nb.store import Checkpoint, Database, Store, StoreError, WorkflowStore
+from vimax_nb.store import Checkpoint, Store, StoreError, WorkflowStore
 
-
-@asynccontextmanager
-async def opened(path: Path, **options: Any) -> AsyncIterator[Store]:
-    store = await Store.open(path, **options)
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@asynccontextmanager
-async def held_writer(db: Database) -> AsyncIterator[asyncio.Future[Any]]:
-    """Keep the writer thread busy inside ``run_in_writer`` until the block ends."""
-    started, release = threading.Event(), threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> str:
-        started.set()
-        if not release.wait(60):
-            raise TimeoutError("the test never released the writer")
-        return "released"
-
-    future = asyncio.ensure_future(db.run_in_writer(hold))
-    assert await asyncio.to_thread(started.wait, 60)
-    try:
-        yield future
-    finally:
-        release.set()
+from .helpers import held_writer, opened
 
 
 async def barrier(workflows: WorkflowStore) -> None:
