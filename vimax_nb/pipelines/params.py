@@ -1,0 +1,37 @@
+"""The parameters of Idea2Video and Script2Video workflows, validated."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+
+
+class VideoParams(BaseModel):
+    """What both pipelines take."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    style: str = Field(default="cinematic", max_length=200, description="the visual style")
+    user_requirement: str = Field(default="", max_length=2_000, description="wishes and limits")
+    scenes: int = Field(default=1, ge=1, le=10, description="the most scenes to make")
+    shots_per_scene: int = Field(default=4, ge=1, le=24)
+    width: int = Field(default=640, ge=64, le=3840, multiple_of=2)
+    height: int = Field(default=360, ge=64, le=2160, multiple_of=2)
+    fps: int = Field(default=12, ge=1, le=60)
+    seconds_per_shot: float = Field(default=2.0, gt=0, le=30)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+class Idea2VideoParams(VideoParams):
+    """An idea in a sentence or a paragraph, turned into a story, a script and a video."""
+
+    idea: Text
+
+
+class Script2VideoParams(VideoParams):
+    """A script (scene headings optional) turned into a video."""
+
+    script: Text
