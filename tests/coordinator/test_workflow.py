@@ -138,3 +138,33 @@ def test_a_task_key_cannot_be_added_twice() -> None:
 def test_a_graph_needs_stages() -> None:
     with pytest.raises(ValueError, match="at least one stage"):
         TaskGraph([])
+
+
+def test_tasks_planned_later_can_hold_back_a_waiting_task() -> None:
+    graph = TaskGraph(STAGES)
+    graph.add([TaskSpec("plan", "write", "write"), TaskSpec("final", "write", "write", ("plan",))])
+    scenes = [TaskSpec(f"scene/{i}", "draw", "draw", ("plan",), blocks=("final",)) for i in (0, 1)]
+    ready = graph.succeeded(graph.tasks["plan"], "two scenes", scenes)
+    # The scenes were added before plan counted as done: final now waits for them too.
+    assert [t.key for t in ready] == ["scene/0", "scene/1"]
+    assert graph.succeeded(graph.tasks["scene/0"], "A") == []
+    assert [t.key for t in graph.succeeded(graph.tasks["scene/1"], "B")] == ["final"]
+    assert graph.inputs_of(graph.tasks["final"]) == {
+        "plan": "two scenes",
+        "scene/0": "A",
+        "scene/1": "B",
+    }
+
+
+def test_only_waiting_tasks_can_be_held_back_and_never_by_their_own_dependency() -> None:
+    graph = TaskGraph(STAGES)
+    [first] = graph.add([TaskSpec("first", "write", "write")])
+    first.state = TaskState.ready
+    with pytest.raises(ValueError, match="cannot hold back 'first': it is already ready"):
+        graph.add([TaskSpec("late", "draw", "draw", blocks=("first",))])
+    graph.add([TaskSpec("second", "draw", "draw", ("first",))])
+    with pytest.raises(ValueError, match="cannot hold back 'second': it depends on it"):
+        graph.add([TaskSpec("third", "draw", "draw", ("second",), blocks=("second",))])
+    with pytest.raises(ValueError, match="blocks unknown tasks"):
+        graph.add([TaskSpec("fourth", "draw", "draw", blocks=("ghost",))])
+    assert set(graph.tasks) == {"first", "second"}

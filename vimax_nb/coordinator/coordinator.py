@@ -338,7 +338,12 @@ class Coordinator:
     ) -> list[Task]:
         """Record a success; return the tasks it made ready."""
         result = value if isinstance(value, TaskResult) else TaskResult(value)
-        ready = run.graph.succeeded(task, result.value)
+        try:
+            expansion = list(task.spec.expand(result.value)) if task.spec.expand else []
+            ready = run.graph.succeeded(task, result.value, expansion)
+        except Exception as exc:
+            self._fail(run, task, None, exc, retryable=False, why="could not plan the next tasks")
+            return []
         if not restored:
             self._completions.append(time.monotonic())
             if self.store is not None:
@@ -366,14 +371,6 @@ class Coordinator:
                     url=f"/vimax/api/workflows/{run.id}/artifacts/{artifact.path}",
                 )
             )
-        if task.spec.expand is not None:
-            try:
-                ready.extend(run.graph.add(task.spec.expand(result.value)))
-            except Exception as exc:
-                self._fail(
-                    run, task, None, exc, retryable=False, why="could not plan the next tasks"
-                )
-                return []
         event = "task_restored" if restored else "task_completed"
         self.reporter.emit(run.progress_event(None, event=event, task=task.key, agent=task.agent))
         self.reporter.progress_changed(run)

@@ -66,14 +66,18 @@ class TaskSpec:
     """A unit of work: run skill ``skill`` once its ``deps`` (task keys) have succeeded.
 
     ``expand``, when given, is called with the task's result once it succeeds and
-    returns more tasks to add to the workflow (fan-out, such as one per shot).
-    ``max_attempts`` overrides the coordinator's retry limit for this task.
+    returns more tasks to add to the workflow (fan-out, such as one per shot); they
+    are added before the task counts as done, so they may depend on it. ``blocks``
+    names tasks that have not started yet and must now also wait for this one
+    (a final edit that waits for scenes planned later). ``max_attempts`` overrides
+    the coordinator's retry limit for this task.
     """
 
     key: str
     skill: str
     stage: str
     deps: tuple[str, ...] = ()
+    blocks: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     expand: Callable[[Any], Iterable[TaskSpec]] | None = None
     max_attempts: int | None = None
@@ -177,37 +181,49 @@ class TaskGraph:
         self.tasks: dict[str, Task] = {}
         self._waiting_on: dict[str, set[str]] = {}
         self._dependents: dict[str, list[str]] = {}
+        self._held_by: dict[str, set[str]] = {}  # deps a task got from others' ``blocks``
         self._counts = {stage.name: [0, 0] for stage in self.stages}  # [succeeded, total]
         self._order = 0
 
     def add(self, specs: Iterable[TaskSpec]) -> list[Task]:
         """Add tasks; return those whose dependencies have all succeeded already.
 
-        Every dependency must be a task of this graph or of ``specs``; keys are unique.
+        Every dependency must be a task of this graph or of ``specs``; keys are
+        unique; a task may only hold back (``blocks``) tasks that are still waiting.
+        The batch is added whole or, on a ValueError, not at all.
         """
         batch = list(specs)
         keys = {spec.key for spec in batch}
         if len(keys) != len(batch):
             raise ValueError("task keys must be unique within a batch")
+        deps_of = {spec.key: set(spec.deps) for spec in batch}
+        holds: dict[str, set[str]] = {}  # existing task -> new tasks it must wait for
         for spec in batch:
-            if spec.key in self.tasks:
-                raise ValueError(f"task {spec.key!r} already exists in this workflow")
-            if spec.stage not in self.stage_index:
-                raise ValueError(
-                    f"task {spec.key!r} names stage {spec.stage!r}, which is not one of "
-                    f"{[s.name for s in self.stages]}"
-                )
-            unknown = [d for d in spec.deps if d not in self.tasks and d not in keys]
-            if unknown:
-                raise ValueError(f"task {spec.key!r} depends on unknown tasks {unknown}")
-        _check_acyclic(batch)
+            self._check_spec(spec, keys)
+            for target in spec.blocks:
+                if target in keys:
+                    deps_of[target].add(spec.key)
+                else:
+                    holds.setdefault(target, set()).add(spec.key)
+        _check_acyclic(deps_of)
+        for target, blockers in holds.items():
+            for blocker in blockers:
+                if self._reaches(blocker, target, deps_of):
+                    raise ValueError(
+                        f"task {blocker!r} cannot hold back {target!r}: it depends on it"
+                    )
         ready: list[Task] = []
         for spec in batch:
             self._order += 1
             task = self.tasks[spec.key] = Task(spec, self._order)
             self._counts[spec.stage][1] += 1
+            extra = deps_of[spec.key] - set(spec.deps)
+            if extra:
+                self._held_by[spec.key] = extra
             pending = {
-                d for d in spec.deps if d in keys or self.tasks[d].state != TaskState.succeeded
+                d
+                for d in deps_of[spec.key]
+                if d in keys or self.tasks[d].state != TaskState.succeeded
             }
             for dep in pending:
                 self._dependents.setdefault(dep, []).append(spec.key)
@@ -215,14 +231,59 @@ class TaskGraph:
                 self._waiting_on[spec.key] = pending
             else:
                 ready.append(task)
+        for target, blockers in holds.items():
+            self._held_by.setdefault(target, set()).update(blockers)
+            self._waiting_on[target].update(blockers)
+            for blocker in blockers:
+                self._dependents.setdefault(blocker, []).append(target)
         return ready
 
-    def succeeded(self, task: Task, result: Any) -> list[Task]:
-        """Record ``task``'s success; return the tasks that it made ready."""
-        task.state = TaskState.succeeded
+    def _check_spec(self, spec: TaskSpec, batch: set[str]) -> None:
+        if spec.key in self.tasks:
+            raise ValueError(f"task {spec.key!r} already exists in this workflow")
+        if spec.stage not in self.stage_index:
+            raise ValueError(
+                f"task {spec.key!r} names stage {spec.stage!r}, which is not one of "
+                f"{[s.name for s in self.stages]}"
+            )
+        unknown = [d for d in (*spec.deps, *spec.blocks) if d not in self.tasks and d not in batch]
+        if unknown:
+            raise ValueError(f"task {spec.key!r} depends on or blocks unknown tasks {unknown}")
+        for target in spec.blocks:
+            existing = self.tasks.get(target)
+            if existing is not None and existing.state != TaskState.waiting:
+                raise ValueError(
+                    f"task {spec.key!r} cannot hold back {target!r}: it is already "
+                    f"{existing.state.value}"
+                )
+
+    def _reaches(self, start: str, goal: str, batch_deps: dict[str, set[str]]) -> bool:
+        """Whether ``start`` depends, directly or not, on ``goal``."""
+        seen: set[str] = set()
+        stack = [start]
+        while stack:
+            key = stack.pop()
+            if key == goal:
+                return True
+            if key in seen:
+                continue
+            seen.add(key)
+            if key in batch_deps:
+                stack.extend(batch_deps[key])
+            else:
+                task = self.tasks[key]
+                stack.extend(task.spec.deps)
+                stack.extend(self._held_by.get(key, ()))
+        return False
+
+    def succeeded(self, task: Task, result: Any, expansion: Iterable[TaskSpec] = ()) -> list[Task]:
+        """Record ``task``'s success and add the tasks it expands into; return the
+        tasks that became ready (its dependents and new tasks with nothing to wait for).
+        """
         task.result = result
+        ready = self.add(expansion)
+        task.state = TaskState.succeeded
         self._counts[task.spec.stage][0] += 1
-        ready = []
         for key in self._dependents.pop(task.key, ()):
             waiting = self._waiting_on[key]
             waiting.discard(task.key)
@@ -232,8 +293,10 @@ class TaskGraph:
         return ready
 
     def inputs_of(self, task: Task) -> dict[str, Any]:
-        """The results of ``task``'s dependencies by key."""
-        return {dep: self.tasks[dep].result for dep in task.spec.deps}
+        """The results of the tasks ``task`` waited for (``deps`` and those that held
+        it back), by key."""
+        keys = (*task.spec.deps, *sorted(self._held_by.get(task.key, ())))
+        return {dep: self.tasks[dep].result for dep in keys}
 
     def all_succeeded(self) -> bool:
         """Whether every task has succeeded."""
@@ -270,9 +333,9 @@ class TaskGraph:
         return min(1.0, done / total_weight)
 
 
-def _check_acyclic(batch: list[TaskSpec]) -> None:
+def _check_acyclic(deps_of: dict[str, set[str]]) -> None:
     # Dependencies on earlier tasks cannot form a cycle; only those within the batch can.
-    within = {spec.key: [d for d in spec.deps if d in {s.key for s in batch}] for spec in batch}
+    within = {key: sorted(d for d in deps if d in deps_of) for key, deps in deps_of.items()}
     state: dict[str, int] = {}
 
     def visit(key: str, path: list[str]) -> None:
