@@ -94,10 +94,10 @@ class StoryPipeline(Pipeline):
         edit = TaskSpec("edit", "edit", "edit", deps=tuple(d.key for d in draws))
         return [*draws, edit]
 
-    def checkpoint(self, spec: TaskSpec, result: TaskResult) -> Any | None:
+    def checkpoint(self, workflow_id: str, spec: TaskSpec, result: TaskResult) -> Any | None:
         return result.value
 
-    def restore(self, spec: TaskSpec, checkpoint: Any) -> Any | None:
+    def restore(self, workflow_id: str, spec: TaskSpec, checkpoint: Any) -> Any | None:
         return checkpoint.result
 
     def result(self, graph: TaskGraph) -> dict[str, Any]:

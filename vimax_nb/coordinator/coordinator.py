@@ -310,7 +310,7 @@ class Coordinator:
             task = work.popleft()
             checkpoint = run.checkpoints.get(task.key)
             if checkpoint is not None:
-                restored = run.pipeline.restore(task.spec, checkpoint)
+                restored = run.pipeline.restore(run.id, task.spec, checkpoint)
                 if restored is not None:
                     work.extend(self._succeeded(run, task, restored, restored=True))
                     continue
@@ -347,7 +347,7 @@ class Coordinator:
         if not restored:
             self._completions.append(time.monotonic())
             if self.store is not None:
-                data = run.pipeline.checkpoint(task.spec, result)
+                data = run.pipeline.checkpoint(run.id, task.spec, result)
                 if data is not None:
                     self.store.workflows.save_checkpoint_nowait(
                         Checkpoint(

@@ -409,11 +409,12 @@ class Pipeline:
         """The first tasks of a workflow with these (validated) parameters."""
         raise NotImplementedError
 
-    def restore(self, spec: TaskSpec, checkpoint: Any) -> Any | None:
-        """The result of ``spec`` from its stored checkpoint, or None to run it again."""
+    def restore(self, workflow_id: str, spec: TaskSpec, checkpoint: Any) -> Any | None:
+        """The result of ``spec`` from its stored :class:`~vimax_nb.store.Checkpoint`,
+        or None to run the task again."""
         return None
 
-    def checkpoint(self, spec: TaskSpec, result: TaskResult) -> Any | None:
+    def checkpoint(self, workflow_id: str, spec: TaskSpec, result: TaskResult) -> Any | None:
         """JSON-able data to store for a finished task, or None to store nothing."""
         return None
 

@@ -1,0 +1,108 @@
+"""Providers that wrap the procedural ones to count, fail or hold calls."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from vimax_nb.coordinator import Coordinator, RetryPolicy, TaskCanceled
+from vimax_nb.pipelines import register_vimax
+from vimax_nb.providers import ChatRequest, ImageOutput, Providers, VideoRequest, make_providers
+from vimax_nb.providers.base import PathLike, ProviderError
+from vimax_nb.store import Store
+
+from ..coordinator.toy import Recorder
+
+SMALL = {"width": 160, "height": 96, "fps": 6, "seconds_per_shot": 1.0, "shots_per_scene": 3}
+
+
+class Wrapped:
+    """Procedural providers whose calls are counted, and may fail or wait first.
+
+    ``fail(role, call_number)`` returns an exception to raise instead of calling.
+    ``gate``, when set for a role, holds that role's calls until it is opened
+    (a canceled task stops waiting).
+    """
+
+    def __init__(self, fail: Callable[[str, int], Exception | None] | None = None) -> None:
+        self.inner = make_providers()
+        self.calls: Counter[str] = Counter()
+        self.fail = fail
+        self.gates: dict[str, threading.Event] = {}
+        self.waiting: dict[str, threading.Semaphore] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, role: str) -> tuple[threading.Event, threading.Semaphore]:
+        """Make ``role``'s calls wait; returns the gate to open and a semaphore released
+        each time a call starts waiting."""
+        self.gates[role] = threading.Event()
+        self.waiting[role] = threading.Semaphore(0)
+        return self.gates[role], self.waiting[role]
+
+    def _enter(self, role: str, token: Any = None) -> None:
+        with self._lock:
+            self.calls[role] += 1
+            number = self.calls[role]
+        gate = self.gates.get(role)
+        if gate is not None:
+            self.waiting[role].release()
+            while not gate.wait(0.02):
+                if token is not None and token.cancelled:
+                    raise TaskCanceled("canceled while held")
+        if self.fail is not None and (error := self.fail(role, number)) is not None:
+            raise error
+
+    def complete(self, request: ChatRequest[Any]) -> Any:
+        self._enter("chat")
+        return self.inner.chat.complete(request)
+
+    def generate_single_image(
+        self, prompt: str, reference_image_paths: Sequence[PathLike] = (), size: str = "640x360"
+    ) -> ImageOutput:
+        self._enter("image")
+        return self.inner.image.generate_single_image(prompt, reference_image_paths, size)
+
+    def generate_single_video(
+        self, prompt: str, reference_image_paths: Sequence[PathLike], request: VideoRequest
+    ) -> Path:
+        self._enter("video", request.cancel_token)
+        return self.inner.video.generate_single_video(prompt, reference_image_paths, request)
+
+    def providers(self) -> Providers:
+        return Providers(chat=self, image=self, video=self)
+
+
+def flaky(rate: float, seed: int = 7) -> Callable[[str, int], Exception | None]:
+    """Fail about ``rate`` of the calls with a retryable error, the same calls each run."""
+    rng = random.Random(seed)
+    lock = threading.Lock()
+
+    def fail(role: str, number: int) -> Exception | None:
+        with lock:
+            unlucky = rng.random() < rate
+        return ProviderError(f"{role} busy (call {number})", retryable=True) if unlucky else None
+
+    return fail
+
+
+@asynccontextmanager
+async def vimax(
+    workdir: Path, wrapped: Wrapped | None = None, **options: Any
+) -> AsyncIterator[tuple[Coordinator, Recorder]]:
+    """A started coordinator with the ViMax agents and pipelines, storing in ``workdir``."""
+    store = await Store.open(workdir / "vimax.sqlite3")
+    options.setdefault("retry", RetryPolicy(max_attempts=3, backoff=0.0))
+    coordinator = Coordinator(store=store, workdir=workdir, **options)
+    register_vimax(coordinator, wrapped.providers() if wrapped else None)
+    recorder = Recorder(coordinator)
+    await coordinator.start()
+    try:
+        yield coordinator, recorder
+    finally:
+        await coordinator.stop()
+        await store.close()

@@ -1,0 +1,183 @@
+"""What Idea2Video and Script2Video share: the per-scene task graph, checkpoints, results.
+
+A scene grows in three steps, each planned from the previous step's result:
+storyboard -> one description per shot and the camera tree -> per shot its frames
+(a child camera's first shot waits for its parent shot's frames) and its clip ->
+the scene's video. Every task that is planned later holds back the final edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..coordinator import Pipeline, TaskGraph, TaskResult, TaskSpec
+from ..store import Checkpoint
+
+FINAL = "final"
+
+
+def portrait_tasks(characters: list[dict[str, Any]]) -> list[TaskSpec]:
+    """One portrait task per character."""
+    return [
+        TaskSpec(
+            f"portrait/{c['idx']}",
+            "paint_portraits",
+            "portraits",
+            deps=("characters",),
+            params={"character": c},
+            label=c["identifier_in_scene"],
+        )
+        for c in characters
+    ]
+
+
+def storyboard_task(
+    scene_idx: int,
+    scene_dir: str,
+    scene: dict[str, Any],
+    deps: tuple[str, ...],
+    *,
+    scene_video: bool,
+    holds_final: bool,
+) -> TaskSpec:
+    """The storyboard of one scene, which plans the rest of the scene."""
+    key = f"scene/{scene_idx}/storyboard"
+    return TaskSpec(
+        key,
+        "design_storyboard",
+        "storyboard",
+        deps=deps,
+        params={"scene_idx": scene_idx, "scene_dir": scene_dir, "scene": scene},
+        blocks=(FINAL,) if holds_final else (),
+        expand=lambda board: _plan_shots(key, board, scene_video=scene_video),
+    )
+
+
+def _plan_shots(storyboard: str, board: Mapping[str, Any], *, scene_video: bool) -> list[TaskSpec]:
+    prefix = f"scene/{board['scene_idx']}"
+    describes = [
+        TaskSpec(
+            f"{prefix}/shot/{j}/describe",
+            "decompose_shot",
+            "shots",
+            deps=(storyboard,),
+            params={"storyboard": storyboard, "shot_idx": j},
+        )
+        for j in range(len(board["shots"]))
+    ]
+    cameras = TaskSpec(
+        f"{prefix}/cameras",
+        "construct_camera_tree",
+        "cameras",
+        deps=(storyboard, *(d.key for d in describes)),
+        params={"storyboard": storyboard},
+        blocks=(FINAL,),
+        expand=lambda plan: _plan_frames(f"{prefix}/cameras", plan, scene_video=scene_video),
+    )
+    return [*describes, cameras]
+
+
+def _plan_frames(cameras: str, plan: Mapping[str, Any], *, scene_video: bool) -> list[TaskSpec]:
+    prefix = f"scene/{plan['scene_idx']}"
+    portraits = {c["idx"] for c in plan["characters"]}
+    after: dict[int, int] = {}  # shot -> the shot whose frames it waits for
+    for camera in plan["cameras"]:
+        first, *rest = camera["active_shot_idxs"]
+        if camera.get("parent_shot_idx") is not None:
+            after[first] = camera["parent_shot_idx"]
+        for shot in rest:
+            after[shot] = first
+    specs: list[TaskSpec] = []
+    clips = []
+    for j, shot in enumerate(plan["shots"]):
+        visible = sorted(set(shot["ff_vis_char_idxs"]) | set(shot["lf_vis_char_idxs"]))
+        deps = [cameras, *(f"portrait/{i}" for i in visible if i in portraits)]
+        if j in after:
+            deps.append(f"{prefix}/shot/{after[j]}/frames")
+        frames = TaskSpec(
+            f"{prefix}/shot/{j}/frames",
+            "paint_frames",
+            "frames",
+            deps=tuple(deps),
+            params={"cameras": cameras, "shot_idx": j},
+        )
+        clip = TaskSpec(
+            f"{prefix}/shot/{j}/clip",
+            "generate_clip",
+            "clips",
+            deps=(cameras, frames.key),
+            params={"cameras": cameras, "frames": frames.key, "shot_idx": j},
+            blocks=() if scene_video else (FINAL,),
+        )
+        specs += [frames, clip]
+        clips.append(clip.key)
+    if scene_video:
+        specs.append(
+            TaskSpec(
+                f"{prefix}/video",
+                "assemble_scene",
+                "scene_video",
+                deps=tuple(clips),
+                params={"scene_idx": plan["scene_idx"], "scene_dir": plan["scene_dir"]},
+                blocks=(FINAL,),
+            )
+        )
+    return specs
+
+
+def content_hash(folder: Path, relatives: list[str]) -> str | None:
+    """sha256 over the named files' bytes, or None if one is missing."""
+    digest = hashlib.sha256()
+    for relative in relatives:
+        try:
+            digest.update(relative.encode() + b"\0" + (folder / relative).read_bytes())
+        except OSError:
+            return None
+    return digest.hexdigest()
+
+
+class ViMaxPipeline(Pipeline):
+    """Checkpoints and results shared by the ViMax pipelines.
+
+    A finished task's checkpoint is its JSON result plus a hash of the files it
+    wrote; it is reused only while every file is still there, unchanged.
+    """
+
+    def __init__(self, workdir: str | Path) -> None:
+        self.workdir = Path(workdir)
+
+    def checkpoint(self, workflow_id: str, spec: TaskSpec, result: TaskResult) -> Any | None:
+        paths = [a.path for a in result.artifacts]
+        return {"value": result.value, "hash": content_hash(self.workdir / workflow_id, paths)}
+
+    def restore(self, workflow_id: str, spec: TaskSpec, checkpoint: Any) -> Any | None:
+        assert isinstance(checkpoint, Checkpoint)
+        data = checkpoint.result
+        if not isinstance(data, dict) or "value" not in data:
+            return None
+        current = content_hash(self.workdir / workflow_id, checkpoint.artifacts)
+        if current is None or current != data.get("hash"):
+            return None
+        return data["value"]
+
+    def result(self, graph: TaskGraph) -> dict[str, Any]:
+        final = graph.tasks[FINAL].result
+        frames, clips = [], []
+        for key, task in graph.tasks.items():
+            if key.endswith("/frames"):
+                frames += [task.result["first_frame"], task.result["last_frame"]]
+            elif key.endswith("/clip"):
+                clips.append(task.result["video"])
+        story = graph.tasks["story"].result if "story" in graph.tasks else None
+        script = graph.tasks["script"].result if "script" in graph.tasks else None
+        return {
+            **final,
+            "story": story,
+            "script": script,
+            "characters": graph.tasks["characters"].result,
+            "frames": frames,
+            "clips": clips,
+        }

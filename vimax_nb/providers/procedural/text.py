@@ -1,0 +1,393 @@
+"""An offline chat model that writes with a small grammar: :class:`ProceduralChatModel`.
+
+It answers the pipelines' tasks without a network or a model: the same task, inputs and
+seed always give the same answer, character for character, in any process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ...pipelines.models import (
+    Camera,
+    CameraTree,
+    CharacterInScene,
+    CharacterList,
+    Scene,
+    Script,
+    ShotBriefDescription,
+    ShotDescription,
+    Story,
+    Storyboard,
+)
+from ..base import ChatRequest, M, ProviderError
+from . import _grammar as g
+
+CAMERA_MOVES: tuple[str, ...] = g.CAMERA_MOVES
+"""The camera moves a shot's ``motion_desc`` names, exactly one of them."""
+TASKS: tuple[str, ...] = (
+    "develop_story", "extract_characters", "write_script", "design_storyboard",
+    "decompose_shot", "construct_camera_tree", "parse_request",
+)  # fmt: skip
+
+T = TypeVar("T")
+Inputs = Mapping[str, Any]
+
+
+class ProceduralChatModel:
+    """A deterministic, offline :class:`~vimax_nb.providers.base.ChatModel`.
+
+    Dispatches on ``request.task`` (one of :data:`TASKS`) and ignores
+    ``request.instructions``. The answer is built as the pipelines' model for the task
+    and returned validated as ``request.response_model``. Raises
+    :class:`ProviderError` (never retryable) for an unknown task, bad inputs, or a
+    response model the answer does not fit. Safe to share between threads.
+    """
+
+    name = "procedural"
+
+    def complete(self, request: ChatRequest[M]) -> M:
+        """Answer ``request``; same task, inputs and seed give an identical answer."""
+        handler = _HANDLERS.get(request.task)
+        if handler is None:
+            raise ProviderError(
+                f"the procedural chat model does not know the task {request.task!r}; "
+                f"it knows {', '.join(TASKS)}",
+                provider=self.name,
+            )
+        digest = hashlib.sha256(
+            json.dumps(request.inputs, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        rng = random.Random(f"{request.seed}:{request.task}:{digest}")
+        try:
+            answer = handler(request.inputs, rng)
+        except KeyError as exc:
+            raise ProviderError(f"{request.task}: missing input {exc}", provider=self.name) from exc
+        except (TypeError, ValueError) as exc:
+            raise ProviderError(f"{request.task}: bad inputs: {exc}", provider=self.name) from exc
+        try:
+            return request.response_model.model_validate(answer.model_dump())
+        except ValidationError as exc:
+            raise ProviderError(
+                f"{request.task} answers with a {type(answer).__name__}, which does not fit "
+                f"the response model {request.response_model.__name__}",
+                provider=self.name,
+            ) from exc
+
+
+def _chunks(items: Sequence[T], n: int) -> list[list[T]]:
+    """``items`` in ``n`` contiguous, balanced, non-empty parts (repeating when short)."""
+    size = len(items)
+    return [
+        list(items[i * size // n : (i + 1) * size // n]) or [items[min(i * size // n, size - 1)]]
+        for i in range(n)
+    ]
+
+
+def _count(value: Any, what: str, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise ValueError(f"{what} must be a whole number from 1 to {high}, not {value!r}")
+    return value
+
+
+def _when(tod: str) -> str:
+    """``at night``, ``by day``, ``in the morning``."""
+    special = {"day": "by day", "night": "at night", "dawn": "at dawn", "dusk": "at dusk"}
+    return special.get(tod.lower(), f"in the {tod}")
+
+
+def _characters(data: Any) -> list[CharacterInScene]:
+    return [CharacterInScene.model_validate(c) for c in data or []]
+
+
+# -- develop_story -----------------------------------------------------------------------
+
+
+def _develop_story(inputs: Inputs, rng: random.Random) -> Story:
+    """Five paragraphs (setup, incident, rising action, climax, resolution) naming the idea's
+    characters (at least two: a companion joins a lone hero) the same way throughout."""
+    idea = " ".join(str(inputs["idea"]).split())
+    if not idea:
+        raise ValueError("the idea is empty")
+    tone = g.tone(str(inputs.get("user_requirement", "")), str(inputs.get("style", "")))
+    cast, phrases, tokens = g.cast_of(idea, rng)
+    if len(cast) == 1:
+        free = [n for n in g.NAMES if n != cast[0].name]
+        cast.append(g.Cast(rng.choice(free), rng.choice(g.COMPANIONS)))
+    hero, ally = cast[0], cast[1]
+    goal_raw = hero.goal
+    goal = goal_raw
+    for member in cast[1:]:
+        if member.source:
+            goal = re.sub(rf"\b{re.escape(member.source)}\b", member.name, goal, count=1)
+    kinds = [(p, g.kind(p, tokens)) for p in phrases]
+    place = next((g.the(p.bare) for p, k in kinds if k == "place"), None) or next(
+        (f"the {w}" for w in g.places(idea)), rng.choice(g.DEFAULT_PLACES)
+    )
+    thing = next((f"{tokens[p.start].lower()} {p.bare}" for p, k in kinds if k == "thing"), "")
+    thing = thing or rng.choice(g.THINGS)
+    trouble = next((p.bare for p, k in kinds if k == "event"), rng.choice(g.TROUBLES[tone]))
+    dream = goal if goal and goal == goal_raw else rng.choice(g.DREAMS)
+    slots = {
+        "H": hero.name, "hd": hero.desc, "A": ally.name, "ad": ally.desc,
+        "A_intro": f"{ally.name}, {ally.desc},", "place": place, "Place": place.capitalize(),
+        "thing": thing, "the_thing": "the " + thing.split(" ", 1)[1], "trouble": trouble,
+        "dream": dream, "goal": goal or dream, "tod": rng.choice(g.TODS),
+    }  # fmt: skip
+    rising = rng.choice(g.RISING)
+    if len(cast) > 2:
+        rising += g.EXTRA_CAST.format(C=cast[2].name, cd=cast[2].desc)
+    beats = [g.SETUP, g.INCIDENT, (rising,), g.CLIMAX[tone], g.RESOLUTION]
+    text = "\n\n".join(rng.choice(options).format_map(slots) for options in beats)
+    words = [t for t in tokens if t[0].isalpha()]
+    if words and words[0].lower() in ("a", "an"):
+        words[0] = "the"
+    animate = [p for p, k in kinds if k == "animate"]
+    things = [p for p, k in kinds if k == "thing"]
+    if len(words) > 7 and len(animate) > 1 and animate[0].count == 1:
+        words = f"the {animate[0].one} and the {animate[1].one}".split()
+    elif len(words) > 7:
+        short = f"{hero.name} and the {things[0].bare}" if things else f"the story of {hero.name}"
+        words = short.split()
+    title = g.title_case(words)
+    verb = "sets out to" if goal_raw.startswith("find") else rng.choice(g.LOGLINE_VERBS)
+    logline = f"{hero.name}, {hero.desc}, {verb} {goal_raw}."
+    if not goal_raw:
+        logline = f"{hero.name}, {hero.desc}, and {ally.name}, {ally.desc}, face the {trouble}."
+    return Story(title=title, logline=logline, text=text)
+
+
+# -- extract_characters ------------------------------------------------------------------
+
+
+def _extract_characters(inputs: Inputs, rng: random.Random) -> CharacterList:
+    """One to six characters in order of first appearance, idx 0..n-1."""
+    found = g.find_characters(str(inputs["text"]))
+    return CharacterList(
+        characters=[
+            CharacterInScene(idx=i, identifier_in_scene=name, static_features=s, dynamic_features=d)
+            for i, (name, desc) in enumerate(found)
+            for s, d in [g.features(name, desc)]
+        ]
+    )
+
+
+# -- write_script and design_storyboard --------------------------------------------------
+
+
+def _write_script(inputs: Inputs, rng: random.Random) -> Script:
+    """Exactly ``scenes`` scenes following the story in order, each with 2-4 lines of
+    dialogue spoken by the given characters present in it."""
+    story = Story.model_validate(inputs["story"])
+    n = _count(inputs["scenes"], "scenes", 50)
+    names = [c.identifier_in_scene for c in _characters(inputs.get("characters"))]
+    names = names or [name for name, _ in g.find_characters(story.text)]
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", story.text) if p.strip()]
+    if len(paragraphs) < n:
+        paragraphs = [s for p in paragraphs for s in re.split(r"(?<=[.!?])\s+", p) if s]
+    tokens = g.TOKEN.findall(story.text)
+    things = [p for p in g.phrases(tokens) if g.kind(p, tokens) == "thing"]
+    thing = f"{tokens[things[0].start].lower()} {things[0].bare}" if things else "this"
+    everywhere = g.places(story.text)
+    scenes = []
+    for i, chunk in enumerate(_chunks(paragraphs, n)):
+        part = " ".join(chunk)
+        present = [name for name in names if g.mentions(part, name)] or names[:1]
+        location = next(iter(g.places(part) + everywhere), None) or rng.choice(g.DEFAULT_LOCATIONS)
+        tod = next((t for cue, t in g.TIME_CUES if re.search(rf"\b{cue}\b", part.lower())), "")
+        tod = tod or g.TIMES[i * len(g.TIMES) // n]
+        outdoor = set(location.split()) & g.OUTDOOR
+        lines = [f"{'EXT' if outdoor else 'INT'}. {location.upper()} - {tod.upper()}", part, ""]
+        count = rng.randint(2, 4)
+        for j in range(count):
+            speaker = present[j % len(present)]
+            others = [name for name in present if name != speaker]
+            beat = g.BEATS[min(4, int((i + (j + 0.5) / count) / n * 5))]
+            options = [t for t in g.DIALOGUE[beat] if others or "{other}" not in t]
+            line = rng.choice(options).format(
+                other=others[0] if others else "", place=g.the(location), thing=thing
+            )
+            lines.append(f"{speaker.upper()}: {line}")
+        scenes.append(
+            Scene(
+                idx=i,
+                location=location,
+                time_of_day=tod,
+                characters=present,
+                script="\n".join(lines),
+            )
+        )
+    return Script(title=story.title, scenes=scenes)
+
+
+def _design_storyboard(inputs: Inputs, rng: random.Random) -> Storyboard:
+    """Exactly ``shots`` shots: a wide master first (camera 0), then the scene's lines, each
+    filmed on its speaker (close on the first character, over the shoulder on others);
+    cameras are numbered 0, 1, 2 in order of first use."""
+    scene = Scene.model_validate(inputs["scene"])
+    n = _count(inputs["shots"], "shots", 48)
+    names = [c.identifier_in_scene for c in _characters(inputs.get("characters"))]
+    by_key = {name.lower(): name for name in names}
+    dialogue = [
+        (by_key[s[0].lower()], s[1])
+        for line in scene.script.splitlines()
+        if (s := g.speaker(line)) is not None and s[0].lower() in by_key
+    ]
+    listed = {c.lower() for c in scene.characters}
+    present = [x for x in names if x.lower() in listed or g.mentions(scene.script, x)] or names[:1]
+    place, tod = g.the(scene.location), scene.time_of_day
+    ambience = next(
+        (sound for words, sound in g.AMBIENCE if set(words.split()) & set(place.lower().split())),
+        g.DEFAULT_AMBIENCE,
+    )
+    roles: list[str] = []
+    shots = []
+    for i in range(n):
+        line = dialogue.pop(0) if dialogue and (i or n == 1) else None
+        a = present[0] if present else ""
+        if i == 0 or not present:
+            role, subject = "wide", ""
+        elif line:
+            role, subject = ("close", a) if line[0] == a else ("reverse", line[0])
+        else:
+            choices = ["wide", "close"] + (["reverse"] if len(present) > 1 else [])
+            role = rng.choice([r for r in choices if r != roles[-1]])
+            subject = a if role == "close" else present[1] if role == "reverse" else ""
+        if role == "wide":
+            action = rng.choice(g.SOLO_ACTIONS if len(present) == 1 else g.GROUP_ACTIONS)
+            who = f": {g.join_names(present)} {action}" if present else ", empty and still"
+            visual = f"Wide shot of {place} {_when(tod)}{who}."
+        elif role == "close":
+            visual = f"Close-up of {subject} in {place}, {rng.choice(g.EXPRESSIONS)}."
+        else:
+            shoulder = a if subject != a else present[1]
+            visual = (
+                f"Over-the-shoulder shot from behind {shoulder} in {place}: "
+                f"{subject} {rng.choice(g.REACTIONS)}."
+            )
+        audio = f'{line[0]}: "{line[1]}"' if line else f"Ambience: {ambience}."
+        roles.append(role)
+        shots.append((role, visual, audio))
+    cams: dict[str, int] = {}
+    for role in roles:
+        cams.setdefault(role, len(cams))
+    return Storyboard(
+        shots=[
+            ShotBriefDescription(
+                idx=i, is_last=i == n - 1, cam_idx=cams[role], visual_desc=visual, audio_desc=audio
+            )
+            for i, (role, visual, audio) in enumerate(shots)
+        ]
+    )
+
+
+# -- decompose_shot and construct_camera_tree --------------------------------------------
+
+
+def _decompose_shot(inputs: Inputs, rng: random.Random) -> ShotDescription:
+    """Keeps the brief; frames name only characters the brief names; one camera move."""
+    fields = ShotBriefDescription.model_fields
+    brief = ShotBriefDescription.model_validate(
+        {k: v for k, v in dict(inputs["shot"]).items() if k in fields}
+    )
+    chars = _characters(inputs.get("characters"))
+    scene = Scene.model_validate(inputs["scene"]) if inputs.get("scene") else None
+    place = g.the(scene.location if scene else "scene")
+    when = _when(scene.time_of_day if scene else "day")
+    visible = [
+        i for i, c in enumerate(chars) if g.mentions(brief.visual_desc, c.identifier_in_scene)
+    ]
+    names = [chars[i].identifier_in_scene for i in visible]
+    text = brief.visual_desc.lower()
+    role = "close" if text.startswith("close") else "reverse" if "shoulder" in text else "wide"
+    move = rng.choice(g.MOVES_BY_ROLE[role])
+    variation = "small" if move == "static" else "large" if move.startswith("dolly") else "medium"
+    first = visible[:1] if variation == "large" and len(visible) > 1 else visible
+    framing = {"wide": "Wide shot", "close": "Close-up", "reverse": "Over-the-shoulder shot"}[role]
+    start, end = rng.choice(g.START_POSES), rng.choice(g.END_POSES)
+    if not visible:
+        start, end = "empty, the light low", "empty, the light shifted"
+    ff_who = g.join_names(names[: len(first)]) + ", " if first else ""
+    lf_who = g.join_names(names) + ", " if names else ""
+    ff = f"{framing}, {place} {when}: {ff_who}{start}."
+    lf = f"{framing}, {g.END_FRAMING[move]}, {place} {when}: {lf_who}{end}."
+    if len(first) < len(visible):
+        plural = len(names) > 2
+        motion = f"{g.join_names(names[1:])} step{'' if plural else 's'} into view by {names[0]}"
+        reason = f"the camera travels and {g.join_names(names[1:])} enter{'' if plural else 's'}"
+    else:
+        options = g.PAIR_MOTIONS if len(names) > 1 else g.SOLO_MOTIONS if names else g.EMPTY_MOTIONS
+        x, y = (names[0], names[-1]) if names else ("", "")
+        motion = rng.choice(options).format(X=x, Y=y, loc=place[4:])
+        reason = {
+            "small": "the camera holds still; only small movements change",
+            "medium": f"the camera moves ({move}) and reframes the subject",
+            "large": "the camera travels and the framing changes a lot",
+        }[variation]
+    return ShotDescription(
+        **brief.model_dump(),
+        variation_type=variation,
+        variation_reason=reason,
+        ff_desc=ff,
+        ff_vis_char_idxs=first,
+        lf_desc=lf,
+        lf_vis_char_idxs=visible,
+        motion_desc=f"Camera: {move}. {motion[:1].upper()}{motion[1:]}.",
+    )
+
+
+def _construct_camera_tree(inputs: Inputs, rng: random.Random) -> CameraTree:
+    """One camera per camera index, in order of first use; shot 0's camera is the root and
+    every other camera's parent is the shot just before its first shot."""
+    shots = inputs["shots"]
+    if not isinstance(shots, Sequence) or isinstance(shots, str) or not shots:
+        raise ProviderError("construct_camera_tree needs a non-empty list of shots")
+    pairs = []
+    for shot in shots:
+        idx, cam = (shot.get(k) if isinstance(shot, Mapping) else None for k in ("idx", "cam_idx"))
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (idx, cam)):
+            raise ProviderError(f"construct_camera_tree: a shot needs idx and cam_idx: {shot!r}")
+        pairs.append((int(idx), int(cam)))  # type: ignore[arg-type]
+    pairs.sort()
+    if [idx for idx, _ in pairs] != list(range(len(pairs))):
+        raise ProviderError(
+            f"construct_camera_tree: shot idx must be 0..{len(pairs) - 1}, each once; "
+            f"got {[idx for idx, _ in pairs]}"
+        )
+    cameras: dict[int, Camera] = {}
+    for idx, cam in pairs:
+        if cam in cameras:
+            cameras[cam].active_shot_idxs.append(idx)
+        else:
+            parent = pairs[idx - 1] if idx else None
+            cameras[cam] = Camera(
+                idx=cam,
+                active_shot_idxs=[idx],
+                parent_cam_idx=parent[1] if parent else None,
+                parent_shot_idx=parent[0] if parent else None,
+            )
+    return CameraTree(cameras=list(cameras.values()))
+
+
+def _parse_request(inputs: Inputs, rng: random.Random) -> BaseModel:
+    from ...pipelines.request import parse_request_offline
+
+    return parse_request_offline(str(inputs["request"]))
+
+
+_HANDLERS: dict[str, Callable[[Inputs, random.Random], BaseModel]] = {
+    "develop_story": _develop_story,
+    "extract_characters": _extract_characters,
+    "write_script": _write_script,
+    "design_storyboard": _design_storyboard,
+    "decompose_shot": _decompose_shot,
+    "construct_camera_tree": _construct_camera_tree,
+    "parse_request": _parse_request,
+}
