@@ -94,8 +94,10 @@ class StoryPipeline(Pipeline):
         edit = TaskSpec("edit", "edit", "edit", deps=tuple(d.key for d in draws))
         return [*draws, edit]
 
-    def checkpoint(self, workflow_id: str, spec: TaskSpec, result: TaskResult) -> Any | None:
-        return result.value
+    def checkpoint(
+        self, workflow_id: str, spec: TaskSpec, result: TaskResult
+    ) -> tuple[Any, str | None]:
+        return result.value, None
 
     def restore(self, workflow_id: str, spec: TaskSpec, checkpoint: Any) -> Any | None:
         return checkpoint.result

@@ -115,6 +115,9 @@ async def test_a_resumed_run_does_not_redo_finished_work(tmp_path: Path) -> None
     # The coordinator stopped with clips held: the workflow is interrupted.
     before = dict(wrapped.calls)
     assert before["image"] > 0
+    # A checkpoint whose file changed is not trusted: that shot's frames are painted again.
+    tampered = tmp_path / record.id / "scene_0" / "shots" / "1" / "first_frame.png"
+    tampered.write_bytes(tampered.read_bytes() + b"\0")
     gate.set()
     async with vimax(tmp_path, wrapped) as (coordinator, recorder):
         assert (await coordinator.get_workflow(record.id)).state == WorkflowState.interrupted
@@ -122,7 +125,7 @@ async def test_a_resumed_run_does_not_redo_finished_work(tmp_path: Path) -> None
         done = await coordinator.wait(record.id, timeout=120)
     assert done.state == WorkflowState.completed, done.message
     assert wrapped.calls["chat"] == before["chat"]  # story, script, storyboard... all restored
-    assert wrapped.calls["image"] == before["image"]  # no portrait or frame painted again
+    assert wrapped.calls["image"] == before["image"] + 2  # only shot 1's two frames
     assert wrapped.calls["video"] - before["video"] == 3  # the three clips, and only them
     restored = {
         e.details["task"]
@@ -130,6 +133,7 @@ async def test_a_resumed_run_does_not_redo_finished_work(tmp_path: Path) -> None
         if e.details.get("event") == "task_restored"
     }
     assert {"story", "script", "scene/0/shot/2/frames"} <= restored
+    assert "scene/0/shot/1/frames" not in restored
 
 
 async def test_transient_provider_failures_are_retried_to_a_complete_video(tmp_path: Path) -> None:

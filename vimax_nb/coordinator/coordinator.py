@@ -347,16 +347,17 @@ class Coordinator:
         if not restored:
             self._completions.append(time.monotonic())
             if self.store is not None:
-                data = run.pipeline.checkpoint(run.id, task.spec, result)
-                if data is not None:
+                stored = run.pipeline.checkpoint(run.id, task.spec, result)
+                if stored is not None:
                     self.store.workflows.save_checkpoint_nowait(
                         Checkpoint(
                             workflow_id=run.id,
                             task_key=task.key,
                             stage=task.spec.stage,
                             artifacts=[a.path for a in result.artifacts],
+                            content_hash=stored[1],
                             attempts=task.attempts,
-                            result=data,
+                            result=stored[0],
                             updated_at=format_timestamp(time.time()),
                         )
                     )

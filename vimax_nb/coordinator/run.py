@@ -111,8 +111,10 @@ class WorkflowRun:
             self.progress = max(self.progress, self.graph.fraction_done())
         stage, index = self.stage_position()
         if message is None and self.state == WorkflowState.running:
-            done, total = self.graph.counts(stage)
-            message = f"{stage}: {done}/{total} done"
+            task = self.graph.tasks.get(details.get("task", ""))
+            about = task.spec.stage if task is not None else stage
+            done, total = self.graph.counts(about)
+            message = f"{about}: {done}/{total} done"
         if message is not None:
             self.message = message
         details["stages"] = self.graph.stage_counts()

@@ -414,8 +414,11 @@ class Pipeline:
         or None to run the task again."""
         return None
 
-    def checkpoint(self, workflow_id: str, spec: TaskSpec, result: TaskResult) -> Any | None:
-        """JSON-able data to store for a finished task, or None to store nothing."""
+    def checkpoint(
+        self, workflow_id: str, spec: TaskSpec, result: TaskResult
+    ) -> tuple[Any, str | None] | None:
+        """What to store for a finished task: JSON-able data and a hash of the content
+        it produced (or None), or None to store nothing."""
         return None
 
     def result(self, graph: TaskGraph) -> dict[str, Any]:

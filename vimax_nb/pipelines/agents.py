@@ -296,7 +296,7 @@ class Editor(Agent):
             "width": info.width,
             "height": info.height,
             "fps": info.fps,
-            "frames": info.frames,
+            "frame_count": info.frames,
             "duration": info.duration,
         }
         return TaskResult(value, [Artifact("final video", "video", "final_video.mp4")])

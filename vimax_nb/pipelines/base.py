@@ -149,19 +149,18 @@ class ViMaxPipeline(Pipeline):
     def __init__(self, workdir: str | Path) -> None:
         self.workdir = Path(workdir)
 
-    def checkpoint(self, workflow_id: str, spec: TaskSpec, result: TaskResult) -> Any | None:
+    def checkpoint(
+        self, workflow_id: str, spec: TaskSpec, result: TaskResult
+    ) -> tuple[Any, str | None]:
         paths = [a.path for a in result.artifacts]
-        return {"value": result.value, "hash": content_hash(self.workdir / workflow_id, paths)}
+        return result.value, content_hash(self.workdir / workflow_id, paths)
 
     def restore(self, workflow_id: str, spec: TaskSpec, checkpoint: Any) -> Any | None:
         assert isinstance(checkpoint, Checkpoint)
-        data = checkpoint.result
-        if not isinstance(data, dict) or "value" not in data:
-            return None
         current = content_hash(self.workdir / workflow_id, checkpoint.artifacts)
-        if current is None or current != data.get("hash"):
+        if current is None or current != checkpoint.content_hash:
             return None
-        return data["value"]
+        return checkpoint.result
 
     def result(self, graph: TaskGraph) -> dict[str, Any]:
         final = graph.tasks[FINAL].result

@@ -35,7 +35,6 @@ other camera names as parent the camera and shot it cuts from: a shot that comes
 camera's first shot."""
 
 
-
 def portrait_prompt(character: CharacterInScene, view: str, style: str) -> str:
     """The prompt for one view (front, side, back) of a character's portrait."""
     return compose_prompt(

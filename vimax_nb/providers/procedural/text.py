@@ -28,9 +28,10 @@ from ...pipelines.models import (
     Storyboard,
 )
 from ..base import ChatRequest, M, ProviderError
-from . import _grammar as g
+from . import _reading as rd
+from . import _words as wd
 
-CAMERA_MOVES: tuple[str, ...] = g.CAMERA_MOVES
+CAMERA_MOVES: tuple[str, ...] = wd.CAMERA_MOVES
 """The camera moves a shot's ``motion_desc`` names, exactly one of them."""
 TASKS: tuple[str, ...] = (
     "develop_story", "extract_characters", "write_script", "design_storyboard",
@@ -116,35 +117,35 @@ def _develop_story(inputs: Inputs, rng: random.Random) -> Story:
     idea = " ".join(str(inputs["idea"]).split())
     if not idea:
         raise ValueError("the idea is empty")
-    tone = g.tone(str(inputs.get("user_requirement", "")), str(inputs.get("style", "")))
-    cast, phrases, tokens = g.cast_of(idea, rng)
+    tone = rd.tone(str(inputs.get("user_requirement", "")), str(inputs.get("style", "")))
+    cast, phrases, tokens = rd.cast_of(idea, rng)
     if len(cast) == 1:
-        free = [n for n in g.NAMES if n != cast[0].name]
-        cast.append(g.Cast(rng.choice(free), rng.choice(g.COMPANIONS)))
+        free = [n for n in wd.NAMES if n != cast[0].name]
+        cast.append(rd.Cast(rng.choice(free), rng.choice(wd.COMPANIONS)))
     hero, ally = cast[0], cast[1]
     goal_raw = hero.goal
     goal = goal_raw
     for member in cast[1:]:
         if member.source:
             goal = re.sub(rf"\b{re.escape(member.source)}\b", member.name, goal, count=1)
-    kinds = [(p, g.kind(p, tokens)) for p in phrases]
-    place = next((g.the(p.bare) for p, k in kinds if k == "place"), None) or next(
-        (f"the {w}" for w in g.places(idea)), rng.choice(g.DEFAULT_PLACES)
+    kinds = [(p, rd.kind(p, tokens)) for p in phrases]
+    place = next((rd.the(p.bare) for p, k in kinds if k == "place"), None) or next(
+        (f"the {w}" for w in rd.places(idea)), rng.choice(wd.DEFAULT_PLACES)
     )
     thing = next((f"{tokens[p.start].lower()} {p.bare}" for p, k in kinds if k == "thing"), "")
-    thing = thing or rng.choice(g.THINGS)
-    trouble = next((p.bare for p, k in kinds if k == "event"), rng.choice(g.TROUBLES[tone]))
-    dream = goal if goal and goal == goal_raw else rng.choice(g.DREAMS)
+    thing = thing or rng.choice(wd.THINGS)
+    trouble = next((p.bare for p, k in kinds if k == "event"), rng.choice(wd.TROUBLES[tone]))
+    dream = goal if goal and goal == goal_raw else rng.choice(wd.DREAMS)
     slots = {
         "H": hero.name, "hd": hero.desc, "A": ally.name, "ad": ally.desc,
         "A_intro": f"{ally.name}, {ally.desc},", "place": place, "Place": place.capitalize(),
         "thing": thing, "the_thing": "the " + thing.split(" ", 1)[1], "trouble": trouble,
-        "dream": dream, "goal": goal or dream, "tod": rng.choice(g.TODS),
+        "dream": dream, "goal": goal or dream, "tod": rng.choice(wd.TODS),
     }  # fmt: skip
-    rising = rng.choice(g.RISING)
+    rising = rng.choice(wd.RISING)
     if len(cast) > 2:
-        rising += g.EXTRA_CAST.format(C=cast[2].name, cd=cast[2].desc)
-    beats = [g.SETUP, g.INCIDENT, (rising,), g.CLIMAX[tone], g.RESOLUTION]
+        rising += wd.EXTRA_CAST.format(C=cast[2].name, cd=cast[2].desc)
+    beats = [wd.SETUP, wd.INCIDENT, (rising,), wd.CLIMAX[tone], wd.RESOLUTION]
     text = "\n\n".join(rng.choice(options).format_map(slots) for options in beats)
     words = [t for t in tokens if t[0].isalpha()]
     if words and words[0].lower() in ("a", "an"):
@@ -156,8 +157,8 @@ def _develop_story(inputs: Inputs, rng: random.Random) -> Story:
     elif len(words) > 7:
         short = f"{hero.name} and the {things[0].bare}" if things else f"the story of {hero.name}"
         words = short.split()
-    title = g.title_case(words)
-    verb = "sets out to" if goal_raw.startswith("find") else rng.choice(g.LOGLINE_VERBS)
+    title = rd.title_case(words)
+    verb = "sets out to" if goal_raw.startswith("find") else rng.choice(wd.LOGLINE_VERBS)
     logline = f"{hero.name}, {hero.desc}, {verb} {goal_raw}."
     if not goal_raw:
         logline = f"{hero.name}, {hero.desc}, and {ally.name}, {ally.desc}, face the {trouble}."
@@ -169,12 +170,12 @@ def _develop_story(inputs: Inputs, rng: random.Random) -> Story:
 
 def _extract_characters(inputs: Inputs, rng: random.Random) -> CharacterList:
     """One to six characters in order of first appearance, idx 0..n-1."""
-    found = g.find_characters(str(inputs["text"]))
+    found = rd.find_characters(str(inputs["text"]))
     return CharacterList(
         characters=[
             CharacterInScene(idx=i, identifier_in_scene=name, static_features=s, dynamic_features=d)
             for i, (name, desc) in enumerate(found)
-            for s, d in [g.features(name, desc)]
+            for s, d in [rd.features(name, desc)]
         ]
     )
 
@@ -188,31 +189,33 @@ def _write_script(inputs: Inputs, rng: random.Random) -> Script:
     story = Story.model_validate(inputs["story"])
     n = _count(inputs["scenes"], "scenes", 50)
     names = [c.identifier_in_scene for c in _characters(inputs.get("characters"))]
-    names = names or [name for name, _ in g.find_characters(story.text)]
+    names = names or [name for name, _ in rd.find_characters(story.text)]
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", story.text) if p.strip()]
     if len(paragraphs) < n:
         paragraphs = [s for p in paragraphs for s in re.split(r"(?<=[.!?])\s+", p) if s]
-    tokens = g.TOKEN.findall(story.text)
-    things = [p for p in g.phrases(tokens) if g.kind(p, tokens) == "thing"]
+    tokens = rd.TOKEN.findall(story.text)
+    things = [p for p in rd.phrases(tokens) if rd.kind(p, tokens) == "thing"]
     thing = f"{tokens[things[0].start].lower()} {things[0].bare}" if things else "this"
-    everywhere = g.places(story.text)
+    everywhere = rd.places(story.text)
     scenes = []
     for i, chunk in enumerate(_chunks(paragraphs, n)):
         part = " ".join(chunk)
-        present = [name for name in names if g.mentions(part, name)] or names[:1]
-        location = next(iter(g.places(part) + everywhere), None) or rng.choice(g.DEFAULT_LOCATIONS)
-        tod = next((t for cue, t in g.TIME_CUES if re.search(rf"\b{cue}\b", part.lower())), "")
-        tod = tod or g.TIMES[i * len(g.TIMES) // n]
-        outdoor = set(location.split()) & g.OUTDOOR
+        present = [name for name in names if rd.mentions(part, name)] or names[:1]
+        location = next(iter(rd.places(part) + everywhere), None) or rng.choice(
+            wd.DEFAULT_LOCATIONS
+        )
+        tod = next((t for cue, t in wd.TIME_CUES if re.search(rf"\b{cue}\b", part.lower())), "")
+        tod = tod or wd.TIMES[i * len(wd.TIMES) // n]
+        outdoor = set(location.split()) & wd.OUTDOOR
         lines = [f"{'EXT' if outdoor else 'INT'}. {location.upper()} - {tod.upper()}", part, ""]
         count = rng.randint(2, 4)
         for j in range(count):
             speaker = present[j % len(present)]
             others = [name for name in present if name != speaker]
-            beat = g.BEATS[min(4, int((i + (j + 0.5) / count) / n * 5))]
-            options = [t for t in g.DIALOGUE[beat] if others or "{other}" not in t]
+            beat = wd.BEATS[min(4, int((i + (j + 0.5) / count) / n * 5))]
+            options = [t for t in wd.DIALOGUE[beat] if others or "{other}" not in t]
             line = rng.choice(options).format(
-                other=others[0] if others else "", place=g.the(location), thing=thing
+                other=others[0] if others else "", place=rd.the(location), thing=thing
             )
             lines.append(f"{speaker.upper()}: {line}")
         scenes.append(
@@ -238,14 +241,14 @@ def _design_storyboard(inputs: Inputs, rng: random.Random) -> Storyboard:
     dialogue = [
         (by_key[s[0].lower()], s[1])
         for line in scene.script.splitlines()
-        if (s := g.speaker(line)) is not None and s[0].lower() in by_key
+        if (s := rd.speaker(line)) is not None and s[0].lower() in by_key
     ]
     listed = {c.lower() for c in scene.characters}
-    present = [x for x in names if x.lower() in listed or g.mentions(scene.script, x)] or names[:1]
-    place, tod = g.the(scene.location), scene.time_of_day
+    present = [x for x in names if x.lower() in listed or rd.mentions(scene.script, x)] or names[:1]
+    place, tod = rd.the(scene.location), scene.time_of_day
     ambience = next(
-        (sound for words, sound in g.AMBIENCE if set(words.split()) & set(place.lower().split())),
-        g.DEFAULT_AMBIENCE,
+        (sound for words, sound in wd.AMBIENCE if set(words.split()) & set(place.lower().split())),
+        wd.DEFAULT_AMBIENCE,
     )
     roles: list[str] = []
     shots = []
@@ -261,16 +264,16 @@ def _design_storyboard(inputs: Inputs, rng: random.Random) -> Storyboard:
             role = rng.choice([r for r in choices if r != roles[-1]])
             subject = a if role == "close" else present[1] if role == "reverse" else ""
         if role == "wide":
-            action = rng.choice(g.SOLO_ACTIONS if len(present) == 1 else g.GROUP_ACTIONS)
-            who = f": {g.join_names(present)} {action}" if present else ", empty and still"
+            action = rng.choice(wd.SOLO_ACTIONS if len(present) == 1 else wd.GROUP_ACTIONS)
+            who = f": {rd.join_names(present)} {action}" if present else ", empty and still"
             visual = f"Wide shot of {place} {_when(tod)}{who}."
         elif role == "close":
-            visual = f"Close-up of {subject} in {place}, {rng.choice(g.EXPRESSIONS)}."
+            visual = f"Close-up of {subject} in {place}, {rng.choice(wd.EXPRESSIONS)}."
         else:
             shoulder = a if subject != a else present[1]
             visual = (
                 f"Over-the-shoulder shot from behind {shoulder} in {place}: "
-                f"{subject} {rng.choice(g.REACTIONS)}."
+                f"{subject} {rng.choice(wd.REACTIONS)}."
             )
         audio = f'{line[0]}: "{line[1]}"' if line else f"Ambience: {ambience}."
         roles.append(role)
@@ -299,31 +302,33 @@ def _decompose_shot(inputs: Inputs, rng: random.Random) -> ShotDescription:
     )
     chars = _characters(inputs.get("characters"))
     scene = Scene.model_validate(inputs["scene"]) if inputs.get("scene") else None
-    place = g.the(scene.location if scene else "scene")
+    place = rd.the(scene.location if scene else "scene")
     when = _when(scene.time_of_day if scene else "day")
     visible = [
-        i for i, c in enumerate(chars) if g.mentions(brief.visual_desc, c.identifier_in_scene)
+        i for i, c in enumerate(chars) if rd.mentions(brief.visual_desc, c.identifier_in_scene)
     ]
     names = [chars[i].identifier_in_scene for i in visible]
     text = brief.visual_desc.lower()
     role = "close" if text.startswith("close") else "reverse" if "shoulder" in text else "wide"
-    move = rng.choice(g.MOVES_BY_ROLE[role])
+    move = rng.choice(wd.MOVES_BY_ROLE[role])
     variation = "small" if move == "static" else "large" if move.startswith("dolly") else "medium"
     first = visible[:1] if variation == "large" and len(visible) > 1 else visible
     framing = {"wide": "Wide shot", "close": "Close-up", "reverse": "Over-the-shoulder shot"}[role]
-    start, end = rng.choice(g.START_POSES), rng.choice(g.END_POSES)
+    start, end = rng.choice(wd.START_POSES), rng.choice(wd.END_POSES)
     if not visible:
         start, end = "empty, the light low", "empty, the light shifted"
-    ff_who = g.join_names(names[: len(first)]) + ", " if first else ""
-    lf_who = g.join_names(names) + ", " if names else ""
+    ff_who = rd.join_names(names[: len(first)]) + ", " if first else ""
+    lf_who = rd.join_names(names) + ", " if names else ""
     ff = f"{framing}, {place} {when}: {ff_who}{start}."
-    lf = f"{framing}, {g.END_FRAMING[move]}, {place} {when}: {lf_who}{end}."
+    lf = f"{framing}, {wd.END_FRAMING[move]}, {place} {when}: {lf_who}{end}."
     if len(first) < len(visible):
         plural = len(names) > 2
-        motion = f"{g.join_names(names[1:])} step{'' if plural else 's'} into view by {names[0]}"
-        reason = f"the camera travels and {g.join_names(names[1:])} enter{'' if plural else 's'}"
+        motion = f"{rd.join_names(names[1:])} step{'' if plural else 's'} into view by {names[0]}"
+        reason = f"the camera travels and {rd.join_names(names[1:])} enter{'' if plural else 's'}"
     else:
-        options = g.PAIR_MOTIONS if len(names) > 1 else g.SOLO_MOTIONS if names else g.EMPTY_MOTIONS
+        options = (
+            wd.PAIR_MOTIONS if len(names) > 1 else wd.SOLO_MOTIONS if names else wd.EMPTY_MOTIONS
+        )
         x, y = (names[0], names[-1]) if names else ("", "")
         motion = rng.choice(options).format(X=x, Y=y, loc=place[4:])
         reason = {

@@ -1,0 +1,356 @@
+"""Reading rules of the procedural chat model: heuristics over words, shared by the tasks.
+
+They find noun phrases, names, speakers and characters in text, and give characters
+their features, with small, predictable rules: no model, no randomness except what a
+caller passes in. The words they know are in :mod:`._words`."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ._words import (
+    ABSTRACT,
+    ANIMAL_LOOKS,
+    ANIMALS,
+    ANIMATE,
+    BE_HAVE,
+    COATS,
+    COLOURS,
+    COMMON,
+    EVENTS,
+    FEATHERED,
+    GARMENTS,
+    HUMAN_LOOKS,
+    MACHINE_LOOKS,
+    MACHINES,
+    MOODS,
+    NAMES,
+    NOT_PEOPLE,
+    NOT_VERBS,
+    PLACE_SUFFIXES,
+    PLACES,
+    PROPS,
+    SMOOTH,
+    SPATIAL,
+    STOP,
+    TITLES,
+    VERBS,
+    WANT_VERBS,
+)
+
+TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*|[.,;:!?]")
+_SPEAKER_LINE = re.compile(r"^\s*([A-Z][A-Za-z.'\- ]{0,30}?)\s*(?:\([^)]*\))?\s*:\s*(\S.*)$")
+_CUE_LINE = re.compile(r"^\s*([A-Z][A-Z.'\- ]{1,30}?)\s*(?:\([^)]*\))?\s*$")
+_TITLE = "|".join(sorted(TITLES))
+_NAME_WORD = re.compile(rf"\b(?:({_TITLE})\.?\s+)?([A-Z][a-z]+(?:-[A-Z][a-z]+)?)\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    """An article and up to three words after it: ``a lighthouse keeper``."""
+
+    start: int
+    words: tuple[str, ...]
+    prev: str
+    count: int = 1
+
+    @property
+    def end(self) -> int:
+        return self.start + 1 + len(self.words)
+
+    @property
+    def head(self) -> str:
+        return self.words[-1].lower()
+
+    @property
+    def bare(self) -> str:
+        return " ".join(self.words).lower()
+
+    @property
+    def one(self) -> str:
+        """The words for one of them: ``two robots`` -> ``robot``."""
+        return " ".join([*self.words[:-1], singular(self.words[-1])]).lower()
+
+
+def singular(word: str) -> str:
+    """A plural noun's singular, by rule (``robots`` -> ``robot``); lower-case."""
+    w = word.lower()
+    if w in ANIMATE or not w.endswith("s") or w.endswith("ss"):
+        return w
+    return w[:-3] + "y" if w.endswith("ies") else w[:-2] if w.endswith("ches") else w[:-1]
+
+
+def verbish(word: str) -> bool:
+    """Whether a word after a noun likely starts a verb phrase (``befriends``, ``named``)."""
+    w = word.lower()
+    if w in NOT_VERBS or w.endswith("'s"):
+        return False
+    return w in VERBS or w in BE_HAVE or w.endswith(("ed", "ing")) or _third_person(w)
+
+
+def _third_person(w: str) -> bool:
+    return w.endswith("s") and not w.endswith(("ss", "us", "is"))
+
+
+def phrases(tokens: Sequence[str]) -> list[Phrase]:
+    """Each article (a, an, the, two, three) with up to three words after it, stopping at
+    function words and verbs."""
+    found = []
+    for i, token in enumerate(tokens):
+        count = {"a": 1, "an": 1, "the": 1, "two": 2, "three": 3}.get(token.lower(), 0)
+        if not count:
+            continue
+        words: list[str] = []
+        for word in tokens[i + 1 : i + 4]:
+            if not word[0].isalpha() or word.lower() in STOP or (words and verbish(word)):
+                break
+            words.append(word)
+        if words:
+            found.append(Phrase(i, tuple(words), tokens[i - 1].lower() if i else "", count))
+    return found
+
+
+def kind(p: Phrase, tokens: Sequence[str]) -> str:
+    """``animate``, ``event``, ``abstract``, ``place`` or ``thing``, by the phrase's noun
+    and its neighbours."""
+    after = tokens[p.end].lower() if p.end < len(tokens) else ""
+    if p.head in ANIMATE or singular(p.head) in ANIMATE or after == "who":
+        return "animate"
+    if p.head in EVENTS:
+        return "event"
+    if p.head in ABSTRACT:
+        return "abstract"
+    if p.head in PLACES or p.prev in SPATIAL:
+        return "place"
+    head = singular(p.head)
+    if head.endswith("er") and len(head) >= 5 and head not in NOT_PEOPLE:
+        return "animate"
+    return "thing"
+
+
+def places(text: str) -> list[str]:
+    """Places named in ``text`` whose noun is a known place, without their article."""
+    tokens = TOKEN.findall(text)
+    found = []
+    for p in phrases(tokens):
+        if p.head in PLACES:
+            found.append(p.bare)
+        found += [w.lower() for w in p.words[:-1] if w.lower() in PLACES]
+    return found
+
+
+def indefinite(noun: str) -> str:
+    """``a`` or ``an`` and the noun."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def the(place: str) -> str:
+    """The place with ``the`` in front, once."""
+    return place if place.lower().startswith("the ") else f"the {place}"
+
+
+def mentions(text: str, name: str) -> bool:
+    """Whether ``name`` occurs in ``text`` as a whole word, in any case."""
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def join_names(names: Sequence[str]) -> str:
+    """``A``, ``A and B``, ``A, B and C``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def title_case(words: Sequence[str]) -> str:
+    """Words capitalised as a title, small words kept small after the first."""
+    small = {"a", "an", "the", "and", "or", "of", "to", "in", "on", "at", "for", "with", "by"}
+    return " ".join(
+        w.lower() if i and w.lower() in small else w[:1].upper() + w[1:]
+        for i, w in enumerate(words)
+    )
+
+
+def tone(*texts: str) -> str:
+    """``funny``, ``gentle``, ``dark`` or ``plain``, from wishes such as "for children"."""
+    text = " ".join(texts).lower()
+    for name, cues in (
+        ("funny", r"funn|comed|comic|silly|humou?r|light-?hearted"),
+        ("gentle", r"child|kids?\b|toddler|gentle|bedtime|family|no violence|young audience"),
+        ("dark", r"scary|dark|horror|spooky|grim|noir|thriller"),
+    ):
+        if re.search(cues, text):
+            return name
+    return "plain"
+
+
+@dataclass(slots=True)
+class Cast:
+    name: str
+    desc: str
+    source: str = ""
+    goal: str = ""
+
+
+def _given_name(tokens: Sequence[str], p: Phrase) -> tuple[str, int]:
+    """A name the idea gives the phrase ("X, a fox" or "a fox named X") and where it ends."""
+    after = p.end
+    if after + 1 < len(tokens) and tokens[after] in ("named", "called"):
+        return tokens[after + 1], after + 2
+    name = tokens[p.start - 2] if p.start >= 2 and tokens[p.start - 1] == "," else ""
+    if name[:1].isupper() and name.lower() not in COMMON:
+        return name, after + (after < len(tokens) and tokens[after] == ",")
+    return "", after
+
+
+def _until(tokens: Sequence[str], start: int, stops: str) -> list[str]:
+    end = next((k for k in range(start, len(tokens)) if tokens[k] in stops), len(tokens))
+    return list(tokens[start:end])
+
+
+def joined(words: Sequence[str]) -> str:
+    return re.sub(r" ([.,;:!?])", r"\1", " ".join(words))
+
+
+def _goal(words: Sequence[str], plural: bool) -> str:
+    """The base form of a present-tense verb phrase ("learns to fly" -> "learn to fly"),
+    or "" when it does not read as something to do ("is afraid", "learned to fly")."""
+    first = words[0].lower()
+    if first in BE_HAVE or first in ("are", "were") or first.endswith(("ed", "ing")):
+        return ""
+    if plural or not _third_person(first):
+        return joined(words) if plural and first in VERBS | WANT_VERBS else ""
+    if first in WANT_VERBS and len(words) > 2 and words[1].lower() == "to":
+        return joined(words[2:])
+    stem = first[:-3] + "y" if first.endswith("ies") else first[:-1]
+    if first.endswith(("ches", "shes", "sses", "xes", "zes", "oes")):
+        stem = first[:-2]
+    return joined([stem, *words[1:]])
+
+
+def cast_of(idea: str, rng: random.Random) -> tuple[list[Cast], list[Phrase], list[str]]:
+    """The characters an idea names (at most three, in order; "two robots" are two), each
+    with a name (the idea's own, or one drawn from :data:`NAMES`), a description, the
+    idea's words for them and, for the first, the goal the idea gives them; at least a
+    wanderer. Also returns the idea's phrases and tokens."""
+    tokens = TOKEN.findall(idea)
+    found = phrases(tokens)
+    cast: list[Cast] = []
+    heads: set[str] = set()
+    for p in found:
+        if kind(p, tokens) != "animate" or singular(p.head) in heads or len(cast) == 3:
+            continue
+        heads.add(singular(p.head))
+        name, after = _given_name(tokens, p)
+        nxt = tokens[after].lower() if after < len(tokens) else ""
+        words: list[str] = []
+        if nxt in ("who", "that"):
+            words = _until(tokens, after + 1, ".;!?,")
+        elif not cast and nxt and verbish(nxt) and set(tokens[: p.start]) <= {name, ","}:
+            words = _until(tokens, after, ".;!?")
+        member = Cast(name, indefinite(p.one), " ".join(tokens[p.start : p.end]))
+        member.goal = _goal(words, p.count > 1) if words and not cast else ""
+        if words and not member.goal and p.count == 1:
+            member.desc += " who " + joined(words)
+        cast.append(member)
+        for _ in range(min(p.count, 4 - len(cast)) - 1):
+            cast.append(Cast("", member.desc))
+    free = [n for n in NAMES if n not in {c.name for c in cast}]
+    for member, name in zip(cast, rng.sample(free, len(cast)), strict=True):
+        member.name = member.name or name
+    if not cast:
+        cast.append(Cast(rng.choice(free), "a wanderer"))
+    return cast, found, tokens
+
+
+def speaker(line: str) -> tuple[str, str] | None:
+    """``("Mara", "Hello")`` for a dialogue line ``MARA: Hello`` (or ``Mara (V.O.): Hello``)."""
+    match = _SPEAKER_LINE.match(line)
+    if match is None:
+        return None
+    words = match[1].split()
+    if len(words) > 3 or not all(w[0].isupper() for w in words) or words[0].lower() in COMMON:
+        return None
+    return title_case([w.capitalize() for w in words]), match[2]
+
+
+def find_characters(text: str) -> list[tuple[str, str]]:
+    """``(identifier, description)`` of each character, in order of first appearance."""
+    found: dict[str, tuple[int, str]] = {}
+    lines = text.splitlines()
+    offset = 0
+    for k, line in enumerate(lines):
+        spoken = speaker(line)
+        cue = _CUE_LINE.match(line)
+        following = next((x for x in lines[k + 1 :] if x.strip()), "")
+        words = cue[1].replace(".", " ").split() if cue else []
+        speech = re.search("[a-z]", following) is not None
+        if spoken is None and speech and 0 < len(words) <= 3 and words[0].lower() not in COMMON:
+            spoken = (title_case([w.capitalize() for w in words]), following)
+        if spoken is not None:
+            found.setdefault(spoken[0].lower(), (offset, spoken[0]))
+        offset += len(line) + 1
+    lowercase = set(re.findall(r"\b[a-z][a-z'-]*\b", text))
+    seen: dict[str, list[int]] = {}  # first position, count, after a preposition, mid-sentence
+    titled: dict[str, str] = {}
+    for match in _NAME_WORD.finditer(text):
+        word, start = match[2], match.start()
+        if word.lower() in COMMON or word.lower() in lowercase:
+            continue
+        before = text[max(0, start - 24) : start]
+        words_before = before.split()
+        place = bool(words_before) and words_before[-1].lower() in SPATIAL | {"to", "from"}
+        initial = re.search(r"(?:^|[.!?:\"\u201c]\s*|\n\s*)$", before) is not None
+        stats = seen.setdefault(word, [start, 0, 0, 0])
+        stats[1:] = [stats[1] + 1, stats[2] + place, stats[3] + (not initial)]
+        if match[1]:
+            titled.setdefault(word, f"{match[1]} {word}")
+    for word, (first, count, at_place, inside) in seen.items():
+        apposition = re.search(rf"\b{word}, an? [a-z]", text) is not None
+        recurs = count >= 2 and inside > 0
+        known = word in NAMES or word in titled or apposition or recurs
+        suffix = word.lower().endswith(PLACE_SUFFIXES) and word not in NAMES
+        if known and at_place * 2 < count and not suffix:
+            found.setdefault(word.lower(), (first, titled.get(word, word)))
+    names = [name for _, name in sorted(found.values())][:6]
+    if not names:
+        tokens = TOKEN.findall(text)
+        people = [p for p in phrases(tokens) if kind(p, tokens) == "animate"]
+        return (
+            [(title_case(people[0].words), indefinite(people[0].bare))]
+            if people
+            else [("Wanderer", "a wanderer")]
+        )
+    return [(name, _descriptor(text, name)) for name in names]
+
+
+def _descriptor(text: str, name: str) -> str:
+    n = re.escape(name)
+    match = re.search(rf"\b{n}, (an? [a-z'-]+(?: [a-z'-]+){{0,8}}?)[,.;:]", text) or re.search(
+        rf"\b(an? [a-z'-]+(?: [a-z'-]+){{0,2}}) (?:called|named) {n}\b", text
+    )
+    return match[1] if match else ""
+
+
+def features(name: str, desc: str) -> tuple[str, str]:
+    """Static and dynamic features as plain sentences: drawn from the name alone, so a
+    character looks the same in every call, and fitting the kind of being ``desc`` names
+    (a person, an animal with fur, feathers or skin, or a machine)."""
+    rng = random.Random(f"features:{name.lower()}")
+    words = set(desc.lower().split(" who ")[0].split())
+    colour, garment, prop = rng.choice(COLOURS), rng.choice(GARMENTS), rng.choice(PROPS)
+    animal = next(iter(sorted(words & ANIMALS)), "")
+    if animal:
+        coat = "feathers" if animal in FEATHERED else "skin" if animal in SMOOTH else "fur"
+        looks: tuple[tuple[str, ...], ...] = (COATS[coat], *ANIMAL_LOOKS)
+        dynamic = f"{name} wears a {colour} neckerchief and looks {rng.choice(MOODS)}."
+    else:
+        looks = MACHINE_LOOKS if words & MACHINES else HUMAN_LOOKS
+        dynamic = f"{name} wears a {colour} {garment} and carries {prop}."
+    a, b, c = (rng.choice(options) for options in looks)
+    if words & MACHINES:
+        dynamic = f"{name} has {colour} paint on its panels and carries {prop}."
+    static = (
+        f"{name} is {desc}, with {a}, {b} and {c}." if desc else f"{name} has {a}, {b} and {c}."
+    )
+    return static, dynamic
