@@ -1,0 +1,69 @@
+"""A Jupyter server with the vimax_nb.server extension, for the REST and WebSocket tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vimax_nb.protocol import TERMINAL_STATES, WorkflowRecord, WorkflowState
+
+WAIT_TIMEOUT = 90.0
+
+
+@pytest.fixture
+def vimax_workdir(tmp_path: Path) -> Path:
+    """Where the extension puts each workflow's folder and its database."""
+    return tmp_path / "vimax-work"
+
+
+@pytest.fixture
+def jp_server_config(vimax_workdir: Path) -> dict[str, Any]:
+    """Enable the extension, with its files in a temporary folder."""
+    return {
+        "ServerApp": {"jpserver_extensions": {"vimax_nb.server": True}},
+        "VimaxApp": {"workdir": str(vimax_workdir), "max_concurrent_tasks": 2},
+    }
+
+
+def small_params(**overrides: Any) -> dict[str, Any]:
+    """Workflow parameters for a quick, small video."""
+    params: dict[str, Any] = {
+        "width": 160,
+        "height": 96,
+        "fps": 6,
+        "seconds_per_shot": 1,
+        "shots_per_scene": 2,
+    }
+    params.update(overrides)
+    return params
+
+
+def service_of(serverapp: Any) -> Any:
+    """The extension's VimaxService."""
+    return serverapp.web_app.settings["vimax"]
+
+
+async def wait_finished(serverapp: Any, workflow_id: str, timeout: float = WAIT_TIMEOUT) -> None:
+    """Wait (on the coordinator, not by polling) until the workflow stops running,
+    then until every event queued so far is stored."""
+    service = service_of(serverapp)
+    await service.ensure_started()
+    await service.coordinator.wait(workflow_id, timeout=timeout)
+    await service.store.events.flush()
+
+
+async def post_json(fetch: Any, *parts: str, body: Any = None, **kwargs: Any) -> Any:
+    """POST ``body`` as JSON through ``jp_fetch``; return the response."""
+    return await fetch(*parts, method="POST", body=json.dumps(body or {}), **kwargs)
+
+
+def record_of(response: Any) -> WorkflowRecord:
+    """The workflow record in a response's body (validated against the protocol)."""
+    return WorkflowRecord.model_validate_json(response.body)
+
+
+def is_terminal(state: WorkflowState) -> bool:
+    return state in TERMINAL_STATES

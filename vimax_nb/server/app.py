@@ -1,0 +1,159 @@
+"""The Jupyter server extension: configuration, and the life of the orchestration.
+
+Everything runs in the server's Tornado loop: the coordinator, the broadcaster
+that stores each event before fanning it out, and the WebSocket hub. They start
+with the server (or, in test servers that never run the start hook, with the
+first request) and stop with it: running workflows become ``interrupted`` and
+the database is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Enum, Float, Int, Unicode, default
+
+from ..coordinator import Coordinator
+from ..pipelines import register_vimax
+from ..providers import make_providers
+from ..providers.openai import OpenAIConfig
+from ..store import Retention, Store
+from .broadcaster import Broadcaster
+from .hub import Hub, HubLimits
+
+
+class VimaxApp(ExtensionApp):
+    """vimax-nb inside Jupyter: ``c.VimaxApp.<trait> = ...`` configures it."""
+
+    name = "vimax_nb"
+    description = "Launch and watch agentic video-generation workflows from notebooks."
+    load_other_extensions = True
+
+    workdir = Unicode(
+        help="Where each workflow's files go (<workdir>/<workflow id>/); relative to the "
+        "server's root_dir. Default: vimax-work under root_dir."
+    ).tag(config=True)
+    database = Unicode(
+        help="The SQLite database of events and workflows. Default: <workdir>/vimax.sqlite3."
+    ).tag(config=True)
+    executor = Enum(["local"], default_value="local", help="Where tasks run.").tag(config=True)
+    max_concurrent_tasks = Int(4, help="Tasks running at once, across workflows.").tag(config=True)
+    max_events_per_room = Int(
+        50_000, help="Events the log keeps per room; reconnecting clients replay from it."
+    ).tag(config=True)
+    max_event_age = Float(7 * 24 * 3600.0, help="Seconds the log keeps an event.").tag(config=True)
+    send_queue_limit = Int(
+        1024 * 1024, help="Bytes queued for one WebSocket client before it is closed (4008)."
+    ).tag(config=True)
+    heartbeat_interval = Float(
+        30.0, help="Seconds between WebSocket pings; a client silent for two is dropped."
+    ).tag(config=True)
+    rate_limit = Float(50.0, help="Messages per second a client may send, sustained.").tag(
+        config=True
+    )
+    rate_burst = Int(100, help="Messages a client may send at once above the rate.").tag(
+        config=True
+    )
+    max_frame_size = Int(
+        64 * 1024, help="Largest WebSocket message accepted from a client, in bytes (1009)."
+    ).tag(config=True)
+    compression = Bool(True, help="Use permessage-deflate when a client offers it.").tag(
+        config=True
+    )
+    chat_provider = Enum(["procedural", "openai"], default_value="procedural").tag(config=True)
+    image_provider = Enum(["procedural", "openai"], default_value="procedural").tag(config=True)
+    video_provider = Enum(["procedural"], default_value="procedural").tag(config=True)
+
+    @default("workdir")
+    def _default_workdir(self) -> str:
+        root = getattr(self.serverapp, "root_dir", None) or os.getcwd()
+        return str(Path(root) / "vimax-work")
+
+    def initialize_settings(self) -> None:
+        self.service = VimaxService(self)
+        self.settings["vimax"] = self.service
+
+    def initialize_handlers(self) -> None:
+        from .handlers import default_handlers
+
+        self.handlers.extend(default_handlers)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        await self.service.ensure_started()
+
+    async def stop_extension(self) -> None:
+        await self.service.stop()
+
+
+class VimaxService:
+    """The running orchestration that handlers reach through ``settings["vimax"]``."""
+
+    def __init__(self, app: VimaxApp) -> None:
+        self.app = app
+        root = Path(getattr(app.serverapp, "root_dir", None) or os.getcwd())
+        self.workdir = (root / app.workdir).resolve()
+        self.database = Path(app.database) if app.database else self.workdir / "vimax.sqlite3"
+        self.store: Store | None = None
+        self.coordinator: Coordinator | None = None
+        self.broadcaster: Broadcaster | None = None
+        self.hub = Hub(
+            HubLimits(
+                send_queue_limit=app.send_queue_limit,
+                rate_limit=app.rate_limit,
+                rate_burst=app.rate_burst,
+                heartbeat_interval=app.heartbeat_interval,
+                max_frame_size=app.max_frame_size,
+                compression=app.compression,
+            )
+        )
+        self._started: asyncio.Task[None] | None = None
+
+    async def ensure_started(self) -> None:
+        """Start everything once; later calls wait for that start."""
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._started)
+
+    async def _start(self) -> None:
+        app = self.app
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        retention = Retention(
+            max_events_per_room=app.max_events_per_room, max_age=app.max_event_age
+        )
+        self.store = await Store.open(self.database, retention=retention)
+        openai = (
+            OpenAIConfig.from_env() if "openai" in (app.chat_provider, app.image_provider) else None
+        )
+        providers = make_providers(
+            app.chat_provider, app.image_provider, app.video_provider, openai=openai
+        )
+        self.coordinator = Coordinator(
+            store=self.store, workdir=self.workdir, max_concurrent_tasks=app.max_concurrent_tasks
+        )
+        register_vimax(self.coordinator, providers)
+        self.coordinator.connections = lambda: len(self.hub.connections)
+        self.broadcaster = Broadcaster(self.coordinator, self.store.events, self.hub)
+        await self.coordinator.start()
+        app.log.info("vimax-nb: workflows in %s, events in %s", self.workdir, self.database)
+
+    async def stop(self) -> None:
+        """Stop the coordinator (running workflows become interrupted), close the hub's
+        connections and the database."""
+        if self._started is None:
+            return
+        try:
+            await self._started
+        except Exception:
+            self.app.log.exception("vimax-nb did not start; nothing to stop")
+            return
+        assert self.coordinator is not None
+        assert self.store is not None
+        await self.coordinator.stop()
+        self.hub.close_all()
+        if self.broadcaster is not None:
+            self.broadcaster.close()
+        await self.store.close()

@@ -1,0 +1,134 @@
+"""The WebSocket endpoints: authenticated before the upgrade, then a thin adapter
+between Tornado and the hub's :class:`~vimax_nb.server.session.Session`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import ws_authenticated
+from jupyter_server.base.handlers import JupyterHandler
+from tornado import web
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from ..protocol import COORDINATOR_ROOM, Subscribe, agent_room, workflow_room
+from .app import VimaxService
+from .hub import Connection
+from .session import Session
+
+
+class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
+    """Shared by the multiplexed and the single-room endpoints."""
+
+    auth_resource = "vimax"
+    session: Session | None = None
+    connection: Connection | None = None
+
+    @property
+    def service(self) -> VimaxService:
+        service: VimaxService = self.settings["vimax"]
+        return service
+
+    def check_origin(self, origin_to_satisfy_tornado: str = "") -> bool:
+        # Jupyter's rule: same origin, an allowed origin, or a token-authenticated request.
+        return bool(JupyterHandler.check_origin(self, origin_to_satisfy_tornado))
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return {} if self.service.hub.limits.compression else None
+
+    @property
+    def max_message_size(self) -> int:
+        return self.service.hub.limits.max_frame_size
+
+    @property
+    def ping_interval(self) -> float | None:
+        return self.service.hub.limits.heartbeat_interval or None
+
+    @property
+    def ping_timeout(self) -> float | None:
+        interval = self.service.hub.limits.heartbeat_interval
+        return 2 * interval if interval else None
+
+    @ws_authenticated
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        user = self.current_user
+        if not await ensure_async(self.authorizer.is_authorized(self, user, "read", "vimax")):
+            raise web.HTTPError(403, "not authorized to read vimax")
+        await self.service.ensure_started()
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        service = self.service
+        assert service.coordinator is not None
+        user = getattr(self.current_user, "username", None) or str(self.current_user)
+        self.connection = service.hub.register(self, user)
+        self.session = Session(service.hub, service.coordinator, self.connection)
+        self.session.welcome()
+
+    def on_message(self, message: str | bytes) -> None:
+        if self.session is not None:
+            self.session.receive(message)
+
+    def on_close(self) -> None:
+        if self.connection is not None:
+            self.service.hub.unregister(self.connection)
+        if self.session is not None:
+            self.session.close()
+
+    # -- the hub's Transport ------------------------------------------------------
+
+    @property
+    def remote(self) -> str:
+        return str(self.request.remote_ip)
+
+    def raw_writable(self) -> bool:
+        connection = self.ws_connection
+        return (
+            connection is not None
+            and not connection.is_closing()
+            and getattr(connection, "_compressor", None) is None
+            and hasattr(connection, "stream")
+        )
+
+    def write_raw(self, data: bytes) -> Awaitable[None]:
+        connection = self.ws_connection
+        stream = getattr(connection, "stream", None)
+        if connection is None or connection.is_closing() or stream is None:
+            raise WebSocketClosedError()
+        written: Awaitable[None] = stream.write(data)
+        return written
+
+    def write_text(self, payload: bytes) -> Awaitable[None]:
+        return self.write_message(payload)
+
+    def close_with(self, code: int, reason: str) -> None:
+        self.close(code, reason[:120])
+
+
+class MultiplexWebSocket(_VimaxWebSocket):
+    """``/vimax/ws``: subscribe to any rooms."""
+
+
+class RoomWebSocket(_VimaxWebSocket):
+    """``/vimax/ws/workflow/{id}``, ``/vimax/ws/agent/{name}``, ``/vimax/ws/coordinator``:
+    subscribed to one room on open; ``?after=N`` (and ``?epoch=``) resume."""
+
+    def open(self, kind: str, name: str | None = None) -> None:  # type: ignore[override]
+        super().open()
+        assert self.session is not None
+        room = {
+            "workflow": lambda: workflow_room(name or ""),
+            "agent": lambda: agent_room(name or ""),
+        }.get(kind, lambda: COORDINATOR_ROOM)()
+        after = self.get_argument("after", None)
+        try:
+            request = Subscribe(
+                room=room,
+                after=int(after) if after else None,
+                epoch=self.get_argument("epoch", None),
+            )
+        except ValueError as exc:
+            self.close(1008, f"bad query: {exc}"[:120])
+            return
+        self.session.receive_subscribe(request)
