@@ -50,7 +50,9 @@ class VimaxApp(ExtensionApp):
         1024 * 1024, help="Bytes queued for one WebSocket client before it is closed (4008)."
     ).tag(config=True)
     heartbeat_interval = Float(
-        30.0, help="Seconds between WebSocket pings; a client silent for two is dropped."
+        30.0,
+        help="Seconds between WebSocket pings; a client that does not answer one "
+        "before the next is dropped.",
     ).tag(config=True)
     rate_limit = Float(50.0, help="Messages per second a client may send, sustained.").tag(
         config=True

@@ -154,6 +154,10 @@ class Connection:
             self.queued_bytes = 0
             self._drained.set()
 
+    def is_open(self) -> bool:
+        """Whether the hub still serves this connection."""
+        return not self.closed
+
     async def drain(self) -> None:
         """Wait until everything queued so far has been written to the socket."""
         await self._drained.wait()
@@ -326,6 +330,8 @@ class Hub:
         """
         assert self.log is not None
         event_log = self.log
+        if connection.closed:
+            return
         subscription = self.join_room(connection, room, live=False)
         start = after or 0
         top, floor = event_log.top(room), event_log.floor(room)
@@ -347,7 +353,11 @@ class Hub:
                 return
             for event in page:
                 connection.send(event.frame)
-            cursor = page[-1].seq
+                cursor = event.seq
+                if connection.queued_bytes >= self.limits.send_queue_limit // 2:
+                    await connection.drain()  # replay at the client's pace, not past the limit
+                    if not connection.is_open():
+                        return
             await connection.drain()
         if connection.closed or connection.rooms.get(room) is not subscription:
             return

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from ..coordinator import AgentNotFound, Coordinator, InvalidTransition, WorkflowNotFound
 from ..protocol import (
     CLOSE_RATE_LIMIT,
+    EVENT_TYPES,
     PROTOCOL_VERSION,
     Control,
     ControlResponse,
@@ -38,8 +39,10 @@ _ENVELOPE = {"room", "seq", "timestamp"}
 
 
 def encode(message: BaseModel) -> bytes:
-    """A reply's JSON; the envelope fields of events that are not stored are left out."""
-    return message.model_dump_json(exclude=_ENVELOPE & set(type(message).model_fields)).encode()
+    """A reply's JSON; an event that is not stored leaves its envelope fields out."""
+    if getattr(message, "type", None) in EVENT_TYPES:
+        return message.model_dump_json(exclude=_ENVELOPE).encode()
+    return message.model_dump_json().encode()
 
 
 class Session:
@@ -68,6 +71,8 @@ class Session:
     def receive(self, raw: str | bytes) -> None:
         """Handle one message from the client (never raises)."""
         connection = self.connection
+        if connection.closed:  # closed by the server; Tornado delivers until the client's close
+            return
         connection.messages_in += 1
         connection.bytes_in += len(raw)
         if not connection.allow_message():

@@ -47,8 +47,8 @@ class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
 
     @property
     def ping_timeout(self) -> float | None:
-        interval = self.service.hub.limits.heartbeat_interval
-        return 2 * interval if interval else None
+        # Tornado allows at most one interval between a ping and its answer.
+        return self.service.hub.limits.heartbeat_interval or None
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
