@@ -145,10 +145,11 @@ class VimaxService:
     async def stop(self) -> None:
         """Stop the coordinator (running workflows become interrupted), close the hub's
         connections and the database."""
-        if self._started is None:
+        started, self._started = self._started, None
+        if started is None:
             return
         try:
-            await self._started
+            await started
         except Exception:
             self.app.log.exception("vimax-nb did not start; nothing to stop")
             return
