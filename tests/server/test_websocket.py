@@ -1091,3 +1091,28 @@ async def test_an_idea2video_run_watched_from_start_to_end(
     # the same events, byte for byte decoded, as REST keeps them
     rest = body_of(await jp_fetch("vimax/api/workflows", wid, "events"))
     assert rest["events"] == events
+
+
+@vimax(send_queue_limit=64 * 1024)
+async def test_a_burst_committed_at_once_does_not_close_a_client_that_keeps_up(
+    jp_fetch: Any, jp_ws_fetch: Any, service: Any, toy: Gate
+) -> None:
+    wid = await start_held(jp_fetch, service, toy)
+    room = workflow_room(wid)
+    log = service.store.events
+    client, _ = await connect(jp_ws_fetch, "vimax", "ws")
+    try:
+        await subscribe(client, room)  # after null: everything kept, then live
+        release = threading.Event()
+        held = asyncio.ensure_future(service.store.db.run_in_writer(lambda conn: release.wait(10)))
+        # About 1.2 MB of events, all stored in the one commit that follows the hold:
+        # far more than the 64 KiB limit reaches the hub in a single loop turn.
+        await produce(service, wid, range(2000), chunk=2000, pad="x" * 500)
+        release.set()
+        await held
+        await log.flush()
+        events = await client.read_until(lambda m: m.get("seq") == log.top(room))
+        assert seqs(events, room) == span(1, log.top(room))
+        assert (await hub_stats(jp_fetch))["slow_consumer_closes"] == 0
+    finally:
+        client.close()

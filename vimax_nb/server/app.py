@@ -10,6 +10,7 @@ the database is closed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,9 @@ class VimaxService:
         self.coordinator.connections = lambda: len(self.hub.connections)
         self.broadcaster = Broadcaster(self.coordinator, self.store.events, self.hub)
         await self.coordinator.start()
+        if app.freeze_gc:
+            gc.collect()
+            gc.freeze()
         app.log.info("vimax-nb: workflows in %s, events in %s", self.workdir, self.database)
 
     async def stop(self) -> None:

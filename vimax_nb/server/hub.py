@@ -1,11 +1,11 @@
 """The WebSocket hub: connections, rooms, bounded send queues and gap-free replay.
 
 Each stored event is framed once (the WebSocket frame of its stored JSON) and the
-same bytes are queued for every member of its room; a connection's queue is
-written with one system call per loop iteration, however many events it holds.
-A connection whose queue passes ``send_queue_limit`` bytes is closed with 4008:
-it reconnects, resumes from its last seq, and loses nothing, while nobody else
-waits for it.
+same bytes are queued for every member of its room; at the end of the loop turn
+each connection's queue is handed to its socket in one write, however many events
+it holds. A connection whose socket leaves more than ``send_queue_limit`` bytes
+untaken is closed with 4008: it reconnects, resumes from its last seq, and loses
+nothing, while nobody else waits for it.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class Connection:
         self._pending: list[bytes] = []
         self._pending_text: list[bytes] = []
         self._flush_scheduled = False
+        self._raw: bool | None = None
         self._drained = asyncio.Event()
         self._drained.set()
         self._tokens = float(hub.limits.rate_burst)
@@ -106,26 +107,27 @@ class Connection:
     # -- sending ------------------------------------------------------------------
 
     def send(self, payload: bytes, framed: bytes | None = None) -> None:
-        """Queue one message (its JSON text); ``framed`` is its frame if already made."""
+        """Queue one message (its JSON text); ``framed`` is its frame if already made.
+
+        Queued messages are written at the end of the loop turn, all at once.
+        """
         if self.closed:
             return
-        if self.transport.raw_writable():
-            data = framed if framed is not None else ws_text_frame(payload)
-            self._pending.append(data)
-            self.queued_bytes += len(data)
+        if self._raw is None:  # compression is settled at the handshake: ask once
+            self._raw = self.transport.raw_writable()
+        if self._raw:
+            self._pending.append(framed if framed is not None else ws_text_frame(payload))
         else:
             self._pending_text.append(payload)
-            self.queued_bytes += len(payload)
         self.messages_out += 1
-        if self.queued_bytes > self.hub.limits.send_queue_limit:
-            self.hub.slow_consumer(self)
-            return
-        self._drained.clear()
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._drained.clear()
+            self.hub.schedule_flush(self)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Hand everything queued to the socket, then close the connection (4008) if the
+        bytes the socket has not taken pass the limit."""
         self._flush_scheduled = False
         if self.closed:
             return
@@ -140,9 +142,20 @@ class Connection:
         except Exception as exc:  # the socket went away under us
             log.debug("client %s: write failed: %s", self.id, exc)
             self.hub.unregister(self)
+            return
+        if self.queued_bytes > self.hub.limits.send_queue_limit:
+            self.hub.slow_consumer(self)
+        elif self.queued_bytes <= 0:
+            self.queued_bytes = 0
+            self._drained.set()
 
     def _track(self, written: Awaitable[None], size: int) -> None:
         self.bytes_out += size
+        if isinstance(written, asyncio.Future) and written.done():  # the socket took it all
+            if not written.cancelled() and written.exception() is not None:
+                raise ConnectionError(str(written.exception()))
+            return
+        self.queued_bytes += size
         future = asyncio.ensure_future(written)
         future.add_done_callback(lambda f: self._written(f, size))
 
@@ -150,7 +163,7 @@ class Connection:
         self.queued_bytes -= size
         if not future.cancelled() and future.exception() is not None:
             self.hub.unregister(self)
-        if self.queued_bytes <= 0 and not self._pending and not self._pending_text:
+        if self.queued_bytes <= 0 and not self._flush_scheduled:
             self.queued_bytes = 0
             self._drained.set()
 
@@ -207,11 +220,23 @@ class Hub:
         self.events_in = 0
         self.log: EventLog | None = None
         self._counter = 0
+        self._dirty: list[Connection] = []
 
     def bind(self, event_log: EventLog) -> None:
         """Fan out every event ``event_log`` stores, once it is stored."""
         self.log = event_log
         event_log.add_listener(self.on_stored)
+
+    def schedule_flush(self, connection: Connection) -> None:
+        """Flush ``connection`` at the end of this loop turn (one callback for all)."""
+        if not self._dirty:
+            asyncio.get_running_loop().call_soon(self._flush_dirty)
+        self._dirty.append(connection)
+
+    def _flush_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for connection in dirty:
+            connection.flush()
 
     # -- connections and rooms ------------------------------------------------------
 
@@ -344,6 +369,7 @@ class Hub:
             cursor = floor  # it has seen nothing: all that is kept, though some was dropped
         else:
             cursor = top  # the snapshot in the answer is the truth; live events follow
+        unsent = 0
         while cursor < top and not connection.closed:
             page = await event_log.read(room, after=cursor, limit=min(REPLAY_PAGE, top - cursor))
             if not page:
@@ -354,11 +380,14 @@ class Hub:
             for event in page:
                 connection.send(event.frame)
                 cursor = event.seq
-                if connection.queued_bytes >= self.limits.send_queue_limit // 2:
+                unsent += len(event.frame)
+                if unsent >= self.limits.send_queue_limit // 2:
                     await connection.drain()  # replay at the client's pace, not past the limit
+                    unsent = 0
                     if not connection.is_open():
                         return
             await connection.drain()
+            unsent = 0
         if connection.closed or connection.rooms.get(room) is not subscription:
             return
         subscription.last_seq = cursor
