@@ -67,6 +67,12 @@ class VimaxApp(ExtensionApp):
     compression = Bool(True, help="Use permessage-deflate when a client offers it.").tag(
         config=True
     )
+    freeze_gc = Bool(
+        True,
+        help="Move the objects alive once everything has started out of the garbage "
+        "collector's reach (gc.freeze): a full collection of a Jupyter server's ~250,000 "
+        "objects otherwise stalls the loop, and every WebSocket, for 150-250 ms.",
+    ).tag(config=True)
     chat_provider = Enum(["procedural", "openai"], default_value="procedural").tag(config=True)
     image_provider = Enum(["procedural", "openai"], default_value="procedural").tag(config=True)
     video_provider = Enum(["procedural"], default_value="procedural").tag(config=True)
