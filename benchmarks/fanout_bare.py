@@ -21,7 +21,14 @@ import signal
 import time
 from typing import Any
 
-from fanout_common import Profiler, emit_paced, process_figures, progress_message
+from fanout_common import (
+    GcPauses,
+    Profiler,
+    apply_experiments,
+    emit_paced,
+    process_figures,
+    progress_message,
+)
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
@@ -37,6 +44,7 @@ class Broadcast:
         self.delivered = 0
         self.seq = 0
         self.profiler = Profiler()
+        self.gc = GcPauses()
 
 
 class BareSocket(WebSocketHandler):
@@ -101,6 +109,7 @@ class StatsHandler(_Handler):
                 "events": self.broadcast.seq,
                 "connections": len(self.broadcast.clients),
                 "slow_consumer_closes": 0,
+                **self.broadcast.gc.take(),
             }
         )
 
@@ -127,7 +136,8 @@ async def serve(port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"bare tornado listening on 127.0.0.1:{port}", flush=True)
+    experiments = apply_experiments()
+    print(f"bare tornado listening on 127.0.0.1:{port} {experiments}", flush=True)
     try:
         await stop.wait()
     finally:

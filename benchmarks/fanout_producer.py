@@ -11,17 +11,33 @@ token-authenticated endpoints under ``/vimax-bench/``:
   broadcaster appends them to the durable log; the hub fans them out after commit),
   ``R`` a second on the loop's clock, or as fast as possible when ``R`` is 0; answers
   once the last is emitted;
-- ``GET stats``: this process's CPU, the loop thread's CPU and the hub's counters;
+- ``GET stats``: this process's CPU, the loop thread's CPU, the hub's counters, and
+  since the last call: the garbage collector's pauses, and for the first event of each
+  batch the log commits, the time from its emit to the hub's listener call on the loop
+  (``stored``) and to the end of the loop turn that wrote it to every socket
+  (``written``);
 - ``POST profile?action=start|stop``: cProfile of the loop thread, written to the file
   ``$VIMAX_BENCH_PROFILE`` names (off when it is unset).
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from fanout_common import Profiler, emit_paced, process_figures
+from fanout_common import (
+    HUB_PATCH_ENV,
+    GcPauses,
+    Profiler,
+    apply_experiments,
+    emit_paced,
+    process_figures,
+    summary,
+)
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
@@ -29,6 +45,48 @@ from tornado import web
 from vimax_nb.protocol import ProgressEvent, WorkflowState, workflow_room
 
 _profiler = Profiler()
+_gc = GcPauses()
+EMITTED_AT = b'"emitted_at":'
+
+
+class StoreLag:
+    """An event-log listener that times the first benchmark event of each batch, from its
+    emit to the listeners' call on the loop, and to the end of the fan-out's writes."""
+
+    def __init__(self) -> None:
+        self.stored: list[float] = []
+        self.written: list[float] = []
+        self.batches = 0
+        self.events = 0
+
+    def __call__(self, events: Sequence[Any]) -> None:
+        now = time.time()
+        self.batches += 1
+        self.events += len(events)
+        frame: bytes = events[0].frame
+        at = frame.find(EMITTED_AT)
+        if at < 0 or len(self.stored) >= 200_000:
+            return
+        at += len(EMITTED_AT)
+        emitted = float(frame[at : frame.find(b",", at)])
+        self.stored.append(now - emitted)
+        # The hub's listener ran first and scheduled every connection's flush with
+        # call_soon: this runs after them.
+        asyncio.get_running_loop().call_soon(lambda: self.written.append(time.time() - emitted))
+
+    def take(self) -> dict[str, Any]:
+        taken = {
+            "batches": self.batches,
+            "batch_events": self.events,
+            "stored": summary(self.stored),
+            "written": summary(self.written),
+        }
+        self.stored, self.written, self.batches, self.events = [], [], 0, 0
+        return taken
+
+
+_store_lag = StoreLag()
+_listening: set[int] = set()
 
 
 class _BenchHandler(APIHandler):
@@ -54,9 +112,27 @@ class SetupHandler(_BenchHandler):
         final = await coordinator.wait(record.id, timeout=120)
         events = service.store.events
         await events.flush()
+        experiments: dict[str, Any] = {}
+        if id(events) not in _listening:
+            _listening.add(id(events))
+            events.add_listener(_store_lag)
+            if os.environ.get(HUB_PATCH_ENV):
+                import fanout_hubpatch
+
+                fanout_hubpatch.apply(service.hub)
+                experiments["patched_hub"] = True
+            experiments.update(apply_experiments())
         room = workflow_room(record.id)
         self.answer(
-            {"workflow": record.id, "room": room, "top": events.top(room), "state": final.state}
+            {
+                "workflow": record.id,
+                "room": room,
+                "top": events.top(room),
+                "state": final.state,
+                "experiments": experiments,
+                "gc_objects": len(gc.get_objects()),
+                "gc_frozen": gc.get_freeze_count(),
+            }
         )
 
 
@@ -101,6 +177,8 @@ class StatsHandler(_BenchHandler):
                 "events": hub.events_in,
                 "connections": len(hub.connections),
                 "slow_consumer_closes": hub.slow_consumer_closes,
+                **_gc.take(),
+                "log": _store_lag.take(),
             }
         )
 
