@@ -139,8 +139,6 @@ def server_env(args: argparse.Namespace, profile: Path | None) -> dict[str, str]
         env["VIMAX_BENCH_GC_FREEZE"] = "1"
     if args.switch_interval:
         env["VIMAX_BENCH_SWITCH_INTERVAL"] = str(args.switch_interval)
-    if args.patched_hub:
-        env["VIMAX_BENCH_HUB_PATCH"] = "1"  # read by the full path's extension only
     return env
 
 
@@ -433,7 +431,6 @@ def report(args: argparse.Namespace, bare: dict[str, Any], full: dict[str, Any])
         for name, on in (
             ("gc.freeze() in both servers", args.gc_freeze),
             (f"sys.setswitchinterval({args.switch_interval:g}) in both", args.switch_interval),
-            ("the full path's hub patched (fanout_hubpatch.py)", args.patched_hub),
             (" ".join(args.server_arg), args.server_arg),
         )
         if on
@@ -558,11 +555,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0.0,
         metavar="S",
         help="experiment: sys.setswitchinterval(S) in both servers",
-    )
-    parser.add_argument(
-        "--patched-hub",
-        action="store_true",
-        help="experiment: the full path with the hub changes of fanout_hubpatch.py",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)

@@ -19,7 +19,6 @@ CHUNK = 500  # events emitted per loop turn when emitting as fast as possible
 PROFILE_ENV = "VIMAX_BENCH_PROFILE"
 GC_FREEZE_ENV = "VIMAX_BENCH_GC_FREEZE"
 SWITCH_INTERVAL_ENV = "VIMAX_BENCH_SWITCH_INTERVAL"
-HUB_PATCH_ENV = "VIMAX_BENCH_HUB_PATCH"  # the full path only: see fanout_hubpatch.py
 
 
 def apply_experiments() -> dict[str, Any]:

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from fanout_common import (
-    HUB_PATCH_ENV,
     GcPauses,
     Profiler,
     apply_experiments,
@@ -116,11 +114,6 @@ class SetupHandler(_BenchHandler):
         if id(events) not in _listening:
             _listening.add(id(events))
             events.add_listener(_store_lag)
-            if os.environ.get(HUB_PATCH_ENV):
-                import fanout_hubpatch
-
-                fanout_hubpatch.apply(service.hub)
-                experiments["patched_hub"] = True
             experiments.update(apply_experiments())
         room = workflow_room(record.id)
         self.answer(

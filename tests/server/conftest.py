@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from vimax_nb.coordinator import TaskContext
 from vimax_nb.protocol import TERMINAL_STATES, WorkflowRecord, WorkflowState
 
 WAIT_TIMEOUT = 90.0
@@ -67,3 +69,16 @@ def record_of(response: Any) -> WorkflowRecord:
 
 def is_terminal(state: WorkflowState) -> bool:
     return state in TERMINAL_STATES
+
+
+class Gate:
+    """Holds the toy writer's tasks until opened."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self.entered = threading.Event()
+
+    def __call__(self, ctx: TaskContext) -> None:
+        self.entered.set()
+        if not self.opened.wait(60):
+            raise TimeoutError("the test never opened the gate")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from jupyter_server.auth import AllowAllAuthorizer
 from jupyter_server.utils import url_path_join
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
-from vimax_nb.coordinator import TaskContext
 from vimax_nb.protocol import (
     AgentRecord,
     CoordinatorMetricsEvent,
@@ -23,7 +21,7 @@ from vimax_nb.protocol import (
 )
 
 from ..coordinator.toy import Editor, Painter, StoryPipeline, Writer
-from .conftest import post_json, record_of, service_of, small_params, wait_finished
+from .conftest import Gate, post_json, record_of, service_of, small_params, wait_finished
 
 S = WorkflowState
 IDEA = "A lighthouse keeper befriends a whale"
@@ -70,19 +68,6 @@ async def raw_get(client: Any, base_url: str, path: str, **headers: str) -> HTTP
 
 
 # -- the toy pipeline, for controls that must not race the workflow ------------------
-
-
-class Gate:
-    """Holds the toy writer's tasks until opened."""
-
-    def __init__(self) -> None:
-        self.opened = threading.Event()
-        self.entered = threading.Event()
-
-    def __call__(self, ctx: TaskContext) -> None:
-        self.entered.set()
-        if not self.opened.wait(60):
-            raise TimeoutError("the test never opened the gate")
 
 
 @pytest.fixture

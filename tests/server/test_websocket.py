@@ -20,12 +20,11 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClosedError, websocket_connect
 
-from vimax_nb.coordinator import TaskContext
 from vimax_nb.protocol import ProgressEvent, WorkflowState, workflow_room
 from vimax_nb.server.session import Session
 
 from ..coordinator.toy import Editor, Painter, StoryPipeline, Writer
-from .conftest import post_json, record_of, service_of, small_params, wait_finished
+from .conftest import Gate, post_json, record_of, service_of, small_params, wait_finished
 from .ws_helpers import OP_CLOSE, OP_PING, OP_TEXT, Client, Frame, RawWebSocket
 
 S = WorkflowState
@@ -65,19 +64,6 @@ def service(jp_serverapp: Any, jp_asyncio_loop: Any) -> Any:
 
 
 # -- the toy pipeline: a workflow held in its first task has a room that stays quiet --------
-
-
-class Gate:
-    """Holds the toy writer's tasks until opened."""
-
-    def __init__(self) -> None:
-        self.opened = threading.Event()
-        self.entered = threading.Event()
-
-    def __call__(self, ctx: TaskContext) -> None:
-        self.entered.set()
-        if not self.opened.wait(60):
-            raise TimeoutError("the test never opened the gate")
 
 
 @pytest.fixture
