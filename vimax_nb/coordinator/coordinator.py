@@ -306,7 +306,7 @@ class Coordinator:
     def _enqueue(self, run: WorkflowRun, tasks: list[Task]) -> None:
         """Queue ``tasks`` (ready to run), or finish them from checkpoints."""
         work = deque(tasks)
-        while work:
+        while work and not run.finished:
             task = work.popleft()
             checkpoint = run.checkpoints.get(task.key)
             if checkpoint is not None:

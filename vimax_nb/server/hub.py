@@ -14,7 +14,7 @@ import asyncio
 import logging
 import struct
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -423,7 +423,3 @@ class Hub:
         """One connection's metadata, or None."""
         connection = self.connections.get(client_id)
         return connection.info() if connection is not None else None
-
-    def members(self, rooms: Iterable[str]) -> int:
-        """How many connections are in any of ``rooms``."""
-        return len({c for room in rooms for c in self.rooms.get(room, ())})

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..coordinator import AgentNotFound, Coordinator, InvalidTransition, WorkflowNotFound
+from ..coordinator import Coordinator, InvalidTransition, WorkflowNotFound
 from ..protocol import (
     CLOSE_RATE_LIMIT,
     EVENT_TYPES,
@@ -209,6 +209,3 @@ class Session:
         """Stop the session's pending work."""
         for task in list(self._tasks):
             task.cancel()
-
-
-__all__ = ["AgentNotFound", "Session", "encode"]
