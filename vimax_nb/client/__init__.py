@@ -1,5 +1,17 @@
 """The vimax-nb client: talks to the server extension over its WebSocket and REST."""
 
+from .api import Client, Run, RunCanceled, RunFailed, RunResult, VimaxError
 from .connection import Connection
+from .discovery import VimaxConnectError, connect
 
-__all__ = ["Connection"]
+__all__ = [
+    "Client",
+    "Connection",
+    "Run",
+    "RunCanceled",
+    "RunFailed",
+    "RunResult",
+    "VimaxConnectError",
+    "VimaxError",
+    "connect",
+]
