@@ -17,9 +17,9 @@ import pytest
 from vimax_nb.client import Client, Run, RunCanceled, RunFailed, RunResult, VimaxError
 from vimax_nb.protocol import WorkflowRecord
 
-from ..coordinator.toy import Editor, Painter, StoryPipeline, Writer
 from ..server.conftest import (  # noqa: F401  (fixtures that enable the extension)
     Gate,
+    install_toy,
     jp_server_config,
     service_of,
     small_params,
@@ -74,13 +74,7 @@ def toy(jp_serverapp: Any, jp_fetch: Any, jp_asyncio_loop: Any) -> Iterator[Gate
     service = service_of(jp_serverapp)
     jp_asyncio_loop.run_until_complete(service.ensure_started())
     coordinator = service.coordinator
-    coordinator.register_pipeline(StoryPipeline())
-    for agent in (
-        Writer(gate, name="toy-writer"),
-        Painter(name="toy-painter"),
-        Editor(name="toy-editor"),
-    ):
-        coordinator.register_agent(agent)
+    install_toy(coordinator, gate)
     try:
         yield gate
     finally:

@@ -82,3 +82,16 @@ class Gate:
         self.entered.set()
         if not self.opened.wait(60):
             raise TimeoutError("the test never opened the gate")
+
+
+def install_toy(coordinator: Any, gate: Gate) -> None:
+    """Give ``coordinator`` the toy 'story' pipeline, its writer held by ``gate``."""
+    from ..coordinator.toy import Editor, Painter, StoryPipeline, Writer
+
+    coordinator.register_pipeline(StoryPipeline())
+    for agent in (
+        Writer(gate, name="toy-writer"),
+        Painter(name="toy-painter"),
+        Editor(name="toy-editor"),
+    ):
+        coordinator.register_agent(agent)

@@ -20,8 +20,15 @@ from vimax_nb.protocol import (
     workflow_room,
 )
 
-from ..coordinator.toy import Editor, Painter, StoryPipeline, Writer
-from .conftest import Gate, post_json, record_of, service_of, small_params, wait_finished
+from .conftest import (
+    Gate,
+    install_toy,
+    post_json,
+    record_of,
+    service_of,
+    small_params,
+    wait_finished,
+)
 
 S = WorkflowState
 IDEA = "A lighthouse keeper befriends a whale"
@@ -78,13 +85,7 @@ def toy(jp_serverapp: Any, jp_fetch: Any, jp_asyncio_loop: Any) -> Iterator[Gate
     service = service_of(jp_serverapp)
     jp_asyncio_loop.run_until_complete(service.ensure_started())
     coordinator = service.coordinator
-    coordinator.register_pipeline(StoryPipeline())
-    for agent in (
-        Writer(gate, name="toy-writer"),
-        Painter(name="toy-painter"),
-        Editor(name="toy-editor"),
-    ):
-        coordinator.register_agent(agent)
+    install_toy(coordinator, gate)
     try:
         yield gate
     finally:

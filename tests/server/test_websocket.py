@@ -23,8 +23,15 @@ from tornado.websocket import WebSocketClosedError, websocket_connect
 from vimax_nb.protocol import ProgressEvent, WorkflowState, workflow_room
 from vimax_nb.server.session import Session
 
-from ..coordinator.toy import Editor, Painter, StoryPipeline, Writer
-from .conftest import Gate, post_json, record_of, service_of, small_params, wait_finished
+from .conftest import (
+    Gate,
+    install_toy,
+    post_json,
+    record_of,
+    service_of,
+    small_params,
+    wait_finished,
+)
 from .ws_helpers import OP_CLOSE, OP_PING, OP_TEXT, Client, Frame, RawWebSocket
 
 S = WorkflowState
@@ -70,13 +77,7 @@ def service(jp_serverapp: Any, jp_asyncio_loop: Any) -> Any:
 def toy(service: Any) -> Iterator[Gate]:
     gate = Gate()
     coordinator = service.coordinator
-    coordinator.register_pipeline(StoryPipeline())
-    for agent in (
-        Writer(gate, name="toy-writer"),
-        Painter(name="toy-painter"),
-        Editor(name="toy-editor"),
-    ):
-        coordinator.register_agent(agent)
+    install_toy(coordinator, gate)
     try:
         yield gate
     finally:
