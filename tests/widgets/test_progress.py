@@ -1,0 +1,438 @@
+"""WorkflowProgress against a fake run driven from a background thread (no kernel, no server)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.lib.pretty import pretty
+from PIL import Image
+from tornado.ioloop import IOLoop
+
+from vimax_nb.client import Run
+from vimax_nb.widgets import WorkflowProgress, theme
+
+IDEA = "A lighthouse keeper befriends a whale"
+EVIL = "<script>alert(1)</script>"
+TIMEOUT = 10.0
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.state = "open"
+        self._handlers: list[Callable[[str], None]] = []
+
+    def on_state(self, callback: Callable[[str], None]) -> None:
+        self._handlers.append(callback)
+
+    def set(self, state: str) -> None:
+        self.state = state
+        for handler in list(self._handlers):
+            handler(state)
+
+
+class FakeClient:
+    def __init__(self, workdir: Path | None = None) -> None:
+        self.workdir = workdir
+        self.connection = FakeConnection()
+
+    def artifact(self, workflow_id: str, path: str) -> Path | str:
+        if self.workdir is not None and (self.workdir / path).is_file():
+            return self.workdir / path
+        return f"http://server/vimax/api/workflows/{workflow_id}/artifacts/{path}"
+
+
+class FakeRun:
+    """The surface of vimax_nb.client.Run that the widget reads, driven by hand."""
+
+    __repr__ = Run.__repr__
+
+    def __init__(self, idea: str = IDEA, *, client: FakeClient | None = None) -> None:
+        self.id = "wf-1"
+        self.kind = "idea2video"
+        self.params: dict[str, Any] = {"idea": idea}
+        self.state = "running"
+        self.progress = 0.0
+        self.stage: str | None = None
+        self.message = ""
+        self.stages: list[dict[str, Any]] = []
+        self.artifacts: list[dict[str, Any]] = []
+        self.events = 0
+        if client is not None:
+            self.client = client
+        self._callbacks: list[Callable[[Any], None]] = []
+        self.calls: list[tuple[str, int]] = []
+        self.called = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+        self.fail: Exception | None = None
+
+    def on_change(self, callback: Callable[[Any], None]) -> None:
+        self._callbacks.append(callback)
+
+    def update(self, **fields: Any) -> None:
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.events += 1
+        for callback in list(self._callbacks):
+            callback(self)
+
+    def _control(self, action: str, state: str) -> str:
+        self.calls.append((action, threading.get_ident()))
+        self.called.set()
+        assert self.release.wait(TIMEOUT)
+        if self.fail is not None:
+            raise self.fail
+        self.update(state=state)
+        return state
+
+    def pause(self) -> str:
+        return self._control("pause", "paused")
+
+    def resume(self) -> str:
+        return self._control("resume", "running")
+
+    def cancel(self) -> str:
+        return self._control("cancel", "canceled")
+
+
+class Watcher:
+    """Wait (on a condition, with a timeout) until the widget has drawn something."""
+
+    def __init__(self, widget: WorkflowProgress) -> None:
+        self.widget = widget
+        self.times: list[float] = []
+        self._cond = threading.Condition()
+        widget.on_redraw = self._redrawn
+
+    def _redrawn(self, _widget: WorkflowProgress) -> None:
+        with self._cond:
+            self.times.append(time.monotonic())
+            self._cond.notify_all()
+
+    def until(self, predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+        with self._cond:
+            assert self._cond.wait_for(predicate, timeout), "the widget never drew that"
+
+
+def html_values(widget: WorkflowProgress) -> Iterator[str]:
+    """Every string ``value`` in the widget tree (HTML, Label, ...), and the log's titles."""
+    stack: list[Any] = [widget.box]
+    while stack:
+        node = stack.pop()
+        value = getattr(node, "value", None)
+        if isinstance(value, str):
+            yield value
+        yield from (t for t in getattr(node, "titles", ()) or () if isinstance(t, str))
+        stack.extend(getattr(node, "children", ()) or ())
+
+
+def test_burst_is_coalesced_and_the_final_state_is_drawn() -> None:
+    run = FakeRun()
+    widget = WorkflowProgress(run)
+    watcher = Watcher(widget)
+    first_draws = widget.redraws
+    count = 5000
+
+    def drive() -> None:
+        for i in range(count):
+            run.update(progress=i / count, stage="frames", message=f"frame {i}")
+        run.update(state="completed", progress=1.0, message="all done")
+
+    start = time.monotonic()
+    thread = threading.Thread(target=drive)
+    thread.start()
+    thread.join(TIMEOUT)
+    burst = time.monotonic() - start
+    assert not thread.is_alive()
+    assert burst < 1.0, f"5,000 updates took {burst:.2f} s: the callback is not cheap"
+
+    assert widget.wait_drawn(TIMEOUT)
+    elapsed = watcher.times[-1] - start if watcher.times else 0.0
+    redraws = widget.redraws - first_draws
+    assert 1 <= redraws <= elapsed * 10 + 2, (redraws, elapsed)
+    gaps = [b - a for a, b in zip(watcher.times, watcher.times[1:], strict=False)]
+    assert all(gap >= widget.interval * 0.9 for gap in gaps), gaps
+
+    assert widget.bar.value == 1.0
+    assert widget.percent.value == "100%"
+    assert ">completed<" in widget.badge.value
+    assert theme.STATE_COLORS["completed"] in widget.badge.value
+    assert "all done" in widget.message.value
+    assert widget.cancel_button.disabled
+    assert repr(widget) == "WorkflowProgress(idea2video 'A lighthouse keeper...' completed 100%)"
+
+
+def test_last_update_after_a_redraw_is_not_lost() -> None:
+    run = FakeRun()
+    widget = WorkflowProgress(run, interval=0.05)
+    watcher = Watcher(widget)
+    for step in range(1, 6):
+        run.update(progress=step / 10, message=f"step {step}")
+        watcher.until(lambda s=step: f"step {s}" in widget.message.value)
+        assert widget.bar.value == pytest.approx(step / 10)
+    run.update(state="failed", message="boom")
+    watcher.until(lambda: ">failed<" in widget.badge.value)
+    assert widget.wait_drawn(TIMEOUT)
+    assert "boom" in widget.message.value
+    assert widget.bar.bar_style == "danger"
+
+
+def test_user_text_is_escaped_everywhere(tmp_path: Path) -> None:
+    run = FakeRun(EVIL, client=FakeClient(tmp_path))
+    widget = WorkflowProgress(run)
+    run.update(
+        message=EVIL,
+        stage=EVIL,
+        stages=[{"name": EVIL, "done": 1, "total": 2}],
+        artifacts=[
+            {"kind": "image", "name": EVIL, "url": f"/vimax/api/workflows/wf-1/artifacts/{EVIL}"}
+        ],
+    )
+    run.update(state="completed", progress=1.0)
+    widget.flush()
+    assert widget.wait_drawn(TIMEOUT)
+    values = list(html_values(widget))
+    assert values
+    for value in values:
+        assert "<script" not in value.lower(), value
+    assert "&lt;script&gt;" in widget.title.value
+    assert "&lt;script&gt;" in widget.message.value
+    assert "&lt;script&gt;" in widget.stages_html.value
+    assert "&lt;script&gt;" in widget.links.value
+    assert "&lt;script&gt;" in widget.log_html.value
+
+
+@pytest.mark.parametrize(
+    ("state", "pause", "resume", "cancel"),
+    [
+        ("pending", False, False, True),
+        ("running", True, False, True),
+        ("paused", False, True, True),
+        ("interrupted", False, True, True),
+        ("completed", False, False, False),
+        ("failed", False, False, False),
+        ("canceled", False, False, False),
+    ],
+)
+def test_buttons_are_enabled_by_state(state: str, pause: bool, resume: bool, cancel: bool) -> None:
+    run = FakeRun()
+    widget = WorkflowProgress(run)
+    run.update(state=state)
+    widget.flush()
+    assert widget.pause_button.disabled is not pause
+    assert widget.resume_button.disabled is not resume
+    assert widget.cancel_button.disabled is not cancel
+    assert theme.color_of_state(state) in widget.badge.value
+
+
+def test_click_calls_the_run_off_the_calling_thread() -> None:
+    run = FakeRun()
+    widget = WorkflowProgress(run)
+    watcher = Watcher(widget)
+    run.release.clear()  # pause() blocks until released: click must return before that
+    widget.pause_button.click()
+    assert run.called.wait(TIMEOUT)
+    ((action, ident),) = run.calls
+    assert action == "pause"
+    assert ident != threading.get_ident()
+    watcher.until(lambda: widget.cancel_button.disabled)  # all disabled while in flight
+    assert widget.pause_button.disabled
+    assert widget.resume_button.disabled
+    run.release.set()
+    watcher.until(lambda: not widget.resume_button.disabled)
+    assert ">paused<" in widget.badge.value
+    assert widget.pause_button.disabled
+    assert widget.notice.value == ""
+
+
+def test_a_failing_action_is_shown_not_raised() -> None:
+    run = FakeRun()
+    widget = WorkflowProgress(run)
+    watcher = Watcher(widget)
+    run.fail = RuntimeError("409: cannot cancel <b>now</b>")
+    widget.cancel_button.click()
+    watcher.until(lambda: "cancel failed" in widget.notice.value)
+    assert "&lt;b&gt;now&lt;/b&gt;" in widget.notice.value
+    assert "<b>" not in widget.notice.value
+    assert not widget.cancel_button.disabled  # usable again
+    assert run.calls[0][1] != threading.get_ident()
+
+
+def test_repr_is_stable_text() -> None:
+    run = FakeRun()
+    run.state, run.progress = "running", 0.42
+    widget = WorkflowProgress(run)
+    expected = "WorkflowProgress(idea2video 'A lighthouse keeper...' running 42%)"
+    assert repr(widget) == expected
+    assert pretty(widget) == expected
+    bundle = widget._repr_mimebundle_()
+    assert bundle["text/plain"] == expected
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_log_keeps_the_last_200_events() -> None:
+    run = FakeRun()
+    widget = WorkflowProgress(run)
+    for i in range(250):
+        run.update(message=f"msg-{i:03d}-end")
+    widget.flush()
+    lines = widget.log_lines
+    assert len(lines) == 200
+    assert lines[0].endswith("msg-050-end")
+    assert lines[-1].endswith("msg-249-end")
+    assert "msg-049-end" not in widget.log_html.value
+    assert "msg-050-end" in widget.log_html.value
+    assert widget.log.get_title(0) == "Log (200 events)"
+
+
+def test_stage_rows_show_status_and_counts() -> None:
+    run = FakeRun()
+    widget = WorkflowProgress(run)
+    run.update(
+        stage="frames",
+        stages=[
+            {"name": "story", "done": 1, "total": 1},
+            {"name": "frames", "done": 3, "total": 8},
+            {"name": "video", "done": 0, "total": 0},
+        ],
+    )
+    widget.flush()
+    rows = widget.stages_html.value.split("</div>")
+    assert "story 1/1" in rows[0]
+    assert ">done<" in rows[0]
+    assert "frames 3/8" in rows[1]
+    assert ">running<" in rows[1]
+    assert "video" in rows[2]
+    assert ">pending<" in rows[2]
+
+
+def _png(path: Path, color: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), color).save(buffer, format="PNG")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def test_previews_show_local_frames_and_the_final_video(tmp_path: Path) -> None:
+    red = _png(tmp_path / "shots/0/first_frame.png", "red")
+    blue = _png(tmp_path / "shots/1/first_frame.png", "blue")
+    (tmp_path / "final_video.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    run = FakeRun(client=FakeClient(tmp_path))
+    widget = WorkflowProgress(run)
+
+    def artifact(kind: str, path: str) -> dict[str, Any]:
+        return {"kind": kind, "name": path, "url": f"/vimax/api/workflows/wf-1/artifacts/{path}"}
+
+    run.update(artifacts=[artifact("image", "shots/0/first_frame.png")])
+    widget.flush()
+    assert [f.value for f in widget.frames.children] == [red]
+    run.update(
+        artifacts=[
+            *run.artifacts,
+            artifact("image", "shots/1/first_frame.png"),
+            artifact("image", "shots/2/first_frame.png"),  # not on disk: a link
+            artifact("video", "final_video.mp4"),
+        ]
+    )
+    widget.flush()
+    assert [f.value for f in widget.frames.children] == [red, blue]
+    assert "http://server/vimax/api/workflows/wf-1/artifacts/shots/2/first_frame.png" in (
+        widget.links.value
+    )
+    assert widget.video_box.children == ()  # only once completed
+    run.update(state="completed", progress=1.0)
+    widget.flush()
+    (video,) = widget.video_box.children
+    assert video.value == (tmp_path / "final_video.mp4").read_bytes()
+
+
+def test_remote_video_is_a_link() -> None:
+    run = FakeRun(client=FakeClient(None))
+    widget = WorkflowProgress(run)
+    run.update(
+        state="completed",
+        progress=1.0,
+        artifacts=[
+            {
+                "kind": "video",
+                "name": "final_video.mp4",
+                "url": "/vimax/api/workflows/wf-1/artifacts/final_video.mp4",
+            }
+        ],
+    )
+    widget.flush()
+    assert widget.video_box.children == ()
+    assert "href='http://server/vimax/api/workflows/wf-1/artifacts/final_video.mp4'" in (
+        widget.links.value
+    )
+
+
+def test_connection_indicator_and_offline_badge() -> None:
+    client = FakeClient()
+    run = FakeRun(client=client)
+    widget = WorkflowProgress(run)
+    watcher = Watcher(widget)
+    assert "open" in widget.connection_indicator.value
+    client.connection.set("offline")
+    watcher.until(lambda: ">offline<" in widget.badge.value)
+    assert theme.STATE_COLORS["offline"] in widget.badge.value
+    client.connection.set("open")
+    watcher.until(lambda: ">running<" in widget.badge.value)
+
+
+def test_redraws_can_run_on_an_ioloop() -> None:
+    started = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def serve() -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        loop = IOLoop.current()
+        holder["loop"], holder["thread"] = loop, threading.get_ident()
+        loop.add_callback(started.set)
+        loop.start()
+        loop.close(all_fds=True)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    assert started.wait(TIMEOUT)
+    loop = holder["loop"]
+    try:
+        run = FakeRun()
+        widget = WorkflowProgress(run, loop=loop)
+        threads: list[int] = []
+        widget.on_redraw = lambda _w: threads.append(threading.get_ident())
+        for i in range(1000):
+            run.update(progress=i / 1000)
+        run.update(state="completed", progress=1.0)
+        assert widget.wait_drawn(TIMEOUT)
+        assert widget.bar.value == 1.0
+        assert ">completed<" in widget.badge.value
+        assert threads
+        assert set(threads) == {holder["thread"]}
+    finally:
+        loop.add_callback(loop.stop)
+        server.join(TIMEOUT)
+
+
+def test_ipython_shows_a_run_as_its_progress_widget() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from vimax_nb.client import Run
+    from vimax_nb.widgets import show_runs_as_widgets
+
+    shell = InteractiveShell.instance()
+    assert show_runs_as_widgets(shell)
+    formatter = shell.display_formatter.mimebundle_formatter
+    assert formatter.lookup_by_type(Run) is not None
+    run = FakeRun()
+    shown = formatter.lookup_by_type(Run)(run)
+    assert "application/vnd.jupyter.widget-view+json" in shown
+    assert shown["text/plain"].startswith("WorkflowProgress(")

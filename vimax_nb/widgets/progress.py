@@ -1,0 +1,465 @@
+"""``WorkflowProgress``: a live ipywidgets panel for one :class:`~vimax_nb.client.Run`.
+
+In the manner of dask.distributed's progress widgets, the panel holds no workflow state:
+everything it shows is read from the run when it draws. The run calls back on the
+connection's thread after every event; the panel only marks itself dirty there and
+schedules one redraw, so a burst of thousands of events costs at most ~10 redraws a
+second. A redraw always reads the run's *current* attributes, and every callback that
+arrives after a redraw has started schedules another one, so the last update is never
+lost: once the run ends, the panel shows its exact final state.
+
+Redraws run on a short-lived ``threading.Timer`` by default, which works in a kernel
+(ipykernel's comms may be used from any thread) even while the main thread is blocked in
+``run.wait()``, and in plain Python. Pass ``loop=`` (a Tornado ``IOLoop``) to draw on that
+loop instead.
+
+All text that comes from users or the server (idea, messages, stage and artifact names,
+errors) is escaped with :func:`html.escape` before it goes into an HTML widget.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import time
+import urllib.parse
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import ipywidgets as widgets
+from tornado.ioloop import IOLoop
+
+from . import theme
+
+__all__ = ["LOG_SIZE", "MIN_INTERVAL", "RunView", "WorkflowProgress"]
+
+MIN_INTERVAL = 0.1  # seconds between redraws: at most ~10 a second
+LOG_SIZE = 200  # events kept in the log
+MAX_FRAMES = 4  # storyboard frames previewed
+_TERMINAL = frozenset({"completed", "failed", "canceled"})
+_OFFLINE = frozenset({"offline", "closed"})
+_BAR_STYLES = {"completed": "success", "failed": "danger", "running": "info", "paused": "warning"}
+
+
+class RunView(Protocol):
+    """What the panel reads from a run (:class:`~vimax_nb.client.Run` has all of it)."""
+
+    id: str
+    kind: str
+    params: dict[str, Any]
+    state: str
+    progress: float
+    stage: str | None
+    message: str
+    stages: list[dict[str, Any]]
+    artifacts: list[dict[str, Any]]
+    events: int
+
+    def on_change(self, callback: Callable[[Any], None]) -> None: ...
+
+    def pause(self) -> str: ...
+
+    def resume(self) -> str: ...
+
+    def cancel(self) -> str: ...
+
+
+class WorkflowProgress:
+    """A live progress panel for ``run``; display it in a notebook (``.box`` is the VBox).
+
+    ``interval`` is the least time between redraws (seconds); ``loop`` an optional
+    Tornado IOLoop to draw on (by default a timer thread draws).
+    """
+
+    def __init__(
+        self,
+        run: RunView,
+        *,
+        interval: float = MIN_INTERVAL,
+        loop: IOLoop | None = None,
+        log_size: int = LOG_SIZE,
+    ) -> None:
+        self.run = run
+        self.interval = interval
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._drawn = threading.Condition(self._lock)
+        self._draw_lock = threading.Lock()
+        self._dirty = False
+        self._timer_pending = False
+        self._drawing = False
+        self._last_draw = float("-inf")
+        self._log: deque[str] = deque(maxlen=log_size)
+        self._seen_artifacts = 0
+        self._seen_errors = 0
+        self._busy: str | None = None
+        self._notice = ""
+        self._eta_origin: tuple[float, float] | None = None
+        self._image_cache: dict[str, bytes] = {}
+        self._preview_key: tuple[Any, ...] = ()
+        self._connection: Any = _connection_of(run)
+        self.redraws = 0
+        self.on_redraw: Callable[[WorkflowProgress], None] | None = None
+
+        self.title = widgets.HTML()
+        self.badge = widgets.HTML()
+        self.connection_indicator = widgets.HTML()
+        self.bar = widgets.FloatProgress(min=0.0, max=1.0, value=0.0)
+        self.percent = widgets.HTML()
+        self.stages_html = widgets.HTML()
+        self.message = widgets.HTML()
+        self.notice = widgets.HTML()
+        self.pause_button = widgets.Button(description="Pause", icon="pause")
+        self.resume_button = widgets.Button(description="Resume", icon="play")
+        self.cancel_button = widgets.Button(
+            description="Cancel", icon="stop", button_style="danger"
+        )
+        self.log_html = widgets.HTML()
+        self.log = widgets.Accordion(children=[self.log_html], selected_index=None)
+        self.frames = widgets.HBox()
+        self.video_box = widgets.VBox()
+        self.links = widgets.HTML()
+        self.pause_button.on_click(lambda _b: self._act("pause"))
+        self.resume_button.on_click(lambda _b: self._act("resume"))
+        self.cancel_button.on_click(lambda _b: self._act("cancel"))
+        self.box = widgets.VBox(
+            [
+                widgets.HBox([self.title, self.badge, self.connection_indicator]),
+                widgets.HBox([self.bar, self.percent]),
+                self.stages_html,
+                self.message,
+                widgets.HBox([self.pause_button, self.resume_button, self.cancel_button]),
+                self.notice,
+                self.frames,
+                self.video_box,
+                self.links,
+                self.log,
+            ]
+        )
+
+        self._record(run)
+        run.on_change(self._on_change)
+        if self._connection is not None and hasattr(self._connection, "on_state"):
+            self._connection.on_state(lambda _state: self._request_draw())
+        self.flush()
+
+    # -- display -----------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        text = repr(self.run)
+        match = re.fullmatch(r"\w+\((.*)\)", text, re.DOTALL)
+        return f"WorkflowProgress({match.group(1) if match else text})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle: dict[str, Any] = self.box._repr_mimebundle_(**kwargs) or {}
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+    # -- coalescing (any thread) -------------------------------------------------------
+
+    def _on_change(self, run: Any) -> None:
+        self._record(run)
+        self._request_draw()
+
+    def _request_draw(self) -> None:
+        """Mark dirty and make sure one redraw is scheduled (never more than one)."""
+        with self._lock:
+            self._dirty = True
+            if self._timer_pending:
+                return
+            self._timer_pending = True
+            delay = max(0.0, self._last_draw + self.interval - time.monotonic())
+        self._schedule(delay)
+
+    def _schedule(self, delay: float) -> None:
+        if self._loop is not None:
+            self._loop.add_callback(self._loop.call_later, delay, self._flush_scheduled)
+            return
+        timer = threading.Timer(delay, self._flush_scheduled)
+        timer.daemon = True
+        timer.start()
+
+    def _flush_scheduled(self) -> None:
+        self._flush(scheduled=True)
+
+    def flush(self) -> None:
+        """Redraw now if anything changed since the last redraw (thread-safe)."""
+        self._flush(scheduled=False)
+
+    def _flush(self, *, scheduled: bool) -> None:
+        with self._draw_lock:
+            with self._lock:
+                if scheduled:
+                    # Cleared together with _dirty: a change after this point schedules
+                    # a fresh timer, timed from this redraw.
+                    self._timer_pending = False
+                if not self._dirty and self.redraws:
+                    self._drawn.notify_all()
+                    return
+                self._dirty = False
+                self._drawing = True
+                self._last_draw = time.monotonic()
+            try:
+                self._draw()
+            finally:
+                with self._lock:
+                    self._drawing = False
+                    self.redraws += 1
+                    self._drawn.notify_all()
+            hook = self.on_redraw
+            if hook is not None:
+                hook(self)
+
+    def wait_drawn(self, timeout: float | None = None) -> bool:
+        """Block until every update so far is drawn; False on timeout."""
+        with self._drawn:
+            return self._drawn.wait_for(
+                lambda: not (self._dirty or self._timer_pending or self._drawing), timeout
+            )
+
+    # -- the log -----------------------------------------------------------------------
+
+    def _record(self, run: Any) -> None:
+        artifacts = list(getattr(run, "artifacts", ()) or ())
+        errors = list(getattr(run, "errors", ()) or ())
+        stamp = time.strftime("%H:%M:%S")
+        if len(artifacts) > self._seen_artifacts:
+            lines = [
+                f"{stamp} artifact {a.get('kind', '?')} {a.get('name', '')}"
+                for a in artifacts[self._seen_artifacts :]
+                if isinstance(a, dict)
+            ]
+        elif len(errors) > self._seen_errors:
+            lines = [
+                f"{stamp} error {e.get('code', '')}: {e.get('message', '')}"
+                for e in errors[self._seen_errors :]
+                if isinstance(e, dict)
+            ]
+        else:
+            stage = f" [{run.stage}]" if run.stage else ""
+            lines = [f"{stamp} {run.state} {run.progress:.0%}{stage} {run.message}".rstrip()]
+        self._seen_artifacts = len(artifacts)
+        self._seen_errors = len(errors)
+        with self._lock:
+            self._log.extend(lines)
+
+    @property
+    def log_lines(self) -> list[str]:
+        """The log's lines, oldest first (the last ``log_size`` events)."""
+        with self._lock:
+            return list(self._log)
+
+    # -- drawing (one thread at a time) ------------------------------------------------
+
+    def _draw(self) -> None:
+        run = self.run
+        state = str(run.state)
+        progress = min(1.0, max(0.0, float(run.progress or 0.0)))
+        conn_state = _connection_state(self._connection)
+        offline = conn_state in _OFFLINE and state not in _TERMINAL
+        shown = "offline" if offline else state
+
+        subject = run.params.get("idea") or run.params.get("script") or ""
+        subject = " ".join(str(subject).split())
+        if len(subject) > 80:
+            subject = subject[:77] + "..."
+        self.title.value = (
+            f"<b>{_e(run.kind)}</b> {_e(subject)} <small style='color:{theme.GREY}'>"
+            f"{_e(run.id)}</small>"
+        )
+        style = theme.BADGE_STYLE.format(color=theme.color_of_state(shown))
+        self.badge.value = f"<span style='{style}'>{_e(shown)}</span>"
+        if conn_state is None:
+            self.connection_indicator.value = ""
+        else:
+            color = theme.color_of_connection(conn_state)
+            self.connection_indicator.value = (
+                f"<span style='color:{color}' title='connection'>&#9679; {_e(conn_state)}</span>"
+            )
+
+        self.bar.value = progress
+        self.bar.bar_style = _BAR_STYLES.get(state, "")
+        eta = self._eta(state, progress)
+        self.percent.value = f"{progress:.0%}" + (f" &middot; ETA {eta}" if eta else "")
+        self.stages_html.value = self._stages(run, state)
+        self.message.value = f"<i>{_e(run.message)}</i>" if run.message else ""
+
+        with self._lock:
+            busy, notice = self._busy, self._notice
+        self.pause_button.disabled = busy is not None or state != "running"
+        self.resume_button.disabled = busy is not None or state not in ("paused", "interrupted")
+        self.cancel_button.disabled = busy is not None or state in _TERMINAL
+        self.notice.value = f"<span style='color:{theme.RED}'>{_e(notice)}</span>" if notice else ""
+
+        lines = self.log_lines
+        self.log_html.value = (
+            f"<pre style='{theme.LOG_STYLE}'>" + "\n".join(_e(x) for x in lines) + "</pre>"
+        )
+        self.log.set_title(0, f"Log ({len(lines)} events)")
+        self._previews(run, state)
+
+    def _eta(self, state: str, progress: float) -> str:
+        if state != "running":
+            self._eta_origin = None
+            return ""
+        now = time.monotonic()
+        if self._eta_origin is None or progress < self._eta_origin[1]:
+            self._eta_origin = (now, progress)
+            return ""
+        start, first = self._eta_origin
+        if progress <= first or now <= start:
+            return ""
+        remaining = (1.0 - progress) * (now - start) / (progress - first)
+        return _duration(remaining)
+
+    @staticmethod
+    def _stages(run: Any, state: str) -> str:
+        rows = []
+        for stage in run.stages or ():
+            if not isinstance(stage, dict):
+                continue
+            name = str(stage.get("name", ""))
+            done = int(stage.get("done") or 0)
+            total = int(stage.get("total") or 0)
+            if (total and done >= total) or (state == "completed"):
+                status = "done"
+            elif name == run.stage or done:
+                status = "running"
+            else:
+                status = "pending"
+            icon, color = theme.STAGE_ICONS[status]
+            count = f" {done}/{total}" if total else ""
+            rows.append(
+                f"<div><span style='color:{color}'>{icon}</span> {_e(name)}{_e(count)} "
+                f"<small style='color:{theme.GREY}'>{status}</small></div>"
+            )
+        return "".join(rows)
+
+    def _previews(self, run: Any, state: str) -> None:
+        artifacts = [a for a in list(run.artifacts or ()) if isinstance(a, dict)]
+        images = [a for a in artifacts if a.get("kind") == "image"][-MAX_FRAMES:]
+        videos = [a for a in artifacts if a.get("kind") == "video"][-1:]
+        key = (state, tuple(str(a.get("url")) for a in images + videos))
+        if key == self._preview_key:
+            return
+        self._preview_key = key
+        frames: list[Any] = []
+        links: list[str] = []
+        cache: dict[str, bytes] = {}
+        for artifact in images:
+            where = _locate(run, artifact)
+            if isinstance(where, Path):
+                data = self._image_cache.get(str(where))
+                if data is None:
+                    try:
+                        data = where.read_bytes()
+                    except OSError:
+                        data = None
+                if data is not None:
+                    cache[str(where)] = data
+                    frames.append(widgets.Image(value=data, format="png", width=160))
+                    continue
+            links.append(_link(where, artifact))
+        self._image_cache = cache
+        video_children: list[Any] = []
+        if state == "completed":
+            for artifact in videos:
+                where = _locate(run, artifact)
+                if isinstance(where, Path) and where.is_file():
+                    video_children.append(
+                        widgets.Video.from_file(str(where), autoplay=False, width=480)
+                    )
+                else:
+                    links.append(_link(where, artifact))
+        self.frames.children = frames
+        self.video_box.children = video_children
+        self.links.value = " ".join(links)
+
+    # -- buttons -----------------------------------------------------------------------
+
+    def _act(self, action: str) -> None:
+        """Call ``run.<action>()`` on a thread: a button click never blocks the kernel."""
+        with self._lock:
+            if self._busy is not None:
+                return
+            self._busy = action
+            self._notice = ""
+        self._request_draw()
+        thread = threading.Thread(
+            target=self._act_thread, args=(action,), name=f"vimax-{action}", daemon=True
+        )
+        thread.start()
+
+    def _act_thread(self, action: str) -> None:
+        notice = ""
+        try:
+            getattr(self.run, action)()
+        except Exception as exc:  # shown in the panel, never raised into the kernel
+            notice = f"{action} failed: {exc}"
+        with self._lock:
+            self._busy = None
+            self._notice = notice
+        self._request_draw()
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def _connection_of(run: Any) -> Any:
+    client = getattr(run, "client", None)
+    if client is None:
+        return None
+    try:
+        return client.connection
+    except Exception:  # a closed client: no indicator
+        return None
+
+
+def _connection_state(connection: Any) -> str | None:
+    if connection is None:
+        return None
+    state = getattr(connection, "state", None)
+    return str(state) if state is not None else None
+
+
+def _locate(run: Any, artifact: dict[str, Any]) -> Path | str:
+    """A local Path for ``artifact`` when the client can reach its file, else its URL."""
+    url = str(artifact.get("url") or "")
+    local = artifact.get("path")
+    if isinstance(local, str | Path) and Path(local).is_file():
+        return Path(local)
+    client = getattr(run, "client", None)
+    _, sep, rel = url.partition("/artifacts/")
+    if client is not None and sep and hasattr(client, "artifact"):
+        try:
+            where = client.artifact(run.id, urllib.parse.unquote(rel))
+        except Exception:
+            where = url
+        return where if isinstance(where, Path) else str(where)
+    return url
+
+
+def _link(where: Path | str, artifact: dict[str, Any]) -> str:
+    name = _e(artifact.get("name") or str(where))
+    target = str(where)
+    if not re.match(r"^(https?:)?/", target):
+        return f"<span>{name}</span>"
+    return f"<a href='{_e(target)}' target='_blank' rel='noopener'>{name}</a>"
