@@ -62,3 +62,15 @@ def test_pip_install_enables_the_extension() -> None:
     assert json.loads(config.read_text()) == {
         "ServerApp": {"jpserver_extensions": {"vimax_nb.server": True}}
     }
+
+
+def test_the_extension_loads_without_the_openai_extra() -> None:
+    code = (
+        "import sys; sys.modules['openai'] = None\n"  # as if the extra were not installed
+        "import vimax_nb.server.app, vimax_nb.server.handlers, vimax_nb.cli, vimax_nb.client\n"
+        "print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.stdout.strip() == "ok", done.stderr

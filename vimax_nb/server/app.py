@@ -21,7 +21,6 @@ from traitlets import Bool, Enum, Float, Int, Unicode, default
 from ..coordinator import Coordinator
 from ..pipelines import register_vimax
 from ..providers import make_providers
-from ..providers.openai import OpenAIConfig
 from ..store import Retention, Store
 from .broadcaster import Broadcaster
 from .hub import Hub, HubLimits
@@ -134,12 +133,8 @@ class VimaxService:
             max_events_per_room=app.max_events_per_room, max_age=app.max_event_age
         )
         self.store = await Store.open(self.database, retention=retention)
-        openai = (
-            OpenAIConfig.from_env() if "openai" in (app.chat_provider, app.image_provider) else None
-        )
-        providers = make_providers(
-            app.chat_provider, app.image_provider, app.video_provider, openai=openai
-        )
+        # The openai package is an extra: make_providers imports it only when asked for.
+        providers = make_providers(app.chat_provider, app.image_provider, app.video_provider)
         self.coordinator = Coordinator(
             store=self.store, workdir=self.workdir, max_concurrent_tasks=app.max_concurrent_tasks
         )
