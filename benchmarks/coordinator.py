@@ -32,6 +32,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _table import print_table
+
 from vimax_nb.coordinator import (
     Agent,
     Coordinator,
@@ -75,8 +77,10 @@ class ManyTasks(Pipeline):
     def plan(self, params: Mapping[str, Any]) -> Iterable[TaskSpec]:
         return [TaskSpec(f"t{i}", "noop", "work") for i in range(params["n"])]
 
-    def checkpoint(self, spec: TaskSpec, result: TaskResult) -> Any | None:
-        return {"key": spec.key} if self.checkpoints else None
+    def checkpoint(
+        self, workflow_id: str, spec: TaskSpec, result: TaskResult
+    ) -> tuple[Any, str | None] | None:
+        return ({"key": spec.key}, None) if self.checkpoints else None
 
 
 @dataclass
@@ -155,7 +159,7 @@ async def bench(args: argparse.Namespace, mode: Mode, tmp: Path) -> Run:
     return best
 
 
-def print_table(rows: list[tuple[Mode, Run]], tasks: int) -> None:
+def print_results(rows: list[tuple[Mode, Run]], tasks: int) -> None:
     header = ("handlers", "tasks", "seconds", "tasks/s", "events/task", "target", "")
     lines = []
     for mode, run in rows:
@@ -174,19 +178,7 @@ def print_table(rows: list[tuple[Mode, Run]], tasks: int) -> None:
                 verdict,
             )
         )
-    widths = [max(len(row[i]) for row in (header, *lines)) for i in range(len(header))]
-    right = {1, 2, 3, 4}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    print(line(header))
-    print(line(["-" * w for w in widths]))
-    for cells in lines:
-        print(line(cells))
+    print_table(header, lines)
     print()
     for mode, run in rows:
         if mode.events:
@@ -225,7 +217,7 @@ async def main(args: argparse.Namespace) -> int:
             rows.append((mode, await bench(args, mode, Path(tmp))))
         if args.profile:
             await profile(args, modes[0], Path(tmp) / "profile")
-    print_table(rows, args.tasks)
+    print_results(rows, args.tasks)
     missed = [m for m, r in rows if m.events and args.tasks / r.seconds < TARGET_TASKS]
     print()
     print("result:", "BELOW target" if missed else "PASS")

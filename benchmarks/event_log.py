@@ -31,6 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _table import print_table
+
 from vimax_nb.protocol import ProgressEvent, WorkflowState, event_payload
 from vimax_nb.store import Store, StoredEvent
 
@@ -280,19 +282,7 @@ def _print_table(results: list[Result]) -> None:
                 verdict,
             )
         )
-    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
-    right = {1, 2, 3, 4}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    print(line(header))
-    print(line(["-" * w for w in widths]))
-    for row in rows:
-        print(line(row))
+    print_table(header, rows)
     print()
     for r in results:
         if r.note:

@@ -359,3 +359,22 @@ def test_retry_policy_backs_off_exponentially_up_to_its_cap() -> None:
     assert [policy.delay(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
     with pytest.raises(ValueError, match="max_attempts must be at least 1"):
         RetryPolicy(max_attempts=0)
+
+
+async def test_a_pipeline_hook_that_raises_fails_the_workflow_instead_of_hanging(
+    tmp_path: Path,
+) -> None:
+    from .toy import StoryPipeline
+
+    class BrokenCheckpoints(StoryPipeline):
+        kind = "broken"
+
+        def checkpoint(self, *args: Any) -> Any:
+            raise RuntimeError("checkpoint hook bug")
+
+    async with coordinator_with(tmp_path) as (coordinator, _):
+        coordinator.register_pipeline(BrokenCheckpoints())
+        record = await coordinator.submit("broken", {"shots": 1})
+        done = await coordinator.wait(record.id, timeout=10)
+    assert done.state == WorkflowState.failed
+    assert "checkpoint hook bug" in done.message

@@ -327,11 +327,15 @@ class Coordinator:
     def _task_outcome(
         self, run: WorkflowRun, task: Task, agent: Agent, error: BaseException | None, value: Any
     ) -> None:
-        if error is None:
-            self._enqueue(run, self._succeeded(run, task, value))
-            self._check_complete(run)
-        else:
-            self._failed(run, task, agent, error)
+        try:
+            if error is None:
+                self._enqueue(run, self._succeeded(run, task, value))
+                self._check_complete(run)
+            else:
+                self._failed(run, task, agent, error)
+        except Exception as exc:  # a pipeline hook broke: the workflow must not hang
+            log.exception("workflow %s: handling task %s failed", run.id, task.key)
+            self._fail(run, task, agent, exc, retryable=False, why="the pipeline failed")
 
     def _succeeded(
         self, run: WorkflowRun, task: Task, value: Any, *, restored: bool = False
