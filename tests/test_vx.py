@@ -1,0 +1,133 @@
+"""The top-level notebook API: ``import vimax_nb as vx``."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import vimax_nb as vx
+from vimax_nb.client.table import WorkflowTable
+from vimax_nb.protocol import WorkflowRecord
+
+from .server.conftest import (  # noqa: F401  (fixtures that enable the extension)
+    jp_server_config,
+    small_params,
+    vimax_workdir,
+)
+
+TIMEOUT = 90.0
+
+
+def record(id_: str, created: str, state: str = "completed", **params: Any) -> WorkflowRecord:
+    return WorkflowRecord(
+        id=id_,
+        kind="idea2video",
+        params=params,
+        state=state,  # type: ignore[arg-type]
+        progress=1.0 if state == "completed" else 0.5,
+        stage="editing" if state == "completed" else "frames",
+        created_at=created,
+        updated_at=created,
+    )
+
+
+def test_workflow_table_lists_newest_first_and_filters() -> None:
+    table = WorkflowTable(
+        [
+            record("old", "2026-01-01T10:00:00+00:00", idea="A fox"),
+            record("new", "2026-01-02T10:00:00+00:00", "running", idea="A whale"),
+        ]
+    )
+    assert [r.id for r in table] == ["new", "old"]
+    assert table[0].id == "new"
+    assert [r.id for r in table[1:]] == ["old"]
+    assert [r.id for r in table.by_state("running")] == ["new"]
+    text = repr(table)
+    lines = text.splitlines()
+    assert lines[0].split() == ["id", "kind", "state", "progress", "stage", "created", "subject"]
+    assert lines[1].split()[:4] == ["new", "idea2video", "running", "50%"]
+    assert "2026-01-02 10:00:00" in lines[1]
+    assert lines[2].endswith("A fox")
+
+
+def test_workflow_table_escapes_user_text_and_shortens_it() -> None:
+    idea = "<img src=x onerror=alert(1)> " + "and a very long idea " * 5
+    table = WorkflowTable([record("w1", "2026-01-01T00:00:00+00:00", idea=idea)])
+    page = table._repr_html_()
+    assert "<img" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    subject = table.rows()[0][-1]
+    assert len(subject) == 40
+    assert subject.endswith("...")
+
+
+def test_an_empty_table_says_so() -> None:
+    table = WorkflowTable([])
+    assert repr(table) == "WorkflowTable(no workflows)"
+    assert "No workflows" in table._repr_html_()
+
+
+def test_importing_vimax_nb_does_not_import_the_widgets() -> None:
+    code = "import sys, vimax_nb as vx; print('ipywidgets' in sys.modules, vx.__version__)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split()[0] == "False"
+
+
+def test_widgets_are_reached_lazily_and_unknown_names_are_refused() -> None:
+    from vimax_nb.widgets import WorkflowProgress
+
+    assert vx.WorkflowProgress is WorkflowProgress
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        vx.nothing  # noqa: B018
+
+
+@pytest.fixture
+def default_client(
+    jp_serverapp: Any, jp_fetch: Any, jp_http_port: int, jp_base_url: str, jp_asyncio_loop: Any
+) -> Iterator[vx.Client]:
+    """``vx.connect(url, token)``: the process's default client, closed at the end."""
+    vx.disconnect()
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}"
+    token = jp_serverapp.identity_provider.token
+    client = jp_asyncio_loop.run_until_complete(asyncio.to_thread(vx.connect, url, token))
+    try:
+        yield client
+    finally:
+        jp_asyncio_loop.run_until_complete(asyncio.to_thread(vx.disconnect))
+
+
+async def test_vx_runs_a_workflow_and_lists_it(default_client: vx.Client) -> None:
+    assert vx.connect() is default_client
+    run = await asyncio.to_thread(
+        vx.idea2video, "A lighthouse keeper befriends a whale", **small_params(scenes=1)
+    )
+    result = await asyncio.wait_for(run, TIMEOUT)
+    assert result.video is not None
+    assert result.workflow.state.value == "completed"
+    table = await asyncio.to_thread(vx.workflows)
+    assert [r.id for r in table] == [run.id]
+    assert repr(table).splitlines()[1].split()[:3] == [run.id, "idea2video", "completed"]
+
+
+async def test_a_run_displays_as_its_progress_widget(default_client: vx.Client) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        vx._register_display()
+        run = await asyncio.to_thread(
+            vx.script2video, "INT. LIGHTHOUSE - NIGHT\nA keeper lights the lamp.", **small_params()
+        )
+        await asyncio.wait_for(run, TIMEOUT)
+        bundle, _ = shell.display_formatter.format(run)
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+        assert bundle["text/plain"].startswith("WorkflowProgress(script2video")
+    finally:
+        InteractiveShell.clear_instance()
