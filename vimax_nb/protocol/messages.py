@@ -1,0 +1,259 @@
+"""The pydantic models of every frame, both ways, and the records rooms snapshot."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from .rooms import (
+    PROTOCOL_VERSION,
+    AgentState,
+    ArtifactKind,
+    ControlAction,
+    TargetType,
+    WorkflowState,
+    parse_room,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Message(_Strict):
+    """A wire message; subclasses narrow ``type`` to their literal tag, which stays first."""
+
+    type: str
+
+
+class _RoomMessage(_Message):
+    room: str
+
+    @field_validator("room")
+    @classmethod
+    def _check_room(cls, room: str) -> str:
+        parse_room(room)
+        return room
+
+
+class Subscribe(_RoomMessage):
+    """Ask for a room's events with seq > ``after`` (all kept events when None or 0)."""
+
+    type: Literal["subscribe"] = "subscribe"
+    after: int | None = Field(default=None, ge=0)
+    epoch: str | None = None
+    id: str | None = None
+
+
+class Unsubscribe(_RoomMessage):
+    type: Literal["unsubscribe"] = "unsubscribe"
+    id: str | None = None
+
+
+class Ping(_Message):
+    type: Literal["ping"] = "ping"
+    ts: float | int | str | None = None
+
+
+class Control(_Message):
+    type: Literal["control"] = "control"
+    workflow_id: str = Field(min_length=1)
+    action: ControlAction
+    id: str | None = None
+
+
+class GetMetrics(_Message):
+    type: Literal["get_metrics"] = "get_metrics"
+    id: str | None = None
+
+
+ClientMessage = Annotated[
+    Subscribe | Unsubscribe | Ping | Control | GetMetrics, Field(discriminator="type")
+]
+
+
+class AgentMetrics(_Strict):
+    """An agent's counters; timestamps are ISO 8601 UTC strings."""
+
+    tasks_completed: int = 0
+    tasks_failed: int = 0
+    error_rate: float = 0.0
+    avg_execution_ms: float = 0.0
+    current_task: str | None = None
+    last_heartbeat: str | None = None
+
+
+class WorkflowRecord(_Strict):
+    """A workflow as REST returns it and as a workflow room's snapshot."""
+
+    id: str
+    kind: str
+    params: dict[str, Any]
+    owner: str | None = None
+    state: WorkflowState
+    progress: float = Field(ge=0.0, le=1.0)
+    stage: str | None = None
+    stage_index: int = 0
+    total_stages: int = 0
+    message: str = ""
+    created_at: str
+    updated_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class AgentRecord(_Strict):
+    """An agent as REST returns it and as an agent room's snapshot."""
+
+    name: str
+    description: str = ""
+    status: AgentState
+    capabilities: list[str] = Field(default_factory=list)
+    concurrency: int = 1
+    metrics: AgentMetrics = Field(default_factory=AgentMetrics)
+
+
+class _Event(_Message):
+    """Envelope of events: set only on events stored in a room's log."""
+
+    room: str | None = None
+    seq: int | None = Field(default=None, ge=1)
+    timestamp: str | None = None
+
+
+class ProgressEvent(_Event):
+    type: Literal["progress"] = "progress"
+    workflow_id: str
+    state: WorkflowState
+    progress: float = Field(ge=0.0, le=1.0)
+    stage: str | None = None
+    stage_index: int = 0
+    total_stages: int = 0
+    message: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class AgentStatusEvent(_Event):
+    type: Literal["agent_status"] = "agent_status"
+    agent_name: str
+    status: AgentState
+    capabilities: list[str] = Field(default_factory=list)
+    metrics: AgentMetrics = Field(default_factory=AgentMetrics)
+
+
+class CoordinatorMetricsEvent(_Event):
+    type: Literal["coordinator_metrics"] = "coordinator_metrics"
+    total_workflows: int
+    active_workflows: int
+    queue_size: int
+    registered_agents: int
+    healthy_agents: int
+    tasks_per_second: float
+    dead_letters: int
+    connections: int = 0
+
+
+class ArtifactEvent(_Event):
+    type: Literal["artifact"] = "artifact"
+    workflow_id: str
+    stage: str
+    name: str
+    kind: ArtifactKind
+    url: str
+
+
+class ErrorEvent(_Event):
+    """An error; ``code`` is an ErrorCode value or another code, ``id`` the request's id."""
+
+    type: Literal["error"] = "error"
+    target_type: TargetType
+    target_id: str | None = None
+    code: str
+    message: str
+    retryable: bool = False
+    details: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = None
+
+
+class Welcome(_Message):
+    type: Literal["welcome"] = "welcome"
+    client_id: str
+    epoch: str
+    protocol: int = PROTOCOL_VERSION
+    heartbeat_interval: float
+
+
+class Subscribed(_Message):
+    """``recovered=False`` means the client must reset from ``snapshot``."""
+
+    type: Literal["subscribed"] = "subscribed"
+    room: str
+    recovered: bool
+    top: int = Field(ge=0)
+    snapshot: dict[str, Any] | None = None
+    id: str | None = None
+
+
+class Unsubscribed(_Message):
+    type: Literal["unsubscribed"] = "unsubscribed"
+    room: str
+    id: str | None = None
+
+
+class Pong(_Message):
+    type: Literal["pong"] = "pong"
+    ts: float | int | str | None = None
+
+
+class ControlResponse(_Message):
+    """``state`` is the workflow's state after the action (None if it is unknown)."""
+
+    type: Literal["control_response"] = "control_response"
+    id: str | None = None
+    action: ControlAction
+    ok: bool
+    state: WorkflowState | None
+    message: str = ""
+    workflow_id: str
+
+
+Event = Annotated[
+    ProgressEvent | AgentStatusEvent | CoordinatorMetricsEvent | ArtifactEvent | ErrorEvent,
+    Field(discriminator="type"),
+]
+
+ServerMessage = Annotated[
+    Welcome
+    | Subscribed
+    | Unsubscribed
+    | Pong
+    | ControlResponse
+    | ProgressEvent
+    | AgentStatusEvent
+    | CoordinatorMetricsEvent
+    | ArtifactEvent
+    | ErrorEvent,
+    Field(discriminator="type"),
+]
+
+
+def _models_by_type(*models: type[_Message]) -> dict[str, type[_Message]]:
+    return {m.model_fields["type"].default: m for m in models}
+
+
+_CLIENT_MODELS = _models_by_type(Subscribe, Unsubscribe, Ping, Control, GetMetrics)
+_EVENT_MODELS = _models_by_type(
+    ProgressEvent, AgentStatusEvent, CoordinatorMetricsEvent, ArtifactEvent, ErrorEvent
+)
+_SERVER_MODELS = {
+    **_models_by_type(Welcome, Subscribed, Unsubscribed, Pong, ControlResponse),
+    **_EVENT_MODELS,
+}
+EVENT_TYPES: frozenset[str] = frozenset(_EVENT_MODELS)
+
+_CLIENT_ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+_SERVER_ADAPTER: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
+_ENVELOPE = {"type", "room", "seq", "timestamp"}
