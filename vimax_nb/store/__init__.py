@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .database import Database, StoreError, StoreLocked
-from .events import EventListener, EventLog, Replay, Retention, StoredEvent, format_timestamp
+from .events import EventListener, EventLog
+from .records import Replay, Retention, StoredEvent, format_timestamp
 from .workflows import Checkpoint, WorkflowStore
 
 __all__ = [

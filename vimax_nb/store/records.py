@@ -1,0 +1,105 @@
+"""The event log's values: stored events, replays, the retention policy, encoding."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic_core import from_json, to_json
+
+_ENVELOPE = ("type", "room", "seq", "timestamp")
+
+
+def format_timestamp(seconds: float) -> str:
+    """``seconds`` since the epoch as ISO 8601 UTC with milliseconds (``...T12:00:00.250Z``).
+
+    Milliseconds are truncated, after rounding to the microsecond so that a float
+    such as ``1.001`` (really ``1.000999...``) still reads ``.001``.
+    """
+    whole, millis = divmod(round(seconds * 1_000_000) // 1000, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+def encode_payload(payload: object) -> tuple[bytes, bool]:
+    """The payload as compact-enough JSON object text, and whether it has any field.
+
+    Raises ValueError (or a subclass) for anything that is not a JSON object, that
+    cannot be serialized, or that sets one of the envelope's fields.
+    """
+    if isinstance(payload, bytes | bytearray | memoryview):
+        body = bytes(payload).strip()
+        fields = from_json(body, allow_inf_nan=False)
+        if not isinstance(fields, dict):
+            raise ValueError("the payload must be a JSON object")
+    elif isinstance(payload, Mapping):
+        fields = payload if isinstance(payload, dict) else dict(payload)
+        body = to_json(fields, inf_nan_mode="null")
+    else:
+        raise ValueError(
+            f"the payload must be a JSON object (a mapping or its JSON text), "
+            f"not {type(payload).__name__}"
+        )
+    for key in _ENVELOPE:
+        if key in fields:
+            raise ValueError(
+                f"the payload must not set {key!r}: the log sets type, room, seq and timestamp"
+            )
+    return body, bool(fields)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as stored: ``frame`` is the exact JSON text sent to clients."""
+
+    room: str
+    seq: int
+    type: str
+    timestamp: str
+    frame: bytes
+
+    def data(self) -> dict[str, Any]:
+        """The frame decoded."""
+        decoded: dict[str, Any] = json.loads(self.frame)
+        return decoded
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much of each room's history the log keeps.
+
+    ``max_events_per_room`` keeps the newest events of each room (pruned in steps
+    of about a tenth of it); ``max_age`` drops events older than that many seconds.
+    ``None`` turns a limit off.
+    """
+
+    max_events_per_room: int | None = 50_000
+    max_age: float | None = 7 * 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.max_events_per_room is not None and self.max_events_per_room < 100:
+            raise ValueError(
+                f"max_events_per_room must be at least 100 (got {self.max_events_per_room}): "
+                "reconnecting clients rely on at least the last 100 events of a room"
+            )
+        if self.max_age is not None and self.max_age <= 0:
+            raise ValueError(f"max_age must be a positive number of seconds (got {self.max_age})")
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What the log holds for a room after a client's last seen seq.
+
+    ``events`` are the kept events with ``after < seq <= top`` in order.
+    ``recovered`` is true when they are *all* the events after ``after``: the
+    epoch matches, ``after <= top`` and nothing after ``after`` was pruned.
+    """
+
+    room: str
+    after: int
+    top: int
+    floor: int
+    recovered: bool
+    events: list[StoredEvent]
