@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from vimax_nb.client import Client, VimaxConnectError, connect, discovery
+from vimax_nb.client.private import READY_TIMEOUT
 
 from ..server.conftest import jp_server_config, vimax_workdir  # noqa: F401
 from .test_api import fixture_closing, fixture_server_url, fixture_token  # noqa: F401
@@ -31,6 +36,18 @@ def fresh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     runtime.mkdir()
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
     monkeypatch.setenv("JPY_PARENT_PID", str(PID))
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def runtime_file(name: str, **info: Any) -> None:
+    runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"])
+    (runtime / f"jpserver-{name}.json").write_text(json.dumps(info))
 
 
 def closed_port() -> int:
@@ -98,20 +115,75 @@ async def test_a_wrong_token_is_reported(monkeypatch: pytest.MonkeyPatch, server
     assert "HTTP 403" in caught.value.attempts[0][1]
 
 
-def test_when_nothing_works_the_error_lists_every_attempt(
-    monkeypatch: pytest.MonkeyPatch,
+async def test_the_hubs_token_goes_with_vimax_nb_url_when_there_is_no_token(
+    monkeypatch: pytest.MonkeyPatch, server_url: str, token: str, closing: Any
 ) -> None:
+    monkeypatch.setenv("VIMAX_NB_URL", server_url)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", token)
+    client = closing(await asyncio.to_thread(connect, start_server=False))
+    assert client.token == token
+    assert discovery.default_source() == f"VIMAX_NB_URL={server_url}"
+
+
+async def test_the_server_serving_this_folder_is_found_by_its_root_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server_url: str, token: str, closing: Any
+) -> None:
+    """As with ``vimax-nb serve`` or JupyterLab started in the folder; a stale file of a
+    server that is gone, and a live one of another folder, are passed over."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    runtime_file("gone", pid=dead_pid(), url=server_url, token="stale", root_dir=str(folder))
+    other = f"http://127.0.0.1:{closed_port()}/"
+    runtime_file("other", pid=os.getpid(), url=other, token="x", root_dir=str(tmp_path))
+    runtime_file("here", pid=os.getpid(), url=server_url, token=token, root_dir=str(folder))
+
+    client = closing(await asyncio.to_thread(connect, start_server=False))
+    assert client.url == server_url
+    assert client.token == token
+    assert client.workdir == folder / "vimax-work"
+    assert discovery.default_source() == (
+        f"the Jupyter server of pid {os.getpid()} serving {folder.resolve()}"
+    )
+    found = await asyncio.to_thread(discovery.folder_server, folder)
+    assert found is not None
+    closing(found[0])
+    assert (found[0].url, found[1]) == (server_url, os.getpid())
+
+
+async def test_the_process_holding_the_folders_database_is_its_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server_url: str, token: str, closing: Any
+) -> None:
+    """A server whose root_dir is elsewhere but whose workdir is this folder's: the pid
+    in the database's lock file names it."""
+    monkeypatch.chdir(tmp_path)
+    lock = tmp_path / "vimax-work" / "vimax.sqlite3.lock"
+    lock.parent.mkdir()
+    lock.write_text(str(os.getpid()))
+    runtime_file("holder", pid=os.getpid(), url=server_url, token=token, root_dir="/elsewhere")
+    client = closing(await asyncio.to_thread(connect, start_server=False))
+    assert client.url == server_url
+    assert "serving" in (discovery.default_source() or "")
+
+
+def test_when_nothing_works_the_error_lists_every_attempt(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
     url = f"http://127.0.0.1:{closed_port()}/"
     monkeypatch.setenv("VIMAX_NB_URL", url)
+    runtime_file("stale", pid=dead_pid(), url=url, token="", root_dir=str(tmp_path))
     with pytest.raises(VimaxConnectError) as caught:
         connect(start_server=False)
     attempts = caught.value.attempts
-    assert len(attempts) == 3
+    assert len(attempts) == 4
     assert attempts[0][0] == f"VIMAX_NB_URL={url}"
     assert "refused" in attempts[0][1].lower()
     assert f"pid {PID}" in attempts[1][0]
     assert "no jpserver-*.json" in attempts[1][1]
-    assert "start_server=False" in attempts[2][1]
+    assert attempts[2][0] == f"a Jupyter server serving {tmp_path.resolve()}"
+    assert "no live jpserver-*.json" in attempts[2][1]
+    assert "start_server=False" in attempts[3][1]
     text = str(caught.value)
     assert all(what in text and why in text for what, why in attempts)
     assert discovery.default_client() is None
@@ -122,7 +194,12 @@ def test_when_nothing_works_the_error_lists_every_attempt(
     assert unset.value.attempts[0] == ("VIMAX_NB_URL", "not set")
 
 
-@pytest.mark.skipif(find_spec("jupyter_server") is None, reason="no jupyter_server")
+needs_jupyter_server = pytest.mark.skipif(
+    find_spec("jupyter_server") is None, reason="no jupyter_server"
+)
+
+
+@needs_jupyter_server
 def test_a_private_server_is_started_and_stopped(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -137,7 +214,102 @@ def test_a_private_server_is_started_and_stopped(
         assert client.workdir == tmp_path.resolve() / "vimax-work"
         assert "total_workflows" in client.coordinator()
         assert connect() is client
+        assert (discovery.default_source() or "").startswith("a private jupyter server")
+        assert server.startup_seconds is not None
+        assert server.startup_seconds < READY_TIMEOUT
+        # it is in its own session: a Ctrl-C in the terminal reaches this process only
+        assert server.pid is not None
+        assert os.getsid(server.pid) == server.pid
+        log = Path(server.log.name)
     finally:
         discovery.disconnect()
-    assert not server.running
+    assert server.process is not None
+    assert server.process.poll() == 0  # stopped, cleanly, by SIGTERM
+    assert not log.exists()  # the log of a clean run is removed
     assert discovery.default_client() is None
+
+
+class Owner(NamedTuple):
+    process: subprocess.Popen[str]
+    url: str
+    pid: int
+
+
+def start_owner(folder: Path) -> Owner:
+    """A Python process that starts a private server, says where, then waits on stdin."""
+    code = (
+        "import sys\n"
+        "from vimax_nb.client import discovery\n"
+        "client = discovery.connect()\n"
+        "print(client.url, discovery.private_server().pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=folder,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line, "the owner did not start a server"
+    url, pid = line.split()
+    return Owner(process, url, int(pid))
+
+
+def wait_refused(url: str, timeout: float = 10.0) -> None:
+    """Until the server at ``url`` refuses connections (it is another process's child)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url + "api", timeout=1).close()
+        except urllib.error.HTTPError:
+            pass
+        except OSError:
+            return
+        assert time.monotonic() < deadline, f"{url} still answers after {timeout} s"
+        time.sleep(0.05)
+
+
+@needs_jupyter_server
+def test_a_private_server_stops_when_its_process_exits_or_is_killed(tmp_path: Path) -> None:
+    owner = start_owner(tmp_path)
+    assert owner.process.stdin is not None
+    owner.process.stdin.close()  # the owner exits normally: atexit stops the server
+    assert owner.process.wait(30) == 0
+    wait_refused(owner.url, timeout=1.0)
+
+    owner = start_owner(tmp_path)
+    owner.process.send_signal(signal.SIGKILL)  # no atexit: the server sees it is orphaned
+    owner.process.wait(30)
+    wait_refused(owner.url)
+    assert owner.process.stdin is not None
+    owner.process.stdin.close()
+
+
+@needs_jupyter_server
+def test_a_private_server_that_finds_the_database_locked_says_so_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Another server holds this folder's database but cannot be found (its runtime file
+    is elsewhere): the error names the holder instead of timing out."""
+    monkeypatch.chdir(tmp_path)
+    lock = tmp_path / "vimax-work" / "vimax.sqlite3.lock"
+    lock.parent.mkdir()
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write(str(os.getpid()))
+        held.flush()
+        with pytest.raises(VimaxConnectError) as caught:
+            connect()
+    folder, private = caught.value.attempts[2:]
+    assert f"held by pid {os.getpid()}" in folder[1]
+    assert private[0].startswith("a private jupyter server")
+    assert "already open" in private[1]
+    assert f"holder pid {os.getpid()}" in private[1]
+    assert discovery.private_server() is None

@@ -2,12 +2,17 @@
 
 In order, :func:`connect` tries
 
-1. ``VIMAX_NB_URL`` / ``VIMAX_NB_TOKEN`` when set;
+1. ``VIMAX_NB_URL`` / ``VIMAX_NB_TOKEN`` when set (``JUPYTERHUB_API_TOKEN`` if no token);
 2. the Jupyter server this kernel runs under: its runtime file ``jpserver-<pid>.json``
    in :func:`jupyter_core.paths.jupyter_runtime_dir` whose ``pid`` is ``JPY_PARENT_PID``
    (or this process's parent), with ``JUPYTERHUB_API_TOKEN`` when the file has no token;
-3. a private ``jupyter server`` with the extension, started as a subprocess on a free
-   port of 127.0.0.1 with a random token and stopped when the interpreter exits.
+3. a Jupyter server already serving this folder (``vimax-nb serve``, JupyterLab started
+   here, another process's private server): a runtime file whose ``root_dir`` is the
+   current folder, or whose pid holds the lock of ``vimax-work/vimax.sqlite3``. Two
+   servers cannot share a database, so this one must be used rather than a new one;
+4. a private ``jupyter server`` with the extension, started as a subprocess on a free
+   port of 127.0.0.1 with a random token and stopped when the interpreter exits (or,
+   should it be killed, within about a second of it).
 
 Each candidate must answer ``GET /vimax/api/coordinator``. When none does,
 :class:`VimaxConnectError` lists what was tried and why each failed.
@@ -15,29 +20,34 @@ Each candidate must answer ``GET /vimax/api/coordinator``. When none does,
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import json
 import os
-import secrets
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
-import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .api import Client, VimaxError
+from .private import WORKDIR_NAME, PrivateServer
 
-__all__ = ["PrivateServer", "VimaxConnectError", "connect", "default_client", "disconnect"]
+__all__ = [
+    "PrivateServer",
+    "VimaxConnectError",
+    "connect",
+    "default_client",
+    "default_source",
+    "disconnect",
+    "folder_server",
+    "private_server",
+]
 
-READY_TIMEOUT = 10.0
 PROBE_TIMEOUT = 5.0
-WORKDIR_NAME = "vimax-work"  # the extension's default workdir under the server's root_dir
+DATABASE_NAME = "vimax.sqlite3"
 
 _lock = threading.RLock()
 _default: Client | None = None
+_source: str | None = None
 _private: PrivateServer | None = None
 
 
@@ -56,26 +66,30 @@ def connect(
     *,
     start_server: bool = True,
     workdir: str | Path | None = None,
+    server_args: Sequence[str] = (),
 ) -> Client:
     """The process's default :class:`Client`, found (or started) on first call.
 
     With ``url`` the server there is used (and becomes the default if there is none
-    yet); ``start_server=False`` never starts a private server.
+    yet); ``start_server=False`` never starts a private server; ``server_args`` are
+    extra command-line options for a private server (``--VimaxApp.chat_provider=openai``).
     """
-    global _default
+    global _default, _source
     with _lock:
         if url is None and _default is not None and not _default._closed:
             return _default
         attempts: list[tuple[str, str]] = []
-        client = None
+        found: tuple[Client, str] | None
         if url is not None:
             client = _probe(f"the given url {url}", url, token, workdir, attempts)
+            found = (client, f"the given url {url}") if client is not None else None
         else:
-            client = _discover(token, start_server, workdir, attempts)
-        if client is None:
+            found = _discover(token, start_server, workdir, server_args, attempts)
+        if found is None:
             raise VimaxConnectError(attempts)
+        client, source = found
         if _default is None or _default._closed:
-            _default = client
+            _default, _source = client, source
         return client
 
 
@@ -84,11 +98,21 @@ def default_client() -> Client | None:
     return _default
 
 
+def default_source() -> str | None:
+    """How the default client's server was found, in words (None before :func:`connect`)."""
+    return _source if _default is not None else None
+
+
+def private_server() -> PrivateServer | None:
+    """The private server :func:`connect` started, if it did."""
+    return _private
+
+
 def disconnect() -> None:
     """Close the default client and stop the private server, if any (idempotent)."""
-    global _default, _private
+    global _default, _private, _source
     with _lock:
-        client, _default = _default, None
+        client, _default, _source = _default, None, None
         server, _private = _private, None
     if client is not None:
         client.close()
@@ -100,25 +124,33 @@ def _discover(
     token: str | None,
     start_server: bool,
     workdir: str | Path | None,
+    server_args: Sequence[str],
     attempts: list[tuple[str, str]],
-) -> Client | None:
+) -> tuple[Client, str] | None:
     env_url = os.environ.get("VIMAX_NB_URL")
     if env_url:
-        env_token = token or os.environ.get("VIMAX_NB_TOKEN")
-        client = _probe(f"VIMAX_NB_URL={env_url}", env_url, env_token, workdir, attempts)
+        env_token = (
+            token or os.environ.get("VIMAX_NB_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN")
+        )
+        what = f"VIMAX_NB_URL={env_url}"
+        client = _probe(what, env_url, env_token, workdir, attempts)
         if client is not None:
-            return client
+            return client, what
     else:
         attempts.append(("VIMAX_NB_URL", "not set"))
 
-    client = _from_runtime_file(token, workdir, attempts)
-    if client is not None:
-        return client
+    found = _kernel_server(token, workdir, attempts)
+    if found is not None:
+        return found
+
+    found = _folder_server(Path.cwd(), token, workdir, attempts)
+    if found is not None:
+        return found
 
     if not start_server:
         attempts.append(("a private jupyter server", "not started (start_server=False)"))
         return None
-    return _start_private(workdir, attempts)
+    return _start_private(workdir, server_args, attempts)
 
 
 def _probe(
@@ -140,6 +172,15 @@ def _probe(
     return None
 
 
+# -- runtime files ----------------------------------------------------------------------
+
+
+def _runtime_dir() -> Path:
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return Path(jupyter_runtime_dir())
+
+
 def _parent_pid() -> int:
     raw = os.environ.get("JPY_PARENT_PID")
     if raw:
@@ -150,21 +191,26 @@ def _parent_pid() -> int:
     return os.getppid()
 
 
-def _from_runtime_file(
-    token: str | None, workdir: str | Path | None, attempts: list[tuple[str, str]]
-) -> Client | None:
-    from jupyter_core.paths import jupyter_runtime_dir
+def _runtime_infos(runtime: Path) -> list[dict[str, Any]]:
+    """Every readable ``jpserver-*.json`` in ``runtime``, newest first."""
+    infos = []
+    paths = []
+    for path in runtime.glob("jpserver-*.json"):
+        with contextlib.suppress(OSError):
+            paths.append((path.stat().st_mtime, path))
+    for _, path in sorted(paths, reverse=True):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict):
+            infos.append(info)
+    return infos
 
-    pid = _parent_pid()
-    runtime = Path(jupyter_runtime_dir())
-    what = f"the Jupyter server of pid {pid} (runtime files in {runtime})"
-    info = _runtime_info(runtime, pid)
-    if info is None:
-        attempts.append((what, f"no jpserver-*.json there with pid {pid}"))
-        return None
+
+def _server_url(info: dict[str, Any]) -> str | None:
     url = info.get("url")
     if not isinstance(url, str) or not url:
-        attempts.append((what, "its runtime file has no url"))
         return None
     base_url = info.get("base_url")
     if (
@@ -173,124 +219,148 @@ def _from_runtime_file(
         and not url.rstrip("/").endswith(base_url.rstrip("/"))
     ):
         url = url.rstrip("/") + "/" + base_url.strip("/") + "/"
+    return url
+
+
+def _root_of(info: dict[str, Any]) -> str | None:
+    root = info.get("root_dir") or info.get("notebook_dir")
+    return root if isinstance(root, str) and root else None
+
+
+def _client_of(
+    what: str,
+    info: dict[str, Any],
+    token: str | None,
+    workdir: str | Path | None,
+    attempts: list[tuple[str, str]],
+) -> Client | None:
+    url = _server_url(info)
+    if url is None:
+        attempts.append((what, "its runtime file has no url"))
+        return None
     server_token = token or info.get("token") or os.environ.get("JUPYTERHUB_API_TOKEN")
-    root_dir = info.get("root_dir") or info.get("notebook_dir")
-    if workdir is None and isinstance(root_dir, str) and root_dir:
+    root_dir = _root_of(info)
+    if workdir is None and root_dir is not None:
         workdir = Path(root_dir) / WORKDIR_NAME
     return _probe(f"{what} at {url}", url, server_token or None, workdir, attempts)
 
 
+def _kernel_server(
+    token: str | None, workdir: str | Path | None, attempts: list[tuple[str, str]]
+) -> tuple[Client, str] | None:
+    pid = _parent_pid()
+    runtime = _runtime_dir()
+    what = f"the Jupyter server of pid {pid} (runtime files in {runtime})"
+    info = _runtime_info(runtime, pid)
+    if info is None:
+        attempts.append((what, f"no jpserver-*.json there with pid {pid}"))
+        return None
+    client = _client_of(what, info, token, workdir, attempts)
+    return (client, f"the Jupyter server of pid {pid}") if client is not None else None
+
+
 def _runtime_info(runtime: Path, pid: int) -> dict[str, Any] | None:
     named = runtime / f"jpserver-{pid}.json"
-    candidates = [named, *sorted(p for p in runtime.glob("jpserver-*.json") if p != named)]
-    for path in candidates:
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
+    with contextlib.suppress(OSError, ValueError):
+        info = json.loads(named.read_text())
         if isinstance(info, dict) and info.get("pid") == pid:
             return info
+    for info in _runtime_infos(runtime):
+        if info.get("pid") == pid:
+            return info
+    return None
+
+
+# -- the folder's server ------------------------------------------------------------------
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock_holder(folder: Path) -> int | None:
+    """The pid written in the lock of ``folder``'s database, if that process is alive.
+
+    The store writes its pid into ``<database>.lock`` when it takes the lock; the file
+    is only read here (taking the lock, even briefly, could make a server fail to start).
+    """
+    try:
+        raw = (folder / WORKDIR_NAME / f"{DATABASE_NAME}.lock").read_text().strip()
+        pid = int(raw)
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _same_dir(a: str | Path, b: str | Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _folder_candidates(folder: Path) -> tuple[list[dict[str, Any]], int | None, Path]:
+    runtime = _runtime_dir()
+    holder = _lock_holder(folder)
+    found = []
+    for info in _runtime_infos(runtime):
+        pid = info.get("pid")
+        root = _root_of(info)
+        serves = (root is not None and _same_dir(root, folder)) or (
+            holder is not None and pid == holder
+        )
+        if serves and _alive(pid):
+            found.append(info)
+    found.sort(key=lambda info: info.get("pid") != holder)  # the database's owner first
+    return found, holder, runtime
+
+
+def _folder_server(
+    folder: Path,
+    token: str | None,
+    workdir: str | Path | None,
+    attempts: list[tuple[str, str]],
+) -> tuple[Client, str] | None:
+    candidates, holder, runtime = _folder_candidates(folder)
+    if not candidates:
+        why = f"no live jpserver-*.json in {runtime} with that root_dir"
+        if holder is not None:
+            why += f"; its database is held by pid {holder}, which has no runtime file there"
+        attempts.append((f"a Jupyter server serving {folder}", why))
+        return None
+    for info in candidates:
+        what = f"the Jupyter server of pid {info.get('pid')} serving {folder}"
+        client = _client_of(what, info, token, workdir, attempts)
+        if client is not None:
+            return client, what
+    return None
+
+
+def folder_server(folder: str | Path | None = None) -> tuple[Client, int] | None:
+    """A client for the live Jupyter server with the extension that serves ``folder``
+    (default: the current one), and that server's pid; None if there is none."""
+    where = Path(folder) if folder is not None else Path.cwd()
+    candidates, _, _ = _folder_candidates(where)
+    for info in candidates:
+        client = _client_of("", info, None, None, [])
+        if client is not None:
+            return client, int(info["pid"])
     return None
 
 
 # -- a private server -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-class PrivateServer:
-    """A ``jupyter server`` subprocess with the extension, on 127.0.0.1."""
-
-    def __init__(self, root_dir: str | Path | None = None) -> None:
-        self.root_dir = Path(root_dir or os.getcwd()).resolve()
-        self.token = secrets.token_hex(24)
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115  (kept open while it runs)
-            prefix="vimax-nb-server-", suffix=".log", delete=False
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        args = [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={self.port}",
-            "--port-retries=0",
-            f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root_dir}",
-            "--ServerApp.jpserver_extensions=vimax_nb.server=True",
-        ]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            args.append("--allow-root")
-        return args
-
-    def start(self, timeout: float = READY_TIMEOUT) -> Client:
-        """Start it and wait until the extension answers; a Client for it."""
-        self.process = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=self.root_dir,
-        )
-        atexit.register(self.stop)
-        client = Client(self.url, self.token, workdir=self.root_dir / WORKDIR_NAME)
-        deadline = time.monotonic() + timeout
-        last = "no answer yet"
-        while True:
-            code = self.process.poll()
-            if code is not None:
-                raise RuntimeError(f"it exited with code {code}: {self.log_tail()}")
-            try:
-                client.coordinator(timeout=1.0)
-                return client
-            except VimaxError as exc:
-                last = f"HTTP {exc.status}: {exc.message}"
-            except (OSError, ValueError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() >= deadline:
-                self.stop()
-                raise TimeoutError(
-                    f"not ready within {timeout} s (last: {last}); log: {self.log_tail()}"
-                )
-            time.sleep(0.1)  # a process we don't control: nothing to wait on but its port
-
-    def log_tail(self, size: int = 800) -> str:
-        try:
-            text = Path(self.log.name).read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return text[-size:].strip() or "(empty log)"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Terminate it, then kill it if it does not stop (idempotent)."""
-        process = self.process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout)
-        self.log.close()
-
-
-def _start_private(workdir: str | Path | None, attempts: list[tuple[str, str]]) -> Client | None:
+def _start_private(
+    workdir: str | Path | None, server_args: Sequence[str], attempts: list[tuple[str, str]]
+) -> tuple[Client, str] | None:
     global _private
-    server = PrivateServer()
+    server = PrivateServer(server_args=server_args)
     what = f"a private jupyter server on {server.url} (root {server.root_dir})"
     try:
         client = server.start()
@@ -301,4 +371,4 @@ def _start_private(workdir: str | Path | None, attempts: list[tuple[str, str]]) 
     if workdir is not None:
         client.workdir = Path(workdir)
     _private = server
-    return client
+    return client, what

@@ -1,0 +1,223 @@
+"""``vimax-nb watch``, ``ls``, ``agents``, ``serve``; exit codes; the live display."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from rich.console import Console
+
+from vimax_nb.cli import main
+from vimax_nb.cli.commands import finish
+from vimax_nb.cli.common import Interrupts
+from vimax_nb.cli.display import LiveView, stage_rows
+from vimax_nb.client import Run
+from vimax_nb.protocol import WorkflowRecord
+
+from .conftest import Served
+
+SMALL_PARAMS = {"width": 160, "height": 96, "fps": 6, "seconds_per_shot": 1, "shots_per_scene": 2}
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_watch_follows_a_workflow_to_its_end(
+    env_server: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with env_server.client() as client:
+        wid = client.idea2video("A heron waits", **SMALL_PARAMS).id
+    code = main(["watch", wid, "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"workflow {wid} (idea2video) on {env_server.url}" in out
+    assert "Ctrl-C stops watching" in out
+    assert "100%  completed" in out
+    assert f"{tmp_path / wid / 'final_video.mp4'}: 160x96, 12 frames, 2.0 s" in out
+
+    # a finished workflow: its outcome at once
+    assert main(["watch", wid, "--quiet", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / wid / "final_video.mp4")
+
+
+def test_watch_exits_with_the_workflows_outcome(
+    env_server: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = {"width": 1280, "height": 720, "shots_per_scene": 8, "seconds_per_shot": 3}
+    with env_server.client() as client:
+        run = client.idea2video("Canceled before it ends", **big)
+        assert run.cancel() == "canceled"
+    assert main(["watch", run.id]) == 130
+    assert f"vimax-nb: workflow {run.id} was canceled" in capsys.readouterr().err
+
+    assert main(["watch", "nosuchworkflow"]) == 2
+    err = capsys.readouterr().err
+    assert "nosuchworkflow" in err
+    assert "(HTTP 404)" in err
+
+
+def test_a_failed_workflow_exits_1_with_its_error(capsys: pytest.CaptureFixture[str]) -> None:
+    record = WorkflowRecord(
+        id="f00d",
+        kind="idea2video",
+        params={"idea": "x"},
+        state="failed",
+        progress=0.4,
+        message="failed",
+        error={"message": "the painter ran out of paint"},
+        created_at="2026-01-01T00:00:00Z",
+        updated_at="2026-01-01T00:00:01Z",
+    )
+    client = SimpleNamespace(workflow=lambda _id: record)
+    run = SimpleNamespace(id="f00d", kind="idea2video", record=record)
+    code = finish(cast(Any, client), cast(Any, run), SimpleNamespace(out=None, quiet=False))
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "vimax-nb: workflow f00d failed: the painter ran out of paint\n"
+    )
+
+
+def test_ls_lists_workflows_newest_first(
+    env_server: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with env_server.client() as client:
+        first = client.idea2video("The first of two", **SMALL_PARAMS)
+        second = client.idea2video("The second of two", **SMALL_PARAMS)
+        first.wait(60)
+        second.wait(60)
+    assert main(["ls", "--json"]) == 0
+    records = [WorkflowRecord.model_validate(r) for r in json.loads(capsys.readouterr().out)]
+    ids = [r.id for r in records]
+    assert ids.index(second.id) < ids.index(first.id)
+    assert {r.state for r in records if r.id in (first.id, second.id)} == {"completed"}
+
+    assert main(["ls", "-n", "2"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["id", "kind", "state", "progress", "created", "subject"]
+    assert len(rows) == 2
+    assert rows[0].split()[:4] == [second.id, "idea2video", "completed", "100%"]
+    assert rows[0].rstrip().endswith("The second of two")
+
+
+def test_agents_shows_every_agent(env_server: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["agents", "--json"]) == 0
+    agents = {a["name"]: a for a in json.loads(capsys.readouterr().out)}
+    assert {"screenwriter", "frame_painter", "editor"} <= set(agents)
+    assert "paint_frames" in agents["frame_painter"]["capabilities"]
+
+    assert main(["agents"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["name", "status", "capabilities", "done/failed", "avg", "ms"]
+    painter = next(row for row in rows if row.startswith("frame_painter "))
+    assert "paint_frames" in painter
+    assert painter.split()[1] in {"idle", "busy"}
+
+
+def test_no_server_exits_3_and_says_what_was_tried(
+    fresh: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/"
+    assert main(["ls", "--url", url]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("vimax-nb: error: could not connect to a vimax-nb server; tried:\n")
+    assert f"the given url {url}: " in err
+    assert "Traceback" not in err
+
+
+def test_serve_will_not_start_a_second_server_for_a_folder(
+    served: Served,
+    fresh: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(served.runtime))
+    assert main(["serve", "--dir", str(served.folder), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert f"is already served by pid {served.pid} at {served.url}" in err
+
+
+# -- pieces ------------------------------------------------------------------------------
+
+
+def fake_run(**overrides: Any) -> Run:
+    record = SimpleNamespace(started_at=None, finished_at=None)
+    run = SimpleNamespace(
+        id="abc123",
+        kind="idea2video",
+        state="running",
+        progress=0.45,
+        stage="frames",
+        message="painting frame 3 of 8 [bold]not markup[/bold]",
+        stages=[
+            {"name": "story", "done": 1, "total": 1},
+            {"name": "frames", "done": 3, "total": 8},
+            {"name": "clips", "done": 0, "total": 8},
+        ],
+        done=False,
+        record=record,
+        client=SimpleNamespace(connection=SimpleNamespace(state="open")),
+    )
+    run.__dict__.update(overrides)
+    return cast(Run, run)
+
+
+def render(renderable: Any) -> str:
+    console = Console(record=True, width=100, color_system=None, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_the_live_view_shows_each_stage_with_its_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("vimax_nb.cli.display.subject_of", lambda record, width: "A fox")
+    run = fake_run()
+    assert stage_rows(run) == [
+        ("story", "done", 1, 1),
+        ("frames", "running", 3, 8),
+        ("clips", "pending", 0, 8),
+    ]
+    text = render(LiveView(run, "test"))
+    assert "vimax-nb idea2video 'A fox'  abc123  running" in text
+    assert " 45% " in text
+    assert re.search(r"^✓ story +1/1 done", text, re.MULTILINE), text
+    assert re.search(r"^\S frames +3/8 running", text, re.MULTILINE), text  # a spinner
+    assert re.search(r"^· clips +0/8 pending", text, re.MULTILINE), text
+    assert "> painting frame 3 of 8 [bold]not markup[/bold]" in text  # escaped
+
+    paused = fake_run(state="paused", client=SimpleNamespace(connection=SimpleNamespace(
+        state="offline")))  # fmt: skip
+    text = render(LiveView(paused, "test"))
+    assert re.search(r"^‖ frames +3/8 paused", text, re.MULTILINE), text
+    assert "(connection offline, reconnecting)" in text
+
+
+def test_a_second_ctrl_c_leaves_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    interrupts = Interrupts()
+    with pytest.raises(KeyboardInterrupt):  # before catch(): an ordinary KeyboardInterrupt
+        interrupts._handle(2, None)
+    interrupts = Interrupts()
+    interrupts.catch()
+    hooks: list[str] = []
+    interrupts.on_hard_exit.append(lambda: hooks.append("cursor"))
+    interrupts._handle(2, None)
+    assert interrupts.flag.is_set()
+    assert interrupts.wake.is_set()
+
+    def exit_now(code: int) -> None:
+        raise SystemExit(code)
+
+    monkeypatch.setattr(os, "_exit", exit_now)
+    with pytest.raises(SystemExit) as exited:
+        interrupts._handle(2, None)
+    assert exited.value.code == 130
+    assert hooks == ["cursor"]

@@ -1,0 +1,160 @@
+"""The ``vimax-nb`` command: make and watch ViMax videos from a terminal.
+
+Every command is a client of a vimax-nb server (the Jupyter server extension), found as
+:func:`vimax_nb.client.connect` finds one: ``VIMAX_NB_URL``/``VIMAX_NB_TOKEN``, the
+Jupyter server of the kernel it runs in, a server already serving this folder (``vimax-nb
+serve``), else a private server started for the command and stopped after it.
+
+Exit codes: 0 completed (or done), 1 the workflow failed (or the server went away),
+2 bad usage or input, 3 no server could be reached or started, 130 Ctrl-C or canceled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..client import discovery
+from .common import EXIT_CONNECT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliError, Interrupts
+from .common import fail as _fail
+
+__all__ = ["main"]
+
+Command = Callable[[Any, Interrupts], int]
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server")
+    group.add_argument("--url", help="the server's URL (default: found, or started)")
+    group.add_argument("--token", help="the server's token (with --url)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vimax-nb",
+        description="Make and watch ViMax videos from a terminal.",
+        epilog="Exit codes: 0 done, 1 failed, 2 bad usage, 3 no server, 130 Ctrl-C/canceled.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="make a video from an idea, a script or a request in plain words",
+        description="Make a video with a live progress display. KIND is idea2video (TEXT is "
+        "an idea), script2video (TEXT is a script, or @FILE) or request (TEXT says what you "
+        "want in plain words). Ctrl-C cancels the run.",
+    )
+    run.add_argument("kind", choices=["idea2video", "script2video", "request"])
+    run.add_argument("text", help="the idea, the script (or @FILE), or the request")
+    run.add_argument("--style", help="visual style, e.g. watercolor (default: cinematic)")
+    run.add_argument("--requirement", help="wishes and limits, e.g. 'for children'")
+    run.add_argument("--scenes", type=int, help="most scenes to make (default 1)")
+    run.add_argument("--shots", type=int, help="shots per scene (default 4)")
+    run.add_argument("--size", help="WIDTHxHEIGHT (default 640x360)")
+    run.add_argument("--fps", type=int, help="frames per second (default 12)")
+    run.add_argument("--seconds", type=float, help="seconds per shot (default 2)")
+    run.add_argument("--seed", type=int, help="same seed, same story (default 0)")
+    _output_options(run)
+    _provider_options(run, " (for a private server this command starts)")
+    _connection_options(run)
+
+    watch = commands.add_parser(
+        "watch",
+        help="follow a workflow until it ends",
+        description="Show a running (or finished) workflow live; exit with its outcome. "
+        "Ctrl-C stops watching (the workflow goes on).",
+    )
+    watch.add_argument("id", help="the workflow id (see `vimax-nb ls`)")
+    _output_options(watch)
+    _connection_options(watch)
+
+    ls = commands.add_parser("ls", help="list workflows", description="Workflows, newest first.")
+    ls.add_argument("--json", action="store_true", help="print the records as JSON")
+    ls.add_argument("-n", "--limit", type=int, default=0, help="show at most N workflows")
+    _connection_options(ls)
+
+    agents = commands.add_parser("agents", help="list agents and their metrics")
+    agents.add_argument("--json", action="store_true", help="print the records as JSON")
+    _connection_options(agents)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run a Jupyter server with the extension for this folder",
+        description="Run a Jupyter server with vimax-nb in the foreground, serving this folder "
+        "(files in vimax-work/); print its URL and token. Other vimax-nb commands in this "
+        "folder use it. Ctrl-C stops it. Options after -- go to jupyter server.",
+    )
+    serve.add_argument("--dir", help="the folder to serve (default: this one)")
+    serve.add_argument("--ip", default="127.0.0.1", help="address to listen on")
+    serve.add_argument(
+        "--port", type=int, default=8888, help="port (default 8888, else a free one; 0: any)"
+    )
+    serve.add_argument("--token", help="the token to require (default: a random one)")
+    serve.add_argument("--log-level", default="WARN", help="the server's log level")
+    serve.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for it")
+    _provider_options(serve, "")
+    serve.add_argument("server_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="save the video as OUT/<id>/final_video.mp4 (default: the server's own file "
+        "when it is on this machine, else vimax-work/<id>/)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only the video's path")
+
+
+def _provider_options(parser: argparse.ArgumentParser, where: str) -> None:
+    parser.add_argument("--chat", choices=["procedural", "openai"], help=f"chat provider{where}")
+    parser.add_argument("--image", choices=["procedural", "openai"], help=f"image provider{where}")
+
+
+def _commands() -> dict[str, Command]:
+    from .commands import cmd_agents, cmd_ls, cmd_run, cmd_watch
+    from .serve import cmd_serve
+
+    return {
+        "run": cmd_run,
+        "watch": cmd_watch,
+        "ls": cmd_ls,
+        "agents": cmd_agents,
+        "serve": cmd_serve,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``vimax-nb``; returns the exit code (see the module's docstring)."""
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        from .serve import provider_args
+
+        args.server_args = provider_args(args)
+    interrupts = Interrupts()
+    interrupts.install()
+    try:
+        return _commands()[args.command](args, interrupts)
+    except CliError as exc:
+        _fail(f"error: {exc}")
+        return exc.code
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
+    except ValueError as exc:  # a blank request, ...
+        _fail(f"error: {exc}")
+        return EXIT_USAGE
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        _fail(f"error: lost the server: {type(exc).__name__}: {exc}")
+        return EXIT_CONNECT if isinstance(exc, ConnectionError) else EXIT_FAILED
+    finally:
+        interrupts.restore()
+        discovery.disconnect()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
