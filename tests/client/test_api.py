@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from vimax_nb.client import Client, Run, RunCanceled, RunFailed, RunResult, VimaxError
+from vimax_nb.client.run import HISTORY_SIZE
 from vimax_nb.protocol import WorkflowRecord
 
 from ..server.conftest import (  # noqa: F401  (fixtures that enable the extension)
@@ -275,3 +277,46 @@ def test_events_and_a_reset_update_the_run_and_a_failure_raises_run_failed(
         run.wait(1)
     assert caught.value.error == error
     assert caught.value.run is run
+
+
+def test_history_keeps_the_last_200_events_in_order() -> None:
+    _client, run = offline_run()
+    assert isinstance(run.history, deque)
+    assert run.history.maxlen == HISTORY_SIZE == 200
+    for seq in range(1, 251):
+        run._on_event({"type": "progress", "seq": seq, "state": "running", "progress": 0.1})
+    assert [e["seq"] for e in run.history] == list(range(51, 251))
+    assert run.events == 250
+    run._on_reset({"state": "paused"})  # a snapshot is not an event
+    assert len(run.history) == 200
+    assert run.history[-1]["seq"] == 250
+
+
+def test_a_change_callback_can_be_removed_from_any_thread_and_a_failing_one_is_isolated(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _client, run = offline_run()
+    kept: list[int] = []
+    removed: list[int] = []
+
+    def failing(r: Run) -> None:
+        raise RuntimeError("a widget bug")
+
+    def remove_me(r: Run) -> None:
+        removed.append(r.events)
+
+    run.on_change(failing)
+    run.on_change(remove_me)
+    run.on_change(lambda r: kept.append(r.events))
+    run._on_event({"type": "progress", "seq": 1})
+
+    remover = threading.Thread(target=run.remove_change_callback, args=(remove_me,))
+    remover.start()
+    remover.join(10)
+    assert not remover.is_alive()
+    assert run.remove_change_callback(remove_me) is False  # once only
+    run._on_event({"type": "progress", "seq": 2})
+
+    assert removed == [1]
+    assert kept == [1, 2]
+    assert "a change callback of run w1 failed" in caplog.text

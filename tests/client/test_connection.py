@@ -228,7 +228,8 @@ def test_offline_the_queue_keeps_the_newest_100_and_warns() -> None:
         assert len(warned) == 50
         assert conn.stats["dropped"] == 50
         assert conn.stats["queued"] == 100
-        assert [json.loads(m)["id"] for m in conn._queue] == [str(i) for i in range(50, 150)]
+        queued = [json.loads(m)["id"] for m in conn._outbox.queued]
+        assert queued == [str(i) for i in range(50, 150)]
         with states.cond:
             assert states.cond.wait_for(lambda: conn.state == "offline", TIMEOUT)
         with (
@@ -241,3 +242,55 @@ def test_offline_the_queue_keeps_the_newest_100_and_warns() -> None:
         conn.close()
     assert not conn.running
     assert conn.state == "closed"
+
+
+async def test_subscriptions_that_join_a_room_late_each_get_every_event_once(
+    jp_serverapp: Any, jp_fetch: Any, connect: Callable[..., Connection]
+) -> None:
+    conn = connect()
+    room = workflow_room(await start_run(jp_fetch))
+    first, late, middle, answers = Recorder(), Recorder(), Recorder(), Recorder()
+    conn.subscribe(room, first, on_subscribed=answers)
+    await first.wait(lambda r: len(r.messages) >= 3)
+    # two more at once: the server may replay for both concurrently
+    conn.subscribe(room, late, on_subscribed=answers)
+    conn.subscribe(room, middle, 2, on_subscribed=answers)
+
+    await wait_finished(jp_serverapp, room.split(":", 1)[1])
+    stored = await stored_seqs(jp_fetch, room.split(":", 1)[1])
+    assert stored == list(range(1, len(stored) + 1))
+    for recorder, expected in ((first, stored), (late, stored), (middle, stored[2:])):
+        count = len(expected)
+        await recorder.wait(lambda r, count=count: len(r.seqs()) >= count)
+        assert recorder.seqs() == expected
+    await answers.wait(lambda r: len(r.messages) == 3)
+    assert all(a["recovered"] for a in answers.messages)
+    assert conn.stats["gaps"] == 0
+    assert [s.last_seq for s in conn.subscriptions(room)] == [stored[-1]] * 3
+
+
+async def test_the_server_is_unsubscribed_when_the_last_subscription_leaves(
+    jp_serverapp: Any, jp_fetch: Any, connect: Callable[..., Connection]
+) -> None:
+    conn = connect()
+    room = workflow_room(await start_run(jp_fetch))
+    one, two, unsubscribed = Recorder(), Recorder(), Recorder()
+    conn.on("unsubscribed", unsubscribed)
+    sub_one = conn.subscribe(room, one)
+    sub_two = conn.subscribe(room, two)
+    await one.wait(lambda r: len(r.messages) >= 2)
+    await two.wait(lambda r: len(r.messages) >= 2)
+    hub = service_of(jp_serverapp).hub
+
+    conn.unsubscribe(sub_one)
+    await two.wait(lambda r: any(m.get("state") == "completed" for m in r.messages), 90)
+    assert conn.client_id in [c.id for c in hub.get_room_clients(room)]
+    assert unsubscribed.messages == []
+    seen_by_one = len(one.messages)
+
+    conn.unsubscribe(sub_two)
+    await unsubscribed.wait(lambda r: len(r.messages) == 1)
+    assert unsubscribed.messages[0]["room"] == room
+    assert conn.client_id not in [c.id for c in hub.get_room_clients(room)]
+    assert len(one.messages) == seen_by_one
+    assert one.seqs() == list(range(1, seen_by_one + 1))

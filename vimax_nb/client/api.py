@@ -1,10 +1,9 @@
 """The public Python API: :class:`Client` (REST + one shared WebSocket) and :class:`Run`.
 
 A :class:`Client` talks REST with the standard library and follows workflows through
-one lazily started :class:`~vimax_nb.client.connection.Connection`. A :class:`Run` is a
-live view of one workflow, updated on the connection's thread from its room's events;
-:meth:`Run.wait` blocks the calling thread (on a condition, never by polling) until the
-workflow ends and ``await run`` does the same in async code.
+one lazily started :class:`~vimax_nb.client.connection.Connection`. A :class:`Run`
+(:mod:`vimax_nb.client.run`) is a live view of one workflow, updated on the connection's
+thread from its room's events; this module re-exports it and the errors.
 
 REST calls block the calling thread: from a coroutine running on the loop that also
 serves the Jupyter server, call them through ``asyncio.to_thread``.
@@ -12,63 +11,22 @@ serves the Jupyter server, call them through ``asyncio.to_thread``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..protocol import TERMINAL_STATES, WorkflowRecord, WorkflowState, workflow_room
-from .connection import Connection, RequestError, Subscription
+from ..protocol import WorkflowRecord
+from .connection import Connection
+from .errors import RunCanceled, RunFailed, VimaxError
+from .run import Run, RunResult
 
 __all__ = ["Client", "Run", "RunCanceled", "RunFailed", "RunResult", "VimaxError"]
 
 DEFAULT_TIMEOUT = 30.0
-_TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
-
-
-class VimaxError(RuntimeError):
-    """The server refused a request: ``status`` (HTTP status, or None) and its ``message``."""
-
-    def __init__(self, status: int | None, message: str, body: Any = None) -> None:
-        super().__init__(f"{status}: {message}" if status is not None else message)
-        self.status = status
-        self.message = message
-        self.body = body
-
-
-class RunFailed(VimaxError):
-    """The workflow failed; ``error`` is the server's error record (or event)."""
-
-    def __init__(self, run: Run, error: dict[str, Any] | None, message: str) -> None:
-        super().__init__(None, f"workflow {run.id} failed: {message}", error)
-        self.run = run
-        self.error = error or {}
-
-
-class RunCanceled(VimaxError):
-    """The workflow was canceled."""
-
-    def __init__(self, run: Run, message: str) -> None:
-        super().__init__(None, f"workflow {run.id} was canceled: {message}")
-        self.run = run
-
-
-@dataclass
-class RunResult:
-    """A finished workflow's products: local paths when the workdir is reachable, else URLs."""
-
-    video: Path | str | None
-    story: Any
-    script: Any
-    characters: Any
-    frames: list[Path | str]
-    workflow: WorkflowRecord
 
 
 class Client:
@@ -236,172 +194,6 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class Run:
-    """A live view of one workflow, updated from its room's events.
-
-    Attributes are updated on the connection's thread; read them from any thread.
-    """
-
-    def __init__(self, client: Client, record: WorkflowRecord) -> None:
-        self.client = client
-        self.id = record.id
-        self.kind = record.kind
-        self.params = dict(record.params)
-        self.state: str = record.state.value
-        self.progress: float = record.progress
-        self.stage: str | None = record.stage
-        self.message: str = record.message
-        self.stages: list[dict[str, Any]] = []
-        self.artifacts: list[dict[str, Any]] = []
-        self.errors: list[dict[str, Any]] = []
-        self.events = 0
-        self.record = record
-        self._cond = threading.Condition()
-        self._ended = record.state.value in _TERMINAL
-        self._callbacks: list[Callable[[Run], None]] = []
-        self._subscription: Subscription | None = None
-        self._result: RunResult | None = None
-
-    # -- updates (the connection's thread) ----------------------------------------------
-
-    def _follow(self) -> None:
-        self._subscription = self.client.connection.subscribe(
-            workflow_room(self.id), self._on_event, on_reset=self._on_reset
-        )
-
-    def _on_event(self, event: dict[str, Any]) -> None:
-        with self._cond:
-            self.events += 1
-            kind = event.get("type")
-            if kind == "progress":
-                self._apply(event)
-                stages = (event.get("details") or {}).get("stages")
-                if isinstance(stages, list):
-                    self.stages = [dict(s) for s in stages if isinstance(s, dict)]
-            elif kind == "artifact":
-                self.artifacts.append(event)
-            elif kind == "error":
-                self.errors.append(event)
-            self._cond.notify_all()
-        self._changed()
-
-    def _on_reset(self, snapshot: dict[str, Any]) -> None:
-        with self._cond:
-            self._apply(snapshot)
-            self._cond.notify_all()
-        self._changed()
-
-    def _apply(self, data: dict[str, Any]) -> None:
-        state = data.get("state")
-        if isinstance(state, str):
-            self.state = state
-            if state in _TERMINAL:
-                self._ended = True
-        progress = data.get("progress")
-        if isinstance(progress, int | float):
-            self.progress = float(progress)
-        if "stage" in data:
-            self.stage = data.get("stage")
-        if isinstance(data.get("message"), str):
-            self.message = data["message"]
-
-    def _changed(self) -> None:
-        with self._cond:
-            callbacks = list(self._callbacks)
-        for callback in callbacks:
-            callback(self)
-
-    def on_change(self, callback: Callable[[Run], None]) -> None:
-        """Call ``callback(run)`` after each update, on the connection's thread (don't block)."""
-        with self._cond:
-            self._callbacks.append(callback)
-
-    # -- waiting -----------------------------------------------------------------------
-
-    @property
-    def done(self) -> bool:
-        """Whether the workflow reached completed, failed or canceled."""
-        return self._ended
-
-    def wait(self, timeout: float | None = None) -> RunResult:
-        """Block until the workflow ends; its :class:`RunResult`.
-
-        Raises TimeoutError after ``timeout`` s, :class:`RunFailed` if it failed and
-        :class:`RunCanceled` if it was canceled.
-        """
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._ended, timeout):
-                raise TimeoutError(
-                    f"workflow {self.id} ({self.kind}) still {self.state} at "
-                    f"{self.progress:.0%} after {timeout} s; call wait() again to keep waiting"
-                )
-        record = self.client.workflow(self.id)
-        with self._cond:
-            self.record = record
-        if record.state == WorkflowState.failed:
-            error = record.error or (self.errors[-1] if self.errors else None)
-            message = str((error or {}).get("message") or record.message)
-            raise RunFailed(self, error, message)
-        if record.state == WorkflowState.canceled:
-            raise RunCanceled(self, record.message)
-        return self._result_of(record)
-
-    def _result_of(self, record: WorkflowRecord) -> RunResult:
-        result = record.result or {}
-        video = result.get("video")
-        frames = result.get("frames") or []
-        return RunResult(
-            video=self.client.artifact(self.id, video) if isinstance(video, str) else None,
-            story=result.get("story"),
-            script=result.get("script"),
-            characters=result.get("characters"),
-            frames=[self.client.artifact(self.id, f) for f in frames if isinstance(f, str)],
-            workflow=record,
-        )
-
-    def __await__(self) -> Generator[Any, None, RunResult]:
-        return asyncio.to_thread(self.wait).__await__()
-
-    # -- controls ----------------------------------------------------------------------
-
-    def _control(self, action: str, timeout: float = 10.0) -> str:
-        message = {"type": "control", "workflow_id": self.id, "action": action}
-        try:
-            answer = self.client.connection.request(message, timeout)
-        except RequestError as exc:
-            code = exc.frame.get("code")
-            status = 404 if code == "not_found" else 400
-            raise VimaxError(status, str(exc.frame.get("message")), exc.frame) from None
-        if not answer.get("ok"):
-            raise VimaxError(409, str(answer.get("message") or f"{action} refused"), answer)
-        return str(answer.get("state"))
-
-    def pause(self) -> str:
-        """Pause the workflow; its new state."""
-        return self._control("pause")
-
-    def resume(self) -> str:
-        """Resume the paused workflow; its new state."""
-        return self._control("resume")
-
-    def cancel(self) -> str:
-        """Cancel the workflow; its new state."""
-        return self._control("cancel")
-
-    # -- display -----------------------------------------------------------------------
-
-    def __repr__(self) -> str:
-        subject = self.params.get("idea") or self.params.get("script")
-        if isinstance(subject, str) and subject.strip():
-            text = " ".join(subject.split())
-            if len(text) > 24:
-                text = text[:20].rsplit(" ", 1)[0].rstrip() + "..."
-            title = repr(text)
-        else:
-            title = self.id
-        return f"Run({self.kind} {title} {self.state} {self.progress:.0%})"
 
 
 def _quote(text: str, safe: str = "") -> str:
