@@ -6,7 +6,7 @@ import asyncio
 import io
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,110 +15,11 @@ from IPython.lib.pretty import pretty
 from PIL import Image
 from tornado.ioloop import IOLoop
 
-from vimax_nb.client import Run
 from vimax_nb.widgets import WorkflowProgress, theme
 
-IDEA = "A lighthouse keeper befriends a whale"
+from .fakes import IDEA, TIMEOUT, FakeClient, FakeRun, Watcher
+
 EVIL = "<script>alert(1)</script>"
-TIMEOUT = 10.0
-
-
-class FakeConnection:
-    def __init__(self) -> None:
-        self.state = "open"
-        self._handlers: list[Callable[[str], None]] = []
-
-    def on_state(self, callback: Callable[[str], None]) -> None:
-        self._handlers.append(callback)
-
-    def set(self, state: str) -> None:
-        self.state = state
-        for handler in list(self._handlers):
-            handler(state)
-
-
-class FakeClient:
-    def __init__(self, workdir: Path | None = None) -> None:
-        self.workdir = workdir
-        self.connection = FakeConnection()
-
-    def artifact(self, workflow_id: str, path: str) -> Path | str:
-        if self.workdir is not None and (self.workdir / path).is_file():
-            return self.workdir / path
-        return f"http://server/vimax/api/workflows/{workflow_id}/artifacts/{path}"
-
-
-class FakeRun:
-    """The surface of vimax_nb.client.Run that the widget reads, driven by hand."""
-
-    __repr__ = Run.__repr__
-
-    def __init__(self, idea: str = IDEA, *, client: FakeClient | None = None) -> None:
-        self.id = "wf-1"
-        self.kind = "idea2video"
-        self.params: dict[str, Any] = {"idea": idea}
-        self.state = "running"
-        self.progress = 0.0
-        self.stage: str | None = None
-        self.message = ""
-        self.stages: list[dict[str, Any]] = []
-        self.artifacts: list[dict[str, Any]] = []
-        self.events = 0
-        if client is not None:
-            self.client = client
-        self._callbacks: list[Callable[[Any], None]] = []
-        self.calls: list[tuple[str, int]] = []
-        self.called = threading.Event()
-        self.release = threading.Event()
-        self.release.set()
-        self.fail: Exception | None = None
-
-    def on_change(self, callback: Callable[[Any], None]) -> None:
-        self._callbacks.append(callback)
-
-    def update(self, **fields: Any) -> None:
-        for name, value in fields.items():
-            setattr(self, name, value)
-        self.events += 1
-        for callback in list(self._callbacks):
-            callback(self)
-
-    def _control(self, action: str, state: str) -> str:
-        self.calls.append((action, threading.get_ident()))
-        self.called.set()
-        assert self.release.wait(TIMEOUT)
-        if self.fail is not None:
-            raise self.fail
-        self.update(state=state)
-        return state
-
-    def pause(self) -> str:
-        return self._control("pause", "paused")
-
-    def resume(self) -> str:
-        return self._control("resume", "running")
-
-    def cancel(self) -> str:
-        return self._control("cancel", "canceled")
-
-
-class Watcher:
-    """Wait (on a condition, with a timeout) until the widget has drawn something."""
-
-    def __init__(self, widget: WorkflowProgress) -> None:
-        self.widget = widget
-        self.times: list[float] = []
-        self._cond = threading.Condition()
-        widget.on_redraw = self._redrawn
-
-    def _redrawn(self, _widget: WorkflowProgress) -> None:
-        with self._cond:
-            self.times.append(time.monotonic())
-            self._cond.notify_all()
-
-    def until(self, predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-        with self._cond:
-            assert self._cond.wait_for(predicate, timeout), "the widget never drew that"
 
 
 def html_values(widget: WorkflowProgress) -> Iterator[str]:
@@ -196,6 +97,7 @@ def test_user_text_is_escaped_everywhere(tmp_path: Path) -> None:
         ],
     )
     run.update(state="completed", progress=1.0)
+    widget.log.selected_index = 0
     widget.flush()
     assert widget.wait_drawn(TIMEOUT)
     values = list(html_values(widget))
@@ -282,6 +184,10 @@ def test_log_keeps_the_last_200_events() -> None:
     widget = WorkflowProgress(run)
     for i in range(250):
         run.update(message=f"msg-{i:03d}-end")
+    widget.flush()
+    assert widget.log_html.value == ""  # closed: only the count is sent
+    assert widget.log.get_title(0) == "Log (200 events)"
+    widget.log.selected_index = 0  # opened: the lines are drawn
     widget.flush()
     lines = widget.log_lines
     assert len(lines) == 200
@@ -436,3 +342,116 @@ def test_ipython_shows_a_run_as_its_progress_widget() -> None:
     shown = formatter.lookup_by_type(Run)(run)
     assert "application/vnd.jupyter.widget-view+json" in shown
     assert shown["text/plain"].startswith("WorkflowProgress(")
+
+
+def test_the_log_starts_from_the_runs_history_when_it_keeps_one() -> None:
+    run = FakeRun(history=True)
+    for i in range(3):  # events the run received before the panel was made
+        run.receive(
+            {
+                "type": "progress",
+                "state": "running",
+                "progress": i / 10,
+                "stage": "story",
+                "message": f"early-{i}",
+                "timestamp": f"2030-01-01T00:00:0{i}+00:00",
+            }
+        )
+    run.receive({"type": "artifact", "kind": "text", "name": "story.json"})
+    widget = WorkflowProgress(run)
+    lines = widget.log_lines
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "running 0% [story] early-0",
+        "running 10% [story] early-1",
+        "running 20% [story] early-2",
+        "artifact text story.json",
+    ]
+    for i in range(300):  # more than the history keeps
+        run.receive({"type": "progress", "state": "running", "progress": 0.5, "message": f"m{i}"})
+    run.receive({"type": "error", "code": "boom", "message": "<b>bad</b>"})
+    widget.log.selected_index = 0
+    widget.flush()
+    lines = widget.log_lines
+    assert len(lines) == 200
+    assert lines[0].endswith(" m101")  # 305 events, the last 200 kept
+    assert lines[-1].endswith("error boom: <b>bad</b>")
+    assert "&lt;b&gt;bad&lt;/b&gt;" in widget.log_html.value
+    assert "<b>bad" not in widget.log_html.value
+    assert widget.log.get_title(0) == "Log (200 events)"
+
+
+def test_close_detaches_from_the_run_and_stops_drawing() -> None:
+    run = FakeRun(history=True)
+    widget = WorkflowProgress(run)
+    assert len(run._callbacks) == 1
+    widget.close()
+    assert run._callbacks == []
+    assert widget.closed
+    drawn = widget.redraws
+    run.update(progress=0.9)
+    widget.flush()
+    assert widget.wait_drawn(TIMEOUT)
+    assert widget.redraws == drawn
+
+
+def test_close_without_a_remover_still_stops_drawing() -> None:
+    run = FakeRun()  # an older Run: on_change returns None
+    widget = WorkflowProgress(run)
+    widget.close()
+    drawn = widget.redraws
+    run.update(progress=0.9, message="after close")
+    assert widget.wait_drawn(TIMEOUT)
+    assert widget.redraws == drawn
+    assert "after close" not in widget.message.value
+
+
+def test_close_uses_remove_change_callback_when_the_run_has_it() -> None:
+    class NewerRun(FakeRun):
+        def remove_change_callback(self, callback: Any) -> bool:
+            self._callbacks.remove(callback)
+            return True
+
+    run = NewerRun()
+    widget = WorkflowProgress(run)
+    assert len(run._callbacks) == 1
+    widget.close()
+    assert run._callbacks == []
+
+
+def test_a_real_run_seen_late_shows_its_log_from_the_start() -> None:
+    from vimax_nb.client import Run
+    from vimax_nb.protocol import WorkflowRecord
+
+    record = WorkflowRecord.model_validate(
+        {
+            "id": "wf-9",
+            "kind": "idea2video",
+            "params": {"idea": IDEA},
+            "state": "running",
+            "progress": 0.0,
+            "created_at": "2030-01-01T00:00:00Z",
+            "updated_at": "2030-01-01T00:00:00Z",
+        }
+    )
+    run = Run(FakeClient(), record)  # type: ignore[arg-type]
+    if not hasattr(run, "history"):
+        pytest.skip("this Run keeps no history yet")
+    for seq in range(1, 4):
+        run._on_event(
+            {"type": "progress", "seq": seq, "state": "running", "progress": seq / 10,
+             "message": f"before-{seq}", "timestamp": "2030-01-01T00:00:00+00:00"}
+        )  # fmt: skip
+    widget = WorkflowProgress(run)
+    run._on_event({"type": "progress", "seq": 4, "state": "completed", "progress": 1.0})
+    widget.flush()
+    assert [line.split(" ", 1)[1] for line in widget.log_lines] == [
+        "running 10% before-1",
+        "running 20% before-2",
+        "running 30% before-3",
+        "completed 100%",
+    ]
+    assert ">completed<" in widget.badge.value
+    widget.close()
+    drawn = widget.redraws
+    run._on_event({"type": "progress", "seq": 5, "state": "completed", "progress": 1.0})
+    assert widget.redraws == drawn

@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from ..client import Run
+from .agents import AgentStatusCard
+from .launchers import Idea2VideoLauncher, RequestLauncher, Script2VideoLauncher
+from .monitor import AgentMonitor
 from .progress import WorkflowProgress
 
-__all__ = ["WorkflowProgress", "show_runs_as_widgets"]
+__all__ = [
+    "AgentMonitor",
+    "AgentStatusCard",
+    "Idea2VideoLauncher",
+    "RequestLauncher",
+    "Script2VideoLauncher",
+    "WorkflowProgress",
+    "show_runs_as_widgets",
+]
 
 
 def show_runs_as_widgets(shell: Any = None) -> bool:

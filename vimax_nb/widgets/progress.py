@@ -1,30 +1,24 @@
 """``WorkflowProgress``: a live ipywidgets panel for one :class:`~vimax_nb.client.Run`.
 
 In the manner of dask.distributed's progress widgets, the panel holds no workflow state:
-everything it shows is read from the run when it draws. The run calls back on the
-connection's thread after every event; the panel only marks itself dirty there and
-schedules one redraw, so a burst of thousands of events costs at most ~10 redraws a
-second. A redraw always reads the run's *current* attributes, and every callback that
-arrives after a redraw has started schedules another one, so the last update is never
-lost: once the run ends, the panel shows its exact final state.
+everything it shows is read from the run when it draws, and redraws are coalesced to at
+most ~10 a second, always ending on the run's exact final state (see :mod:`._redraw`).
 
-Redraws run on a short-lived ``threading.Timer`` by default, which works in a kernel
-(ipykernel's comms may be used from any thread) even while the main thread is blocked in
-``run.wait()``, and in plain Python. Pass ``loop=`` (a Tornado ``IOLoop``) to draw on that
-loop instead.
+The log is the run's ``history`` (the last events it received, from the start) when the
+run keeps one; otherwise the panel notes each update itself from the moment it is made.
+Lines are formatted when drawn, and only while the log is open, so a flood of events
+costs the kernel next to nothing.
 
 All text that comes from users or the server (idea, messages, stage and artifact names,
-errors) is escaped with :func:`html.escape` before it goes into an HTML widget.
+errors) is escaped before it goes into an HTML widget.
 """
 
 from __future__ import annotations
 
-import html
 import re
 import threading
 import time
 import urllib.parse
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,10 +27,12 @@ import ipywidgets as widgets
 from tornado.ioloop import IOLoop
 
 from . import theme
+from ._redraw import MIN_INTERVAL, LiveView
+from ._runlog import RunLog
+from .theme import esc as _e
 
 __all__ = ["LOG_SIZE", "MIN_INTERVAL", "RunView", "WorkflowProgress"]
 
-MIN_INTERVAL = 0.1  # seconds between redraws: at most ~10 a second
 LOG_SIZE = 200  # events kept in the log
 MAX_FRAMES = 4  # storyboard frames previewed
 _TERMINAL = frozenset({"completed", "failed", "canceled"})
@@ -45,7 +41,12 @@ _BAR_STYLES = {"completed": "success", "failed": "danger", "running": "info", "p
 
 
 class RunView(Protocol):
-    """What the panel reads from a run (:class:`~vimax_nb.client.Run` has all of it)."""
+    """What the panel reads from a run (:class:`~vimax_nb.client.Run` has all of it).
+
+    A run may also let the panel detach (``on_change`` returning a remover, or
+    ``remove_change_callback(callback)``) and keep ``history``, the last events it
+    received, which the log then shows.
+    """
 
     id: str
     kind: str
@@ -58,7 +59,7 @@ class RunView(Protocol):
     artifacts: list[dict[str, Any]]
     events: int
 
-    def on_change(self, callback: Callable[[Any], None]) -> None: ...
+    def on_change(self, callback: Callable[[Any], None]) -> object: ...
 
     def pause(self) -> str: ...
 
@@ -67,11 +68,12 @@ class RunView(Protocol):
     def cancel(self) -> str: ...
 
 
-class WorkflowProgress:
+class WorkflowProgress(LiveView):
     """A live progress panel for ``run``; display it in a notebook (``.box`` is the VBox).
 
     ``interval`` is the least time between redraws (seconds); ``loop`` an optional
-    Tornado IOLoop to draw on (by default a timer thread draws).
+    Tornado IOLoop to draw on (by default a timer thread draws); ``log_size`` the number
+    of events the log keeps when the run keeps no history of its own.
     """
 
     def __init__(
@@ -82,27 +84,16 @@ class WorkflowProgress:
         loop: IOLoop | None = None,
         log_size: int = LOG_SIZE,
     ) -> None:
+        super().__init__(interval=interval, loop=loop)
         self.run = run
-        self.interval = interval
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._drawn = threading.Condition(self._lock)
-        self._draw_lock = threading.Lock()
-        self._dirty = False
-        self._timer_pending = False
-        self._drawing = False
-        self._last_draw = float("-inf")
-        self._log: deque[str] = deque(maxlen=log_size)
-        self._seen_artifacts = 0
-        self._seen_errors = 0
+        self._log = RunLog(run, log_size)
         self._busy: str | None = None
         self._notice = ""
         self._eta_origin: tuple[float, float] | None = None
         self._image_cache: dict[str, bytes] = {}
         self._preview_key: tuple[Any, ...] = ()
         self._connection: Any = _connection_of(run)
-        self.redraws = 0
-        self.on_redraw: Callable[[WorkflowProgress], None] | None = None
+        self._remove: Callable[[], object] | None = None
 
         self.title = widgets.HTML()
         self.badge = widgets.HTML()
@@ -125,6 +116,7 @@ class WorkflowProgress:
         self.pause_button.on_click(lambda _b: self._act("pause"))
         self.resume_button.on_click(lambda _b: self._act("resume"))
         self.cancel_button.on_click(lambda _b: self._act("cancel"))
+        self.log.observe(lambda _change: self._request_draw(), names="selected_index")
         self.box = widgets.VBox(
             [
                 widgets.HBox([self.title, self.badge, self.connection_indicator]),
@@ -140,120 +132,34 @@ class WorkflowProgress:
             ]
         )
 
-        self._record(run)
-        run.on_change(self._on_change)
+        remove = run.on_change(self._on_change)
+        self._remove = remove if callable(remove) else None
         if self._connection is not None and hasattr(self._connection, "on_state"):
             self._connection.on_state(lambda _state: self._request_draw())
         self.flush()
-
-    # -- display -----------------------------------------------------------------------
 
     def __repr__(self) -> str:
         text = repr(self.run)
         match = re.fullmatch(r"\w+\((.*)\)", text, re.DOTALL)
         return f"WorkflowProgress({match.group(1) if match else text})"
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(repr(self))
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = self.box._repr_mimebundle_(**kwargs) or {}
-        bundle["text/plain"] = repr(self)
-        return bundle
-
-    # -- coalescing (any thread) -------------------------------------------------------
-
     def _on_change(self, run: Any) -> None:
-        self._record(run)
+        self._log.note(run)
         self._request_draw()
 
-    def _request_draw(self) -> None:
-        """Mark dirty and make sure one redraw is scheduled (never more than one)."""
-        with self._lock:
-            self._dirty = True
-            if self._timer_pending:
-                return
-            self._timer_pending = True
-            delay = max(0.0, self._last_draw + self.interval - time.monotonic())
-        self._schedule(delay)
-
-    def _schedule(self, delay: float) -> None:
-        if self._loop is not None:
-            self._loop.add_callback(self._loop.call_later, delay, self._flush_scheduled)
+    def _detach(self) -> None:
+        remove, self._remove = self._remove, None
+        if remove is not None:
+            remove()
             return
-        timer = threading.Timer(delay, self._flush_scheduled)
-        timer.daemon = True
-        timer.start()
-
-    def _flush_scheduled(self) -> None:
-        self._flush(scheduled=True)
-
-    def flush(self) -> None:
-        """Redraw now if anything changed since the last redraw (thread-safe)."""
-        self._flush(scheduled=False)
-
-    def _flush(self, *, scheduled: bool) -> None:
-        with self._draw_lock:
-            with self._lock:
-                if scheduled:
-                    # Cleared together with _dirty: a change after this point schedules
-                    # a fresh timer, timed from this redraw.
-                    self._timer_pending = False
-                if not self._dirty and self.redraws:
-                    self._drawn.notify_all()
-                    return
-                self._dirty = False
-                self._drawing = True
-                self._last_draw = time.monotonic()
-            try:
-                self._draw()
-            finally:
-                with self._lock:
-                    self._drawing = False
-                    self.redraws += 1
-                    self._drawn.notify_all()
-            hook = self.on_redraw
-            if hook is not None:
-                hook(self)
-
-    def wait_drawn(self, timeout: float | None = None) -> bool:
-        """Block until every update so far is drawn; False on timeout."""
-        with self._drawn:
-            return self._drawn.wait_for(
-                lambda: not (self._dirty or self._timer_pending or self._drawing), timeout
-            )
-
-    # -- the log -----------------------------------------------------------------------
-
-    def _record(self, run: Any) -> None:
-        artifacts = list(getattr(run, "artifacts", ()) or ())
-        errors = list(getattr(run, "errors", ()) or ())
-        stamp = time.strftime("%H:%M:%S")
-        if len(artifacts) > self._seen_artifacts:
-            lines = [
-                f"{stamp} artifact {a.get('kind', '?')} {a.get('name', '')}"
-                for a in artifacts[self._seen_artifacts :]
-                if isinstance(a, dict)
-            ]
-        elif len(errors) > self._seen_errors:
-            lines = [
-                f"{stamp} error {e.get('code', '')}: {e.get('message', '')}"
-                for e in errors[self._seen_errors :]
-                if isinstance(e, dict)
-            ]
-        else:
-            stage = f" [{run.stage}]" if run.stage else ""
-            lines = [f"{stamp} {run.state} {run.progress:.0%}{stage} {run.message}".rstrip()]
-        self._seen_artifacts = len(artifacts)
-        self._seen_errors = len(errors)
-        with self._lock:
-            self._log.extend(lines)
+        remove_callback = getattr(self.run, "remove_change_callback", None)
+        if callable(remove_callback):
+            remove_callback(self._on_change)
 
     @property
     def log_lines(self) -> list[str]:
-        """The log's lines, oldest first (the last ``log_size`` events)."""
-        with self._lock:
-            return list(self._log)
+        """The log's lines, oldest first (the last events, at most ``log_size``)."""
+        return self._log.lines()
 
     # -- drawing (one thread at a time) ------------------------------------------------
 
@@ -297,11 +203,15 @@ class WorkflowProgress:
         self.cancel_button.disabled = busy is not None or state in _TERMINAL
         self.notice.value = f"<span style='color:{theme.RED}'>{_e(notice)}</span>" if notice else ""
 
-        lines = self.log_lines
-        self.log_html.value = (
-            f"<pre style='{theme.LOG_STYLE}'>" + "\n".join(_e(x) for x in lines) + "</pre>"
-        )
-        self.log.set_title(0, f"Log ({len(lines)} events)")
+        if self.log.selected_index == 0:  # open: its lines; closed: only the count
+            lines = self.log_lines
+            count = len(lines)
+            self.log_html.value = (
+                f"<pre style='{theme.LOG_STYLE}'>" + "\n".join(_e(x) for x in lines) + "</pre>"
+            )
+        else:
+            count = len(self._log.entries())
+        self.log.set_title(0, f"Log ({count} events)")
         self._previews(run, state)
 
     def _eta(self, state: str, progress: float) -> str:
@@ -406,10 +316,6 @@ class WorkflowProgress:
             self._busy = None
             self._notice = notice
         self._request_draw()
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _duration(seconds: float) -> str:

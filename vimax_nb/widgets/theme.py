@@ -1,16 +1,24 @@
-"""Colours and the small bits of CSS the vimax-nb widgets share, in one place."""
+"""Colours, small bits of CSS and the escaping helper the vimax-nb widgets share."""
 
 from __future__ import annotations
 
+import html
+
 __all__ = [
+    "AGENT_COLORS",
+    "AGENT_CSS",
     "BADGE_STYLE",
+    "CARD_STYLE",
     "CONNECTION_COLORS",
     "GREY",
     "LOG_STYLE",
     "STAGE_ICONS",
     "STATE_COLORS",
+    "TAG_STYLE",
+    "color_of_agent",
     "color_of_connection",
     "color_of_state",
+    "esc",
 ]
 
 GREEN = "#2e7d32"
@@ -27,6 +35,13 @@ STATE_COLORS: dict[str, str] = {
     "interrupted": AMBER,
     "pending": GREY,
     "canceled": GREY,
+    "offline": GREY,
+}
+
+AGENT_COLORS: dict[str, str] = {
+    "idle": GREEN,
+    "busy": BLUE,
+    "error": RED,
     "offline": GREY,
 }
 
@@ -49,11 +64,37 @@ BADGE_STYLE = (
     "font-size:0.85em;font-weight:600;background:{color}"
 )
 LOG_STYLE = "max-height:16em;overflow-y:auto;margin:0;font-size:0.8em;white-space:pre-wrap"
+CARD_STYLE = (
+    "border:1px solid #d0d0d0;border-radius:6px;padding:6px 10px;line-height:1.4;"
+    "font-size:0.9em;min-width:200px"
+)
+TAG_STYLE = (
+    "display:inline-block;margin:1px 3px 1px 0;padding:0 6px;border-radius:8px;"
+    "background:#eceff1;color:#37474f;font-size:0.85em"
+)
+# The status dot of an agent card; a busy agent's dot pulses (a CSS animation).
+AGENT_CSS = (
+    "<style>@keyframes vimax-pulse{0%{box-shadow:0 0 0 0 rgba(21,101,192,.6)}"
+    "70%{box-shadow:0 0 0 7px rgba(21,101,192,0)}100%{box-shadow:0 0 0 0 rgba(21,101,192,0)}}"
+    ".vimax-dot{display:inline-block;width:10px;height:10px;border-radius:50%;"
+    "margin-right:5px;vertical-align:middle}"
+    ".vimax-pulse{animation:vimax-pulse 1.2s ease-out infinite}</style>"
+)
+
+
+def esc(text: object) -> str:
+    """``text`` as HTML text: ``<``, ``>``, ``&`` and both quotes escaped."""
+    return html.escape(str(text), quote=True)
 
 
 def color_of_state(state: str) -> str:
     """The badge colour of a workflow state (grey for anything unknown)."""
     return STATE_COLORS.get(state, GREY)
+
+
+def color_of_agent(status: str) -> str:
+    """The dot colour of an agent status (grey for anything unknown)."""
+    return AGENT_COLORS.get(status, GREY)
 
 
 def color_of_connection(state: str) -> str:

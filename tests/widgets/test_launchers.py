@@ -1,0 +1,273 @@
+"""The launchers: form logic against a fake client, and one launch on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from IPython.lib.pretty import pretty
+
+from vimax_nb.client import Client, VimaxError
+from vimax_nb.pipelines.request import describe_plan, parse_request_offline
+from vimax_nb.widgets import (
+    Idea2VideoLauncher,
+    RequestLauncher,
+    Script2VideoLauncher,
+    WorkflowProgress,
+)
+
+from .fakes import EVIL, IDEA, TIMEOUT, FakeRun, Watcher, html_values
+from .server_fixtures import (  # noqa: F401  (fixtures)
+    fixture_live_client,
+    jp_server_config,
+    small_params,
+    vimax_workdir,
+)
+
+DEFAULTS = {
+    "style": "cinematic",
+    "user_requirement": "",
+    "scenes": 1,
+    "shots_per_scene": 4,
+    "width": 640,
+    "height": 360,
+    "fps": 12,
+    "seconds_per_shot": 2.0,
+    "seed": 0,
+}
+REQUEST = "a three-scene watercolor video about a fox who learns to fly, for children"
+
+
+class SubmitClient:
+    """Records submissions (kind, params, thread); ``gate`` holds them until set."""
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[str, dict[str, Any], int]] = []
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail: Exception | None = None
+
+    def submit(self, kind: str, **params: Any) -> FakeRun:
+        self.submitted.append((kind, params, threading.get_ident()))
+        self.entered.set()
+        assert self.gate.wait(TIMEOUT)
+        if self.fail is not None:
+            raise self.fail
+        run = FakeRun(str(params.get("idea") or params.get("script")))
+        run.kind, run.params, run.id = kind, params, f"wf-{len(self.submitted)}"
+        return run
+
+
+def test_idea2video_launch_submits_the_form_off_the_kernel_thread() -> None:
+    client = SubmitClient()
+    launcher = Idea2VideoLauncher(client, idea="A fox who learns to fly", style="watercolor")
+    watcher = Watcher(launcher)
+    fields = launcher.form.fields
+    assert fields["idea"].value == "A fox who learns to fly"
+    assert fields["shots_per_scene"].value == 4  # the model's defaults
+    assert (fields["scenes"].min, fields["scenes"].max) == (1, 10)  # the model's bounds
+    for name, value in {
+        "user_requirement": "for kids",
+        "scenes": 3,
+        "width": 1280,
+        "height": 720,
+        "fps": 24,
+        "seconds_per_shot": 1.5,
+        "seed": 7,
+    }.items():
+        fields[name].value = value
+    assert repr(launcher) == "Idea2VideoLauncher(no runs)"
+
+    client.gate.clear()  # the REST call blocks: the click must return before it ends
+    launcher.launch_button.click()
+    assert client.entered.wait(TIMEOUT)
+    assert launcher.launching
+    assert repr(launcher) == "Idea2VideoLauncher(launching)"
+    watcher.until(lambda: launcher.launch_button.disabled)
+    assert launcher.launch_button.description == "Launching\N{HORIZONTAL ELLIPSIS}"
+    assert not launcher.launch()  # a second click while one is in flight does nothing
+    client.gate.set()
+    assert launcher.wait_idle(TIMEOUT)
+    assert launcher.wait_drawn(TIMEOUT)
+
+    ((kind, params, thread),) = client.submitted
+    assert kind == "idea2video"
+    assert params == {
+        "idea": "A fox who learns to fly",
+        "style": "watercolor",
+        "user_requirement": "for kids",
+        "scenes": 3,
+        "shots_per_scene": 4,
+        "width": 1280,
+        "height": 720,
+        "fps": 24,
+        "seconds_per_shot": 1.5,
+        "seed": 7,
+    }
+    assert thread != threading.get_ident()
+    (progress,) = launcher.progress
+    assert isinstance(progress, WorkflowProgress)
+    assert launcher.runs_box.children == (progress.box,)
+    assert progress.run is launcher.runs[0]
+    assert not launcher.launch_button.disabled
+    assert "Launched idea2video wf-1." in launcher.message.value
+    expected = "Idea2VideoLauncher(1 run, last: idea2video 'A fox who learns to fly' running 0%)"
+    assert repr(launcher) == expected
+    assert pretty(launcher) == expected
+
+    launcher.launch()  # another run: newest on top
+    assert launcher.wait_idle(TIMEOUT)
+    watcher.until(lambda: len(launcher.runs_box.children) == 2)
+    assert launcher.runs_box.children[0] is launcher.progress[1].box
+
+
+def test_script2video_launch_sends_the_script() -> None:
+    client = SubmitClient()
+    script = "INT. LIGHTHOUSE - NIGHT\nThe keeper looks out to sea."
+    launcher = Script2VideoLauncher(client, script=script, scenes=2)
+    assert launcher.launch()
+    assert launcher.wait_idle(TIMEOUT)
+    ((kind, params, _),) = client.submitted
+    assert kind == "script2video"
+    assert params == {**DEFAULTS, "script": script, "scenes": 2}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"idea": "   "}, "Write an idea first: the idea is empty."),
+        ({"width": 641}, "width: Input should be a multiple of 2"),
+        ({"seconds_per_shot": 0.0}, "seconds per shot: Input should be greater than 0"),
+        ({"style": "x" * 201}, "style: String should have at most 200 characters"),
+    ],
+)
+def test_bad_input_is_a_message_and_nothing_is_sent(changes: dict[str, Any], message: str) -> None:
+    client = SubmitClient()
+    launcher = Idea2VideoLauncher(client, idea=IDEA)
+    for name, value in changes.items():
+        launcher.form.fields[name].value = value
+    assert not launcher.launch()
+    launcher.flush()
+    assert message in launcher.message.value
+    assert client.submitted == []
+    assert not launcher.launch_button.disabled
+
+
+def test_a_refused_submission_is_a_message_not_an_exception() -> None:
+    client = SubmitClient()
+    client.fail = VimaxError(400, "shots_per_scene: <b>too many</b>")
+    launcher = Idea2VideoLauncher(client, idea=IDEA)
+    watcher = Watcher(launcher)
+    assert launcher.launch()
+    assert launcher.wait_idle(TIMEOUT)
+    watcher.until(lambda: "failed" in launcher.message.value)
+    assert "The launch failed: 400: shots_per_scene: &lt;b&gt;too many&lt;/b&gt;" in (
+        launcher.message.value
+    )
+    assert not launcher.launch_button.disabled
+    assert launcher.runs == []
+    assert repr(launcher) == "Idea2VideoLauncher(no runs)"
+
+
+def test_no_server_is_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vimax_nb.client import discovery
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise discovery.VimaxConnectError([("the given url", "connection refused")])
+
+    monkeypatch.setattr(discovery, "default_client", lambda: None)
+    monkeypatch.setattr(discovery, "connect", refuse)
+    launcher = Idea2VideoLauncher(idea=IDEA)
+    watcher = Watcher(launcher)
+    assert launcher.launch()
+    assert launcher.wait_idle(TIMEOUT)
+    watcher.until(lambda: "connection refused" in launcher.message.value)
+    assert "could not connect to a vimax-nb server" in launcher.message.value
+
+
+def test_unknown_parameters_are_refused() -> None:
+    with pytest.raises(TypeError, match="unknown parameters: colour"):
+        Idea2VideoLauncher(SubmitClient(), colour="red")
+
+
+def test_request_launcher_plans_edits_and_launches() -> None:
+    client = SubmitClient()
+    launcher = RequestLauncher(client, request=REQUEST)
+    planned = parse_request_offline(REQUEST)
+    assert launcher.form.values() == planned.model_dump()
+    assert launcher.form.fields["scenes"].value == 3
+    assert launcher.form.fields["style"].value == "watercolor"
+    assert launcher.plan == describe_plan(planned)
+    assert "3 scenes" in launcher.plan_html.value
+
+    watcher = Watcher(launcher)
+    launcher.form.fields["scenes"].value = 2  # edit the plan: the line follows
+    watcher.until(lambda: "2 scenes" in launcher.plan_html.value)
+    assert launcher.launch()
+    assert launcher.wait_idle(TIMEOUT)
+    ((kind, params, _),) = client.submitted
+    assert kind == "idea2video"
+    assert params == {**planned.model_dump(), "scenes": 2}
+
+
+def test_request_launcher_launch_makes_the_plan_when_there_is_none() -> None:
+    client = SubmitClient()
+    launcher = RequestLauncher(client)
+    assert launcher.plan_html.value == ""
+    launcher.request.value = "a 2-scene anime video about a robot who paints, seed 5"
+    assert launcher.launch()
+    assert launcher.wait_idle(TIMEOUT)
+    ((_, params, _),) = client.submitted
+    assert (params["scenes"], params["style"], params["seed"]) == (2, "anime", 5)
+    assert params["idea"] == "A robot who paints"
+
+
+def test_request_launcher_explains_what_it_cannot_read() -> None:
+    client = SubmitClient()
+    launcher = RequestLauncher(client)
+    launcher.plan_button.click()
+    launcher.flush()
+    assert "Type a request first" in launcher.message.value
+    launcher.request.value = "please make a video"
+    assert not launcher.make_plan()
+    launcher.flush()
+    assert "could not tell what the video should be about" in launcher.message.value
+    assert not launcher.launch()
+    assert client.submitted == []
+
+
+def test_request_launcher_escapes_the_plan() -> None:
+    launcher = RequestLauncher(SubmitClient(), request=f"a video about {EVIL}")
+    launcher.flush()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in launcher.plan_html.value
+    for value in html_values(launcher.box):
+        if value in (launcher.request.value, launcher.form.fields["idea"].value):
+            continue  # the text boxes hold the user's text as text
+        assert "<img" not in value, value
+
+
+# -- end to end ------------------------------------------------------------------------
+
+
+async def test_a_launch_on_a_real_server_shows_the_run_to_completion(
+    live_client: Client,
+) -> None:
+    launcher = Idea2VideoLauncher(live_client, idea=IDEA, **small_params())
+    assert launcher.launch()  # on the server's loop thread: it must not block it
+    assert await asyncio.to_thread(launcher.wait_idle, 60)
+    assert await asyncio.to_thread(launcher.wait_drawn, TIMEOUT)
+    assert "Launched idea2video" in launcher.message.value, launcher.message.value
+    (run,) = launcher.runs
+    assert run.params == {**DEFAULTS, "idea": IDEA, **small_params()}
+    result = await asyncio.to_thread(run.wait, 90)
+    assert result.workflow.state == "completed"
+    (progress,) = launcher.progress
+    watcher = Watcher(progress)
+    await asyncio.to_thread(watcher.until, lambda: ">completed<" in progress.badge.value)
+    assert await asyncio.to_thread(progress.wait_drawn, TIMEOUT)
+    assert progress.bar.value == 1.0
+    assert repr(launcher).startswith("Idea2VideoLauncher(1 run, last: idea2video ")
+    assert repr(launcher).endswith(" completed 100%)")

@@ -1,0 +1,392 @@
+"""Launchers: forms that start Idea2Video and Script2Video workflows, and a conversational
+launcher that turns a request in plain words into a plan one can edit and launch.
+
+A launch validates the form on the calling thread (quick: the same pydantic models the
+server checks with, :mod:`vimax_nb.pipelines.params`), then submits it over REST on a
+worker thread, so a click never blocks the kernel; the new run's
+:class:`~.progress.WorkflowProgress` appears below the form. Bad input and refused or
+failed submissions become a message in the widget, never an exception in the kernel.
+
+The pipelines' parameter models are imported when the first launcher is made (they
+live with the pipelines, which take a moment to import).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+import ipywidgets as widgets
+from tornado.ioloop import IOLoop
+
+from . import theme
+from ._redraw import MIN_INTERVAL, LiveView
+from .agents import resolve_client
+from .progress import WorkflowProgress
+from .theme import esc
+
+__all__ = ["Idea2VideoLauncher", "RequestLauncher", "Script2VideoLauncher"]
+
+LABELS = {
+    "idea": "idea",
+    "script": "script",
+    "style": "style",
+    "user_requirement": "requirement",
+    "scenes": "scenes",
+    "shots_per_scene": "shots per scene",
+    "width": "width",
+    "height": "height",
+    "fps": "fps",
+    "seconds_per_shot": "seconds per shot",
+    "seed": "seed",
+}
+ADVANCED = ("scenes", "shots_per_scene", "width", "height", "fps", "seconds_per_shot", "seed")
+_WIDE = widgets.Layout(width="100%")
+_LABEL_STYLE = {"description_width": "initial"}
+
+
+class ParamsForm:
+    """The widgets of one workflow's parameters, built from its pydantic model.
+
+    ``subject`` is ``"idea"`` or ``"script"``; bounds and defaults come from the model.
+    """
+
+    def __init__(self, subject: str, model: Any, defaults: dict[str, Any]) -> None:
+        from ..pipelines.request import STYLES
+
+        unknown = set(defaults) - set(model.model_fields)
+        if unknown:
+            raise TypeError(f"unknown parameters: {', '.join(sorted(unknown))}")
+        self.subject = subject
+        self.model = model
+        self.fields: dict[str, Any] = {}
+        rows = 3 if subject == "idea" else 10
+        self.fields[subject] = widgets.Textarea(
+            placeholder=f"your {subject}", rows=rows, layout=_WIDE
+        )
+        self.fields["style"] = widgets.Combobox(
+            options=sorted(set(STYLES.values())),
+            description="style",
+            ensure_option=False,
+            style=_LABEL_STYLE,
+        )
+        self.fields["user_requirement"] = widgets.Text(
+            description="requirement",
+            placeholder="audience, wishes, limits",
+            style=_LABEL_STYLE,
+            layout=widgets.Layout(width="50%"),
+        )
+        for name in ADVANCED:
+            self.fields[name] = _number_widget(model.model_fields[name], LABELS[name])
+        self.set({**_defaults(model), **defaults})
+        self.advanced = widgets.Accordion(
+            children=[
+                widgets.GridBox(
+                    [self.fields[n] for n in ADVANCED],
+                    layout=widgets.Layout(
+                        grid_template_columns="repeat(auto-fill, minmax(200px, 1fr))"
+                    ),
+                )
+            ],
+            selected_index=None,
+        )
+        self.advanced.set_title(0, "Advanced options")
+        self.box = widgets.VBox(
+            [
+                self.fields[subject],
+                widgets.HBox([self.fields["style"], self.fields["user_requirement"]]),
+                self.advanced,
+            ]
+        )
+
+    def values(self) -> dict[str, Any]:
+        """What the widgets hold now, unchecked."""
+        return {name: widget.value for name, widget in self.fields.items()}
+
+    def set(self, params: dict[str, Any]) -> None:
+        """Fill the widgets from ``params`` (names not in the form are ignored)."""
+        for name, value in params.items():
+            if name in self.fields and value is not None:
+                self.fields[name].value = value
+
+    def validated(self) -> Any:
+        """The parameters as the model; ValueError with a message a person can act on."""
+        from pydantic import ValidationError
+
+        values = self.values()
+        if not str(values[self.subject]).strip():
+            verb = "Write an idea" if self.subject == "idea" else "Paste or write a script"
+            raise ValueError(f"{verb} first: the {self.subject} is empty.")
+        try:
+            return self.model.model_validate(values)
+        except ValidationError as exc:
+            raise ValueError(explain(exc)) from None
+
+    def observe(self, callback: Any) -> None:
+        for widget in self.fields.values():
+            widget.observe(callback, names="value")
+
+
+class _Launcher(LiveView):
+    """A form, a Launch button, a message line and the progress of each launched run."""
+
+    kind = ""
+    subject = ""
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        interval: float = MIN_INTERVAL,
+        loop: IOLoop | None = None,
+        **defaults: Any,
+    ) -> None:
+        super().__init__(interval=interval, loop=loop)
+        from ..pipelines import params as models
+
+        model = models.Idea2VideoParams if self.subject == "idea" else models.Script2VideoParams
+        self.client = client
+        self.form = ParamsForm(self.subject, model, defaults)
+        self.runs: list[Any] = []
+        self.progress: list[WorkflowProgress] = []
+        self._busy = False
+        self._message = ("", "")  # (tone: "", "info", "error", "ok"; text)
+        self._idle = threading.Condition(self._lock)
+        self._shown_runs = 0
+        self.launch_button = widgets.Button(
+            description="Launch", icon="rocket", button_style="primary"
+        )
+        self.launch_button.on_click(lambda _b: self.launch())
+        self.message = widgets.HTML()
+        self.runs_box = widgets.VBox()
+        self.box = widgets.VBox(
+            [*self._head(), widgets.HBox([self.launch_button, self.message]), self.runs_box]
+        )
+        self.flush()
+
+    def _head(self) -> list[Any]:
+        return [self.form.box]
+
+    # -- launching ---------------------------------------------------------------------
+
+    def launch(self) -> bool:
+        """Check the form and submit it on a worker thread; False when it cannot start
+        (the reason is shown in the widget)."""
+        try:
+            params = self._params()
+        except ValueError as exc:
+            self._say("error", str(exc))
+            return False
+        with self._lock:
+            if self._busy:
+                return False
+            self._busy = True
+            self._message = ("info", f"Submitting the {self.kind} workflow\N{HORIZONTAL ELLIPSIS}")
+        self._request_draw()
+        threading.Thread(
+            target=self._submit, args=(params,), name="vimax-launch", daemon=True
+        ).start()
+        return True
+
+    def _params(self) -> dict[str, Any]:
+        params: dict[str, Any] = self.form.validated().model_dump()
+        return params
+
+    def _submit(self, params: dict[str, Any]) -> None:
+        try:
+            client = resolve_client(self.client)
+            run = client.submit(self.kind, **params)
+            progress = WorkflowProgress(run, interval=self.interval, loop=self._loop)
+        except Exception as exc:  # shown, never raised into the kernel
+            message = ("error", f"The launch failed: {exc}")
+        else:
+            with self._lock:
+                self.runs.append(run)
+                self.progress.append(progress)
+            message = ("ok", f"Launched {self.kind} {getattr(run, 'id', '')}.")
+        with self._lock:
+            self._busy = False
+            self._message = message
+            self._dirty = True  # so that wait_drawn() after wait_idle() waits for the redraw
+            self._idle.notify_all()
+        self._request_draw()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no launch is in flight; False on timeout (:meth:`wait_drawn` then
+        waits until its outcome is drawn)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._busy, timeout)
+
+    @property
+    def launching(self) -> bool:
+        """Whether a submission is in flight."""
+        return self._busy
+
+    def _say(self, tone: str, text: str) -> None:
+        with self._lock:
+            self._message = (tone, text)
+        self._request_draw()
+
+    # -- drawing -----------------------------------------------------------------------
+
+    def _draw(self) -> None:
+        with self._lock:
+            busy, (tone, text), progress = self._busy, self._message, list(self.progress)
+        self.launch_button.disabled = busy
+        self.launch_button.description = "Launching\N{HORIZONTAL ELLIPSIS}" if busy else "Launch"
+        color = {"error": theme.RED, "ok": theme.GREEN}.get(tone, theme.GREY)
+        self.message.value = (
+            f"<span style='color:{color};white-space:pre-wrap'>{esc(text)}</span>" if text else ""
+        )
+        if len(progress) != self._shown_runs:  # newest first
+            self._shown_runs = len(progress)
+            self.runs_box.children = [p.box for p in reversed(progress)]
+
+    def _detach(self) -> None:
+        with self._lock:
+            progress = list(self.progress)
+        for panel in progress:
+            panel.close()
+
+    def __repr__(self) -> str:
+        with self._lock:
+            busy, runs = self._busy, list(self.runs)
+        name = type(self).__name__
+        if busy:
+            return f"{name}(launching)"
+        if not runs:
+            return f"{name}(no runs)"
+        text = repr(runs[-1])
+        match = re.fullmatch(r"\w+\((.*)\)", text, re.DOTALL)
+        last = match.group(1) if match else text
+        return f"{name}({len(runs)} run{'s' if len(runs) != 1 else ''}, last: {last})"
+
+
+class Idea2VideoLauncher(_Launcher):
+    """A form that starts Idea2Video workflows on ``client`` (default: the default
+    client); keyword arguments (``idea``, ``style``, ``scenes``, ...) fill it in."""
+
+    kind = "idea2video"
+    subject = "idea"
+
+
+class Script2VideoLauncher(_Launcher):
+    """A form that starts Script2Video workflows on ``client`` (default: the default
+    client); keyword arguments (``script``, ``style``, ``scenes``, ...) fill it in."""
+
+    kind = "script2video"
+    subject = "script"
+
+
+class RequestLauncher(_Launcher):
+    """Type a request in plain words ("a three-scene watercolor video about a fox who
+    learns to fly, for children"), see the plan it becomes, edit it, launch it.
+
+    The request is read by :func:`vimax_nb.pipelines.request.parse_request_offline`'s
+    rules; the plan is an Idea2Video form, and the line above it
+    (:func:`~vimax_nb.pipelines.request.describe_plan`) follows every edit.
+    """
+
+    kind = "idea2video"
+    subject = "idea"
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        request: str = "",
+        interval: float = MIN_INTERVAL,
+        loop: IOLoop | None = None,
+    ) -> None:
+        self.request = widgets.Textarea(
+            value=request,
+            placeholder="a three-scene watercolor video about a fox who learns to fly, for kids",
+            rows=2,
+            layout=_WIDE,
+        )
+        self.plan_button = widgets.Button(description="Make a plan", icon="list")
+        self.plan_html = widgets.HTML()
+        super().__init__(client, interval=interval, loop=loop)
+        self.plan_button.on_click(lambda _b: self.make_plan())
+        self.form.observe(lambda _change: self._request_draw())
+        if request.strip():
+            self.make_plan()
+            self.flush()
+
+    def _head(self) -> list[Any]:
+        return [self.request, widgets.HBox([self.plan_button, self.plan_html]), self.form.box]
+
+    def make_plan(self) -> bool:
+        """Turn the request into the form's values; False (and a message) if it cannot."""
+        from ..pipelines.request import parse_request_offline
+
+        text = str(self.request.value)
+        if not text.strip():
+            self._say("error", "Type a request first: what should the video be about?")
+            return False
+        try:
+            params = parse_request_offline(text)
+        except ValueError as exc:
+            self._say("error", _first_line(str(exc)))
+            return False
+        self.form.set(params.model_dump())
+        self._say("", "")
+        return True
+
+    @property
+    def plan(self) -> str:
+        """The plan the form holds now, in one line ("" while it is not valid)."""
+        from ..pipelines.request import describe_plan
+
+        try:
+            return describe_plan(self.form.validated())
+        except ValueError:
+            return ""
+
+    def _params(self) -> dict[str, Any]:
+        unplanned = not str(self.form.values()["idea"]).strip()
+        if unplanned and str(self.request.value).strip() and not self.make_plan():
+            raise ValueError(_first_line(self._message[1]))
+        return super()._params()
+
+    def _draw(self) -> None:
+        super()._draw()
+        plan = self.plan
+        self.plan_html.value = f"<b>Plan:</b> {esc(plan)}" if plan else ""
+
+
+def explain(exc: Any) -> str:
+    """A pydantic ValidationError as "field: problem; field: problem"."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(x) for x in error.get("loc", ())) or "input"
+        parts.append(f"{LABELS.get(where, where)}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def _number_widget(field: Any, label: str) -> Any:
+    low = high = None
+    for rule in field.metadata:
+        low = getattr(rule, "ge", getattr(rule, "gt", low))
+        high = getattr(rule, "le", getattr(rule, "lt", high))
+    integer = isinstance(field.default, int)
+    cls = widgets.BoundedIntText if integer else widgets.BoundedFloatText
+    options: dict[str, Any] = {"description": label, "style": _LABEL_STYLE}
+    options["min"] = low if low is not None else (-(2**31) if integer else -1e9)
+    options["max"] = high if high is not None else (2**31 - 1 if integer else 1e9)
+    if not integer:
+        options["step"] = 0.5
+    return cls(value=field.default, layout=widgets.Layout(width="190px"), **options)
+
+
+def _defaults(model: Any) -> dict[str, Any]:
+    return {
+        name: field.default
+        for name, field in model.model_fields.items()
+        if isinstance(field.default, str | int | float)
+    }
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
