@@ -153,30 +153,6 @@ def test_a_failed_load_is_kept_as_an_error_and_the_rooms_still_fill_it() -> None
     assert len(client.connection.subs) == 9
 
 
-def test_a_room_served_from_another_subscriptions_position_starts_over_from_top() -> None:
-    client = FakeFleetClient(eight_agents())
-    fleet = Fleet(client)
-    first = client.connection.subs["coordinator"]
-    # the connection served the room from a lower position another subscription needed:
-    # a replay (recovered) that leaves the fleet's LIVE_ONLY position beyond every seq
-    assert first.on_subscribed is not None
-    first.on_subscribed({"type": "subscribed", "room": "coordinator", "recovered": True,
-                         "top": 40, "snapshot": metrics_record(queue_size=4,
-                                                               registered_agents=8)})  # fmt: skip
-    assert fleet.metrics.queue_size == 4  # the snapshot is the state
-    assert not first.active
-    assert client.connection.subscribed[-1] == ("coordinator", 40)  # live events after top
-    second = client.connection.subs["coordinator"]
-    second.last_seq = 40
-    assert second.on_subscribed is not None
-    second.on_subscribed({"type": "subscribed", "room": "coordinator", "recovered": True,
-                          "top": 40, "snapshot": {}})  # fmt: skip
-    assert client.connection.subs["coordinator"] is second  # no loop
-    client.connection.emit("coordinator", type="coordinator_metrics", queue_size=5,
-                           registered_agents=8)  # fmt: skip
-    assert fleet.metrics.queue_size == 5
-
-
 def test_a_room_that_cannot_be_followed_is_an_error_not_a_crash() -> None:
     client = FakeFleetClient(eight_agents())
 

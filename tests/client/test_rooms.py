@@ -112,6 +112,25 @@ def test_a_late_subscriber_gets_the_replay_while_the_first_takes_old_live_events
     assert play.duplicates == 0
 
 
+def test_a_late_subscriber_beyond_top_is_reset_even_when_the_replay_is_recovered() -> None:
+    first = sub()
+    play = Player(first)
+    play.request("s1")
+    play.answer("s1", top=0)
+    play.events(*span(1, 5))
+
+    live_only = play.add(sub(2**53, EPOCH))  # "from now": beyond any top
+    again = play.request("s2")
+    assert again is not None
+    answer = play.answer("s2", top=5, recovered=True)  # recovered for ``first``'s position
+    assert answer.resets == [live_only]
+    assert live_only.last_seq == 5
+    play.events(6, 7)
+    assert play.of(live_only) == [6, 7]
+    assert play.of(first) == span(1, 7)
+    assert play.gaps == []
+
+
 def test_interleaved_pages_of_a_superseded_replay_give_no_duplicate_and_no_gap() -> None:
     a = sub(5, EPOCH)
     play = Player(a)

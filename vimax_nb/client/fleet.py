@@ -310,28 +310,8 @@ class Fleet:
             room,
             self._on_event,
             after,
-            on_subscribed=lambda answer: self._on_subscribed(room, answer),
             on_reset=lambda snapshot: self._on_reset(room, snapshot),
         )
-
-    def _on_subscribed(self, room: str, answer: dict[str, Any]) -> None:
-        """Start the room over from ``top`` (and the answer's snapshot) if the answer left
-        it beyond every seq: the connection served the room from another subscription's
-        lower position (``recovered: true``), so :data:`LIVE_ONLY` would skip everything."""
-        top = answer.get("top")
-        with self._lock:
-            sub = self._subs.get(room)
-        if sub is None or not isinstance(top, int) or getattr(sub, "last_seq", 0) <= top:
-            return
-        self._on_reset(room, answer.get("snapshot") or {})
-        self._unsubscribe(sub)
-        fresh = self._subscribe(room, top)
-        with self._lock:
-            replaced = self._subs.get(room) is sub
-            if replaced:
-                self._subs[room] = fresh
-        if not replaced:
-            self._unsubscribe(fresh)
 
     def _on_state(self, _state: str) -> None:
         if not self._closed:

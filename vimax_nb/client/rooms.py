@@ -195,9 +195,10 @@ class Room:
         """Take the ``subscribed`` answer ``message``; None if it answers no request of ours.
 
         A subscription is reset (``last_seq`` = ``top``, ``epoch`` = the server's) when its
-        seqs come from another epoch, or when ``recovered`` is false and its own position
-        cannot be replayed: at or below the request's ``after`` (the log no longer holds
-        the event after it), or above ``top``. A subscription that is neither reset nor
+        seqs come from another epoch, when its position is above ``top`` (even if the
+        request, made for another subscription's lower position, was recovered), or when
+        ``recovered`` is false and its position is at or below the request's ``after``
+        (the log no longer holds the event after it). A subscription that is neither reset nor
         up to ``top`` after a ``recovered: false`` answer is asked for again, since the
         server may send it no replay.
         """
@@ -220,8 +221,11 @@ class Room:
         retention = _same_log(req.epoch, server_epoch) and req.after <= top
         result = Answer()
         for sub in self.subscriptions:
-            unrecoverable = not _same_log(sub.epoch, server_epoch) or (
-                not recovered and (sub.last_seq > top or (retention and sub.last_seq <= req.after))
+            # above ``top``: the server's seqs will never reach it in order, whoever asked
+            unrecoverable = (
+                not _same_log(sub.epoch, server_epoch)
+                or sub.last_seq > top
+                or (not recovered and retention and sub.last_seq <= req.after)
             )
             if unrecoverable:
                 sub.last_seq = top
