@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from vimax_nb.client import Client, Run, RunCanceled, RunFailed, RunResult, VimaxError
+from vimax_nb.client import Client, Run, RunCanceled, RunFailed, RunResult, VimaxError, api
 from vimax_nb.client.run import HISTORY_SIZE
 from vimax_nb.protocol import WorkflowRecord
 
@@ -320,3 +320,30 @@ def test_a_change_callback_can_be_removed_from_any_thread_and_a_failing_one_is_i
     assert removed == [1]
     assert kept == [1, 2]
     assert "a change callback of run w1 failed" in caplog.text
+
+
+async def test_events_reads_the_durable_log_in_pages(
+    client: Client, toy: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toy.opened.set()
+    run = await asyncio.to_thread(client.submit, "story", shots=3)
+    await run
+    everything = await asyncio.to_thread(client.events, run.id)
+    seqs = [event["seq"] for event in everything.events]
+    assert seqs == list(range(1, everything.top + 1))
+    assert everything.events[-1]["state"] == "completed"
+    assert everything.floor == 0
+    assert everything.epoch == client.connection.epoch
+    assert [event["seq"] for event in run.history] == seqs  # the live run saw the same
+
+    monkeypatch.setattr(api, "EVENTS_PAGE", 2)  # several pages for one call
+    paged = await asyncio.to_thread(client.events, run.id, 1)
+    assert paged.events == everything.events[1:]
+    first = await asyncio.to_thread(client.events, run.id, 0, 3)
+    assert [event["seq"] for event in first.events] == [1, 2, 3]
+
+    with pytest.raises(VimaxError, match="no workflow with id 'nope'") as info:
+        await asyncio.to_thread(client.events, "nope")
+    assert info.value.status == 404
+    with pytest.raises(ValueError, match="after must be >= 0"):
+        await asyncio.to_thread(client.events, run.id, -1)

@@ -1,12 +1,13 @@
 """The vimax-nb client: talks to the server extension over its WebSocket and REST."""
 
-from .api import Client, Run, RunCanceled, RunFailed, RunResult, VimaxError
+from .api import Client, EventPage, Run, RunCanceled, RunFailed, RunResult, VimaxError
 from .connection import Connection
 from .discovery import VimaxConnectError, connect
 
 __all__ = [
     "Client",
     "Connection",
+    "EventPage",
     "Run",
     "RunCanceled",
     "RunFailed",

@@ -16,6 +16,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,26 @@ from .connection import Connection
 from .errors import RunCanceled, RunFailed, VimaxError
 from .run import Run, RunResult
 
-__all__ = ["Client", "Run", "RunCanceled", "RunFailed", "RunResult", "VimaxError"]
+__all__ = ["Client", "EventPage", "Run", "RunCanceled", "RunFailed", "RunResult", "VimaxError"]
 
 DEFAULT_TIMEOUT = 30.0
+EVENTS_PAGE = 10_000  # the most events the server returns in one answer
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """Events of a workflow read from the durable log.
+
+    ``events`` are the protocol frames (each with ``seq``), in order; ``top`` is the
+    room's last seq, ``floor`` the last seq the log no longer keeps (0: nothing dropped)
+    and ``epoch`` the log's epoch.
+    """
+
+    workflow_id: str
+    epoch: str
+    top: int
+    floor: int
+    events: list[dict[str, Any]]
 
 
 class Client:
@@ -115,6 +133,30 @@ class Client:
         """One workflow's record now."""
         data = self._request("GET", f"vimax/api/workflows/{_quote(workflow_id)}")
         return WorkflowRecord.model_validate(data)
+
+    def events(self, workflow_id: str, after: int = 0, limit: int | None = None) -> EventPage:
+        """The workflow's stored events with seq > ``after``, in order, from the durable log.
+
+        All of them the log keeps (fetched a page at a time), or the first ``limit``.
+        The page's ``epoch`` is the one a WebSocket subscription's seqs come from.
+        """
+        if after < 0 or (limit is not None and limit < 1):
+            raise ValueError(f"after must be >= 0 and limit >= 1 (got {after}, {limit})")
+        path = f"vimax/api/workflows/{_quote(workflow_id)}/events"
+        events: list[dict[str, Any]] = []
+        while True:
+            want = EVENTS_PAGE if limit is None else min(EVENTS_PAGE, limit - len(events))
+            page = self._request("GET", f"{path}?after={after}&limit={want}")
+            events.extend(page["events"])
+            if (
+                not page["events"]
+                or len(events) == limit
+                or page["events"][-1]["seq"] >= page["top"]
+            ):
+                return EventPage(
+                    workflow_id, str(page["epoch"]), int(page["top"]), int(page["floor"]), events
+                )
+            after = int(page["events"][-1]["seq"])
 
     def run(self, workflow_id: str) -> Run:
         """A live :class:`Run` of an existing workflow (the same one each call)."""
