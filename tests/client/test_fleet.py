@@ -167,6 +167,27 @@ def test_a_room_that_cannot_be_followed_is_an_error_not_a_crash() -> None:
     assert len(fleet.agents) == 8
 
 
+def test_wait_for_returns_once_a_change_makes_the_predicate_true() -> None:
+    client = FakeFleetClient(eight_agents())
+    fleet = Fleet(client)
+    client.connection.emit("agent:editor", type="agent_status", agent_name="editor",
+                           status="busy")  # fmt: skip
+
+    def editor_idle(f: Fleet) -> bool:
+        editor = f.agent("editor")
+        return editor is not None and editor.status == "idle"
+
+    assert not fleet.wait_for(editor_idle, timeout=0.05)
+    answers: list[bool] = []
+    waiting = threading.Thread(target=lambda: answers.append(fleet.wait_for(editor_idle, TIMEOUT)))
+    waiting.start()
+    client.connection.emit("agent:editor", type="agent_status", agent_name="editor",
+                           status="idle")  # fmt: skip
+    waiting.join(TIMEOUT)
+    assert answers == [True]
+    assert fleet.wait_for(editor_idle, timeout=0)  # already true
+
+
 def test_close_unfollows_and_stops_calling_back() -> None:
     client = FakeFleetClient(eight_agents())
     fleet = Fleet(client)

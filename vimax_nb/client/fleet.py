@@ -203,6 +203,22 @@ class Fleet:
 
         return remove
 
+    def wait_for(self, predicate: Callable[[Fleet], bool], timeout: float | None = None) -> bool:
+        """Block until ``predicate(fleet)`` is true, checked now and after every change;
+        False if it is still false after ``timeout`` s. Don't call it from a callback."""
+        changed = threading.Condition()
+
+        def wake(_fleet: Fleet) -> None:
+            with changed:
+                changed.notify_all()
+
+        remove = self.on_change(wake)
+        try:
+            with changed:
+                return changed.wait_for(lambda: predicate(self), timeout)
+        finally:
+            remove()
+
     def _changed(self) -> None:
         with self._lock:
             self.version += 1
