@@ -139,14 +139,15 @@ def follow(
             wake.clear()
         if plain is not None:
             plain.update()
+        canceling = interrupts.flag.is_set() and not run.done and cancel_on_interrupt
+        if canceling:  # the live panel keeps drawing until the cancel lands
+            return _cancel(client, run, args, plain, wake)
     finally:
         if live is not None:
             live.stop()
     if interrupts.flag.is_set() and not run.done:
-        if not cancel_on_interrupt:
-            fail(f"stopped watching workflow {run.id} ({run.state}); it goes on")
-            return EXIT_INTERRUPTED
-        return _cancel(client, run, args, plain, wake)
+        fail(f"stopped watching workflow {run.id} ({run.state}); it goes on")
+        return EXIT_INTERRUPTED
     return finish(client, run, args)
 
 
