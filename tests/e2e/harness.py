@@ -329,9 +329,13 @@ def output_of(page: Any, cell: int) -> Any:
 
 
 def badge(area: Any, state: str) -> Any:
-    """The state badge of a WorkflowProgress showing ``state``: the one ``span`` whose
-    whole text is the state (the message line below is an ``i``)."""
-    return area.locator("span").filter(has_text=re.compile(rf"^{re.escape(state)}$"))
+    """The state badge of a WorkflowProgress when it shows ``state``."""
+    return area.locator(".vimax-badge").filter(has_text=re.compile(rf"^{re.escape(state)}$"))
+
+
+def stage_rows(area: Any) -> Any:
+    """The rows of a WorkflowProgress's stages ("✓ story 1/1 done", ...)."""
+    return area.locator(".vimax-stages > div")
 
 
 def background_of(locator: Any) -> str:
@@ -363,9 +367,7 @@ def check_completed_progress(area: Any, subject: str) -> None:
     expect(bar).to_have_class(re.compile(r"progress-bar-success"))
     expect(bar).to_have_attribute("style", re.compile(r"width:\s*100%"))
 
-    rows = area.locator(".widget-html-content > div").filter(
-        has_text=re.compile(r"\b(done|running|pending)$")
-    )
+    rows = stage_rows(area)
     expect(rows.filter(has_text=re.compile(r"^\u2713 story\b"))).to_have_count(1)
     expect(rows.filter(has_text=re.compile(r"^\u2713 final\b"))).to_have_count(1)
     assert rows.count() >= 5, rows.all_inner_texts()

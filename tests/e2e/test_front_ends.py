@@ -28,6 +28,7 @@ from .harness import (
     output_of,
     rgb,
     screenshot,
+    stage_rows,
 )
 
 pytestmark = [pytest.mark.e2e, needs_chromium]
@@ -151,7 +152,7 @@ def test_pause_resume_cancel_buttons(front: FrontEnd) -> None:
         field.fill(value)
         field.press("Enter")
     area.get_by_role("button", name="Launch").click()
-    panel = area.locator(".widget-vbox").filter(has_text="A long <i>night</i> at sea").last
+    panel = area.locator(".vimax-progress").filter(has_text="A long <i>night</i> at sea")
     pause, resume, cancel = (
         panel.get_by_role("button", name=n) for n in ("Pause", "Resume", "Cancel")
     )
@@ -171,6 +172,9 @@ def test_pause_resume_cancel_buttons(front: FrontEnd) -> None:
     assert background_of(badge(panel, "canceled")) == rgb(theme.GREY)
     for button in (pause, resume, cancel):
         expect(button).to_be_disabled()
+    rows = stage_rows(panel)
+    expect(rows.filter(has_text=re.compile(r"canceled$")).first).to_be_visible()
+    assert not [t for t in rows.all_inner_texts() if t.endswith("running")], rows.all_inner_texts()
     front.shot(panel, "canceled")
 
 

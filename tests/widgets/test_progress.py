@@ -219,6 +219,33 @@ def test_stage_rows_show_status_and_counts() -> None:
     assert ">pending<" in rows[2]
 
 
+@pytest.mark.parametrize(
+    ("state", "shown", "bar_color"),
+    [("paused", "paused", None), ("canceled", "canceled", "#757575"), ("failed", "failed", None)],
+)
+def test_a_stopped_run_shows_its_unfinished_stages_stopped_not_running(
+    state: str, shown: str, bar_color: str | None
+) -> None:
+    run = FakeRun()
+    widget = WorkflowProgress(run)
+    run.update(
+        state=state,
+        stage="frames",
+        stages=[
+            {"name": "story", "done": 1, "total": 1},
+            {"name": "frames", "done": 3, "total": 8},
+            {"name": "clips", "done": 0, "total": 8},
+        ],
+    )
+    widget.flush()
+    rows = widget.stages_html.value.split("</div>")
+    assert ">done<" in rows[0]
+    assert f">{shown}<" in rows[1]
+    assert ">pending<" in rows[2]
+    assert "running" not in widget.stages_html.value
+    assert widget.bar.style.bar_color == bar_color
+
+
 def _png(path: Path, color: str) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (4, 4), color).save(buffer, format="PNG")

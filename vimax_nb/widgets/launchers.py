@@ -163,6 +163,7 @@ class _Launcher(LiveView):
         self.box = widgets.VBox(
             [*self._head(), widgets.HBox([self.launch_button, self.message]), self.runs_box]
         )
+        self.box.add_class("vimax-launcher")
         self.flush()
 
     def _head(self) -> list[Any]:

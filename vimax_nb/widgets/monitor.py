@@ -94,6 +94,7 @@ class AgentMonitor(LiveView):
                 self.empty,
             ]
         )
+        self.box.add_class("vimax-monitor")
         self._remove: Callable[[], None] | None = self.fleet.on_change(self._on_change)
         self.flush()
 
@@ -173,7 +174,8 @@ class AgentMonitor(LiveView):
         self.connection_indicator.value = (
             ""
             if state is None
-            else f"<span style='color:{theme.color_of_connection(state)}' title='connection'>"
+            else f"<span style='color:{theme.color_of_connection(state)};white-space:nowrap' "
+            "title='connection'>"
             f"&nbsp;&#9679; {esc(state)}</span>"
         )
         error = self.fleet.error

@@ -37,7 +37,14 @@ LOG_SIZE = 200  # events kept in the log
 MAX_FRAMES = 4  # storyboard frames previewed
 _TERMINAL = frozenset({"completed", "failed", "canceled"})
 _OFFLINE = frozenset({"offline", "closed"})
-_BAR_STYLES = {"completed": "success", "failed": "danger", "running": "info", "paused": "warning"}
+_BAR_STYLES = {
+    "completed": "success",
+    "failed": "danger",
+    "running": "info",
+    "paused": "warning",
+    "interrupted": "warning",
+}
+_STOPPED = frozenset({"paused", "interrupted", "canceled", "failed"})  # unfinished stages halt
 
 
 class RunView(Protocol):
@@ -131,6 +138,7 @@ class WorkflowProgress(LiveView):
                 self.log,
             ]
         )
+        self.box.add_class("vimax-progress")
 
         remove = run.on_change(self._on_change)
         self._remove = remove if callable(remove) else None
@@ -180,17 +188,19 @@ class WorkflowProgress(LiveView):
             f"{_e(run.id)}</small>"
         )
         style = theme.BADGE_STYLE.format(color=theme.color_of_state(shown))
-        self.badge.value = f"<span style='{style}'>{_e(shown)}</span>"
+        self.badge.value = f"<span class='vimax-badge' style='{style}'>{_e(shown)}</span>"
         if conn_state is None:
             self.connection_indicator.value = ""
         else:
             color = theme.color_of_connection(conn_state)
             self.connection_indicator.value = (
-                f"<span style='color:{color}' title='connection'>&#9679; {_e(conn_state)}</span>"
+                f"<span style='color:{color};white-space:nowrap' title='connection'>"
+                f"&#9679; {_e(conn_state)}</span>"
             )
 
         self.bar.value = progress
         self.bar.bar_style = _BAR_STYLES.get(state, "")
+        self.bar.style.bar_color = None if state in _BAR_STYLES else theme.GREY
         eta = self._eta(state, progress)
         self.percent.value = f"{progress:.0%}" + (f" &middot; ETA {eta}" if eta else "")
         self.stages_html.value = self._stages(run, state)
@@ -240,7 +250,7 @@ class WorkflowProgress(LiveView):
             if (total and done >= total) or (state == "completed"):
                 status = "done"
             elif name == run.stage or done:
-                status = "running"
+                status = state if state in _STOPPED else "running"
             else:
                 status = "pending"
             icon, color = theme.STAGE_ICONS[status]
@@ -249,7 +259,7 @@ class WorkflowProgress(LiveView):
                 f"<div><span style='color:{color}'>{icon}</span> {_e(name)}{_e(count)} "
                 f"<small style='color:{theme.GREY}'>{status}</small></div>"
             )
-        return "".join(rows)
+        return f"<div class='vimax-stages' style='line-height:1.4'>{''.join(rows)}</div>"
 
     def _previews(self, run: Any, state: str) -> None:
         artifacts = [a for a in list(run.artifacts or ()) if isinstance(a, dict)]

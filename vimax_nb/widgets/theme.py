@@ -57,10 +57,14 @@ STAGE_ICONS: dict[str, tuple[str, str]] = {
     "done": ("&#10003;", GREEN),
     "running": ("&#9679;", BLUE),
     "pending": ("&#9675;", GREY),
+    "paused": ("&#10074;&#10074;", AMBER),
+    "interrupted": ("&#10074;&#10074;", AMBER),
+    "canceled": ("&#10007;", GREY),
+    "failed": ("&#10007;", RED),
 }
 
 BADGE_STYLE = (
-    "display:inline-block;padding:1px 8px;border-radius:9px;color:white;"
+    "display:inline-block;padding:1px 8px;border-radius:9px;color:white;white-space:nowrap;"
     "font-size:0.85em;font-weight:600;background:{color}"
 )
 LOG_STYLE = "max-height:16em;overflow-y:auto;margin:0;font-size:0.8em;white-space:pre-wrap"
