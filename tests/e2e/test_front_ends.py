@@ -50,8 +50,9 @@ CELLS = [
     f"import vimax_nb as vx\nvx.connect()\nrun = vx.idea2video({IDEA!r}, {SMALL})\nrun",
     "vx.AgentMonitor()",
     f"launcher = vx.Idea2VideoLauncher({SMALL})\nlauncher",
+    "from vimax_nb.client import discovery\nprint('found:', discovery.default_source())",
 ]
-PROGRESS, MONITOR, LAUNCHER = range(3)
+PROGRESS, MONITOR, LAUNCHER, SOURCE = range(4)
 
 
 class FrontEnd:
@@ -176,6 +177,15 @@ def test_pause_resume_cancel_buttons(front: FrontEnd) -> None:
     expect(rows.filter(has_text=re.compile(r"canceled$")).first).to_be_visible()
     assert not [t for t in rows.all_inner_texts() if t.endswith("running")], rows.all_inner_texts()
     front.shot(panel, "canceled")
+
+
+def test_the_kernel_uses_the_server_it_runs_under(front: FrontEnd) -> None:
+    """vx.connect() in a kernel of this front end finds the front end's own server (its
+    runtime file, by the kernel's parent pid), not a private one."""
+    from playwright.sync_api import expect
+
+    area = output_of(front.page, SOURCE)
+    expect(area).to_contain_text(f"found: the Jupyter server of pid {front.server.process.pid}")
 
 
 def test_no_errors_in_the_page(front: FrontEnd) -> None:
