@@ -394,8 +394,9 @@ async def test_idea2video_runs_to_completed_through_rest(
 
     # the final video, as its artifact event links it
     final_url = artifacts["final video"].url  # type: ignore[union-attr]
-    assert final_url == f"/vimax/api/workflows/{wid}/artifacts/final_video.mp4"
-    video = await jp_fetch(final_url.lstrip("/"))
+    # under the server's base_url, fetched as a browser would, from the server's root
+    assert final_url == f"{jp_base_url}vimax/api/workflows/{wid}/artifacts/final_video.mp4"
+    video = await http_server_client.fetch(final_url, headers=jp_auth_header)
     assert video.headers["Content-Type"] == "video/mp4"
     assert video.body[4:8] == b"ftyp"
     on_disk = (vimax_workdir / wid / "final_video.mp4").read_bytes()
@@ -403,15 +404,20 @@ async def test_idea2video_runs_to_completed_through_rest(
     assert int(video.headers["Content-Length"]) == len(on_disk)
 
     # a byte range of it
-    part = await jp_fetch(final_url.lstrip("/"), headers={"Range": "bytes=4-7"})
+    part = await http_server_client.fetch(
+        final_url, headers={**jp_auth_header, "Range": "bytes=4-7"}
+    )
     assert part.code == 206
     assert part.body == b"ftyp"
     assert part.headers["Content-Range"] == f"bytes 4-7/{len(on_disk)}"
-    await fails(jp_fetch(final_url.lstrip("/"), headers={"Range": "bytes=99999999-"}), 416)
+    await fails(
+        http_server_client.fetch(final_url, headers={**jp_auth_header, "Range": "bytes=99999999-"}),
+        416,
+    )
 
     # an image
     image = next(e for e in artifacts.values() if e.kind == "image")  # type: ignore[union-attr]
-    png = await jp_fetch(image.url.lstrip("/"))  # type: ignore[union-attr]
+    png = await http_server_client.fetch(image.url, headers=jp_auth_header)  # type: ignore[union-attr]
     assert png.headers["Content-Type"] == "image/png"
     assert png.body.startswith(b"\x89PNG\r\n\x1a\n")
 

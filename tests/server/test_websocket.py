@@ -1033,7 +1033,7 @@ async def test_hub_stats_and_client_info(
 
 
 async def test_an_idea2video_run_watched_from_start_to_end(
-    jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any
+    jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any, jp_base_url: str
 ) -> None:
     created = await post_json(
         jp_fetch,
@@ -1072,7 +1072,8 @@ async def test_an_idea2video_run_watched_from_start_to_end(
     artifacts = {m["name"]: m for m in events if m["type"] == "artifact"}
     assert artifacts["final video"]["kind"] == "video"
     assert (
-        artifacts["final video"]["url"] == f"/vimax/api/workflows/{wid}/artifacts/final_video.mp4"
+        artifacts["final video"]["url"]
+        == f"{jp_base_url}vimax/api/workflows/{wid}/artifacts/final_video.mp4"
     )
     assert any(a["kind"] == "image" for a in artifacts.values())
     # the same events, byte for byte decoded, as REST keeps them

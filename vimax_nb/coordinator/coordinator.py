@@ -9,6 +9,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ..protocol import (
     COORDINATOR_ROOM,
@@ -63,8 +64,10 @@ class Coordinator:
         workdir: str | Path | None = None,
         metrics_interval: float = 5.0,
         keep_finished: int = 1000,
+        artifact_url_prefix: str = "/vimax/api/workflows",
     ) -> None:
         self.store = store
+        self.artifact_url_prefix = artifact_url_prefix.rstrip("/")
         self.executor: Executor = executor or LocalExecutor(max_workers=max_concurrent_tasks)
         self.retry = retry or RetryPolicy()
         self.workdir = Path(workdir) if workdir is not None else None
@@ -90,6 +93,13 @@ class Coordinator:
             self._task_outcome,
             max_concurrent_tasks=max_concurrent_tasks,
             workdir=self.workdir,
+        )
+
+    def artifact_url(self, workflow_id: str, path: str) -> str:
+        """The URL path an artifact event gives for ``path`` of a workflow's folder."""
+        return (
+            f"{self.artifact_url_prefix}/{quote(workflow_id, safe='')}/artifacts/"
+            f"{quote(path, safe='/')}"
         )
 
     # -- set-up -------------------------------------------------------------------
@@ -373,7 +383,7 @@ class Coordinator:
                     stage=task.spec.stage,
                     name=artifact.name,
                     kind=ArtifactKind(artifact.kind),
-                    url=f"/vimax/api/workflows/{run.id}/artifacts/{artifact.path}",
+                    url=self.artifact_url(run.id, artifact.path),
                 )
             )
         event = "task_restored" if restored else "task_completed"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
 from traitlets import Bool, Enum, Float, Int, Unicode, default
 
 from ..coordinator import Coordinator
@@ -136,7 +137,12 @@ class VimaxService:
         # The openai package is an extra: make_providers imports it only when asked for.
         providers = make_providers(app.chat_provider, app.image_provider, app.video_provider)
         self.coordinator = Coordinator(
-            store=self.store, workdir=self.workdir, max_concurrent_tasks=app.max_concurrent_tasks
+            store=self.store,
+            workdir=self.workdir,
+            max_concurrent_tasks=app.max_concurrent_tasks,
+            artifact_url_prefix=url_path_join(
+                getattr(app.serverapp, "base_url", None) or "/", "vimax/api/workflows"
+            ),
         )
         register_vimax(self.coordinator, providers)
         self.coordinator.connections = lambda: len(self.hub.connections)
