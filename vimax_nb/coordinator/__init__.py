@@ -1,6 +1,7 @@
 """The A2A-style agent coordinator: agents, workflows as task graphs, scheduling."""
 
 from .agents import Agent, AgentCard, AgentNotFound, AgentRegistry, Skill, skill
+from .context import Artifact, CancelToken, TaskCanceled, TaskContext, TaskResult
 from .coordinator import Coordinator
 from .errors import (
     InvalidTransition,
@@ -12,20 +13,9 @@ from .errors import (
 )
 from .events import CoordinatorEvent, EventBus, EventStream
 from .executors import Executor, LocalExecutor
+from .graph import Stage, Task, TaskGraph, TaskSpec, TaskState
 from .run import WorkflowRun
-from .workflow import (
-    Artifact,
-    CancelToken,
-    Pipeline,
-    Stage,
-    Task,
-    TaskCanceled,
-    TaskContext,
-    TaskGraph,
-    TaskResult,
-    TaskSpec,
-    TaskState,
-)
+from .workflow import Pipeline
 
 __all__ = [
     "Agent",

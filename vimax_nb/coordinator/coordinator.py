@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,31 +14,23 @@ from urllib.parse import quote
 from ..protocol import (
     COORDINATOR_ROOM,
     AgentRecord,
-    ArtifactEvent,
-    ArtifactKind,
     ControlAction,
     CoordinatorMetricsEvent,
-    ErrorCode,
-    ErrorEvent,
-    TargetType,
     WorkflowRecord,
     WorkflowState,
 )
-from ..store import Checkpoint, Store, format_timestamp
+from ..store import Store, format_timestamp
 from .agents import Agent, AgentRegistry
-from .errors import RetryPolicy, UnknownPipeline, WorkflowNotFound, is_retryable
+from .driver import RunDriver
+from .errors import RetryPolicy, UnknownPipeline, WorkflowNotFound
 from .events import EventBus, EventCallback, EventStream
 from .executors import Executor, LocalExecutor
+from .graph import Task
 from .reporting import Reporter
 from .run import WorkflowRun
 from .scheduler import Scheduler
-from .workflow import (
-    Pipeline,
-    Task,
-    TaskResult,
-    TaskState,
-    check_action,
-)
+from .transitions import check_action
+from .workflow import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +69,10 @@ class Coordinator:
         self.pipelines: dict[str, Pipeline] = {}
         self.events = EventBus()
         self.connections: Callable[[], int] = lambda: 0
-        self.dead_letters = 0
         self._runs: dict[str, WorkflowRun] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._stored_workflows = 0
         self._submitted = 0
-        self._completions: deque[float] = deque()
         self.reporter = Reporter(
             self.events, store, self.metrics, lambda: self.agents, metrics_interval
         )
@@ -93,6 +83,15 @@ class Coordinator:
             self._task_outcome,
             max_concurrent_tasks=max_concurrent_tasks,
             workdir=self.workdir,
+        )
+        self.driver = RunDriver(
+            self.agents,
+            self.scheduler,
+            self.reporter,
+            store,
+            self.retry,
+            self.artifact_url,
+            self._retire,
         )
 
     def artifact_url(self, workflow_id: str, path: str) -> str:
@@ -140,7 +139,7 @@ class Coordinator:
         for run in list(self._runs.values()):
             if run.state in (S.running, S.paused):
                 self.scheduler.cancel(run)
-                self._finish(run, S.interrupted, "interrupted: the server is stopping")
+                self.driver.finish(run, S.interrupted, "interrupted: the server is stopping")
         await self.reporter.stop()
         await self.executor.stop()
         if self.store is not None:
@@ -167,7 +166,7 @@ class Coordinator:
         if self.store is not None:
             await self.store.workflows.save(run.record())
         self.reporter.emit(run.progress_event("queued", event="state", state=run.state.value))
-        self._begin(run)
+        self.driver.begin(run)
         return run.record()
 
     async def get_workflow(self, workflow_id: str) -> WorkflowRecord:
@@ -223,15 +222,15 @@ class Coordinator:
             if run.state == S.interrupted:
                 run.transition(S.running)
                 self.reporter.state_changed(run, "resumed after an interruption")
-                self._plan(run)
+                self.driver.plan(run)
             else:
                 run.transition(S.running)
                 self.reporter.state_changed(run, "resumed")
                 held, run.held = run.held, []
-                self._enqueue(run, held)
+                self.driver.enqueue(run, held)
         else:
             self.scheduler.cancel(run)
-            self._finish(run, S.canceled, "canceled")
+            self.driver.finish(run, S.canceled, "canceled")
         return run.record()
 
     async def pause(self, workflow_id: str) -> WorkflowRecord:
@@ -279,12 +278,13 @@ class Coordinator:
         """Tasks waiting for an agent."""
         return len(self.scheduler)
 
+    @property
+    def dead_letters(self) -> int:
+        """Tasks that failed for good (out of attempts, or not worth a retry)."""
+        return self.driver.dead_letters
+
     def metrics(self) -> CoordinatorMetricsEvent:
         """The coordinator's figures now."""
-        now = time.monotonic()
-        window = self._completions
-        while window and window[0] < now - 5.0:
-            window.popleft()
         return CoordinatorMetricsEvent(
             room=COORDINATOR_ROOM,
             total_workflows=self._stored_workflows + self._submitted,
@@ -292,173 +292,21 @@ class Coordinator:
             queue_size=len(self.scheduler),
             registered_agents=len(self.agents),
             healthy_agents=sum(1 for agent in self.agents if agent.healthy),
-            tasks_per_second=len(window) / 5.0,
+            tasks_per_second=self.driver.tasks_per_second(),
             dead_letters=self.dead_letters,
             connections=self.connections(),
         )
 
-    # -- scheduling ---------------------------------------------------------------
-
-    def _begin(self, run: WorkflowRun) -> None:
-        run.transition(S.running)
-        self.reporter.state_changed(run, "started")
-        self._plan(run)
-
-    def _plan(self, run: WorkflowRun) -> None:
-        try:
-            ready = run.graph.add(run.pipeline.plan(run.params))
-        except Exception as exc:
-            self._fail(run, None, None, exc, retryable=False, why="could not plan the workflow")
-            return
-        self._enqueue(run, ready)
-        self._check_complete(run)
-
-    def _enqueue(self, run: WorkflowRun, tasks: list[Task]) -> None:
-        """Queue ``tasks`` (ready to run), or finish them from checkpoints."""
-        work = deque(tasks)
-        while work and not run.finished:
-            task = work.popleft()
-            checkpoint = run.checkpoints.get(task.key)
-            if checkpoint is not None:
-                restored = run.pipeline.restore(run.id, task.spec, checkpoint)
-                if restored is not None:
-                    work.extend(self._succeeded(run, task, restored, restored=True))
-                    continue
-            if not self.agents.capable(task.spec.skill):
-                error = LookupError(f"no registered agent has the skill {task.spec.skill!r}")
-                self._fail(run, task, None, error, retryable=False)
-                return
-            if run.state == S.running:
-                self.scheduler.push(run, task)
-            else:
-                task.state = TaskState.ready
-                run.held.append(task)
+    # -- run bookkeeping ----------------------------------------------------------
 
     def _task_outcome(
         self, run: WorkflowRun, task: Task, agent: Agent, error: BaseException | None, value: Any
     ) -> None:
-        try:
-            if error is None:
-                self._enqueue(run, self._succeeded(run, task, value))
-                self._check_complete(run)
-            else:
-                self._failed(run, task, agent, error)
-        except Exception as exc:  # a pipeline hook broke: the workflow must not hang
-            log.exception("workflow %s: handling task %s failed", run.id, task.key)
-            self._fail(run, task, agent, exc, retryable=False, why="the pipeline failed")
+        # The scheduler is built before the driver it reports outcomes to.
+        self.driver.task_outcome(run, task, agent, error, value)
 
-    def _succeeded(
-        self, run: WorkflowRun, task: Task, value: Any, *, restored: bool = False
-    ) -> list[Task]:
-        """Record a success; return the tasks it made ready."""
-        result = value if isinstance(value, TaskResult) else TaskResult(value)
-        try:
-            expansion = list(task.spec.expand(result.value)) if task.spec.expand else []
-            ready = run.graph.succeeded(task, result.value, expansion)
-        except Exception as exc:
-            self._fail(run, task, None, exc, retryable=False, why="could not plan the next tasks")
-            return []
-        if not restored:
-            self._completions.append(time.monotonic())
-            if self.store is not None:
-                stored = run.pipeline.checkpoint(run.id, task.spec, result)
-                if stored is not None:
-                    self.store.workflows.save_checkpoint_nowait(
-                        Checkpoint(
-                            workflow_id=run.id,
-                            task_key=task.key,
-                            stage=task.spec.stage,
-                            artifacts=[a.path for a in result.artifacts],
-                            content_hash=stored[1],
-                            attempts=task.attempts,
-                            result=stored[0],
-                            updated_at=format_timestamp(time.time()),
-                        )
-                    )
-        for artifact in result.artifacts:
-            self.reporter.emit(
-                ArtifactEvent(
-                    room=run.room,
-                    workflow_id=run.id,
-                    stage=task.spec.stage,
-                    name=artifact.name,
-                    kind=ArtifactKind(artifact.kind),
-                    url=self.artifact_url(run.id, artifact.path),
-                )
-            )
-        event = "task_restored" if restored else "task_completed"
-        self.reporter.emit(run.progress_event(None, event=event, task=task.key, agent=task.agent))
-        self.reporter.progress_changed(run)
-        return ready
-
-    def _failed(self, run: WorkflowRun, task: Task, agent: Agent, error: BaseException) -> None:
-        retryable = is_retryable(error)
-        attempts = task.spec.max_attempts or self.retry.max_attempts
-        if retryable and task.attempts < attempts:
-            delay = self.retry.delay(task.attempts)
-            self.scheduler.retry_later(run, task, delay)
-            self.reporter.emit(
-                run.progress_event(
-                    None,
-                    event="task_retrying",
-                    task=task.key,
-                    agent=agent.name,
-                    attempt=task.attempts,
-                    retry_in=round(delay, 3),
-                    error=str(error),
-                )
-            )
-            return
-        task.state = TaskState.failed
-        task.error = error
-        self.dead_letters += 1
-        self._fail(run, task, agent, error, retryable=retryable)
-
-    def _check_complete(self, run: WorkflowRun) -> None:
-        if not run.finished and not run.running and run.graph.all_succeeded():
-            try:
-                run.result = run.pipeline.result(run.graph)
-            except Exception as exc:
-                self._fail(
-                    run, None, None, exc, retryable=False, why="could not collect the result"
-                )
-                return
-            self._finish(run, S.completed, "completed")
-
-    def _fail(
-        self,
-        run: WorkflowRun,
-        task: Task | None,
-        agent: Agent | None,
-        error: BaseException,
-        *,
-        retryable: bool,
-        why: str = "",
-    ) -> None:
-        if run.finished:
-            return
-        message = run.fail_with(task, agent.name if agent else None, error, retryable, why)
-        self.scheduler.cancel(run)
-        self.reporter.emit(
-            ErrorEvent(
-                room=run.room,
-                target_type=TargetType.workflow,
-                target_id=run.id,
-                code=ErrorCode.task_failed.value,
-                message=message,
-                retryable=retryable,
-                details=run.error or {},
-            )
-        )
-        self._finish(run, S.failed, message)
-
-    def _finish(self, run: WorkflowRun, state: WorkflowState, message: str) -> None:
-        run.transition(state, message)
-        saved = self.reporter.state_changed(run, message)
-        if saved is None:
-            run.done.set()
-        else:
-            saved.add_done_callback(lambda _: run.done.set())
+    def _retire(self, run: WorkflowRun) -> None:
+        """Count ``run`` as finished; forget the oldest finished runs beyond ``keep_finished``."""
         self._finished[run.id] = None
         while len(self._finished) > self.keep_finished:
             old, _ = self._finished.popitem(last=False)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 
-from .workflow import TaskContext
+from .context import TaskContext
 
 
 @runtime_checkable

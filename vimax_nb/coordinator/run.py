@@ -19,7 +19,10 @@ from ..protocol import (
 )
 from ..store import format_timestamp
 from .agents import Agent
-from .workflow import Pipeline, Task, TaskContext, TaskGraph, check_transition
+from .context import TaskContext
+from .graph import Task, TaskGraph
+from .transitions import check_transition
+from .workflow import Pipeline
 
 
 def new_workflow_id() -> str:

@@ -10,10 +10,11 @@ from typing import Any
 
 from ..protocol import WorkflowState
 from .agents import Agent, AgentRegistry
+from .context import CancelToken, TaskCanceled, TaskContext
 from .executors import Executor
+from .graph import Task, TaskState
 from .reporting import Reporter
 from .run import ReadyQueue, WorkflowRun
-from .workflow import CancelToken, Task, TaskCanceled, TaskContext, TaskState
 
 #: Called with (run, task, agent, error, result) when a task's handler returns or raises.
 TaskOutcome = Callable[[WorkflowRun, Task, Agent, BaseException | None, Any], None]
