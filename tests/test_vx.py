@@ -131,3 +131,19 @@ async def test_a_run_displays_as_its_progress_widget(default_client: vx.Client) 
         assert bundle["text/plain"].startswith("WorkflowProgress(script2video")
     finally:
         InteractiveShell.clear_instance()
+
+
+async def test_a_closed_default_client_is_replaced_not_reused(
+    default_client: vx.Client, jp_serverapp: Any, jp_http_port: int, jp_base_url: str
+) -> None:
+    await asyncio.to_thread(default_client.close)
+    assert default_client.closed
+    assert vx.default_client() is None
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}"
+    token = jp_serverapp.identity_provider.token
+    fresh = await asyncio.to_thread(vx.connect, url, token)
+    assert fresh is not default_client
+    assert vx.default_client() is fresh
+    run = await asyncio.to_thread(vx.idea2video, "A fox who learns to fly", **small_params())
+    assert run.client is fresh
+    assert (await asyncio.wait_for(run, TIMEOUT)).workflow.state.value == "completed"

@@ -58,6 +58,7 @@ __all__ = [
     "WorkflowTable",
     "__version__",
     "connect",
+    "default_client",
     "disconnect",
     "idea2video",
     "script2video",

@@ -223,6 +223,11 @@ class Client:
         run._follow()
         return run
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     def close(self) -> None:
         """Stop following runs and close the WebSocket (idempotent)."""
         with self._lock:

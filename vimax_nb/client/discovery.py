@@ -76,7 +76,7 @@ def connect(
     """
     global _default, _source
     with _lock:
-        if url is None and _default is not None and not _default._closed:
+        if url is None and _default is not None and not _default.closed:
             return _default
         attempts: list[tuple[str, str]] = []
         found: tuple[Client, str] | None
@@ -88,14 +88,15 @@ def connect(
         if found is None:
             raise VimaxConnectError(attempts)
         client, source = found
-        if _default is None or _default._closed:
+        if _default is None or _default.closed:
             _default, _source = client, source
         return client
 
 
 def default_client() -> Client | None:
-    """The default client :func:`connect` made, if any."""
-    return _default
+    """The default client :func:`connect` made, if any and not closed."""
+    client = _default
+    return client if client is not None and not client.closed else None
 
 
 def default_source() -> str | None:

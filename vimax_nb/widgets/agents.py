@@ -142,10 +142,7 @@ def resolve_client(client: Any = None) -> Any:
         return client
     from ..client.discovery import connect, default_client
 
-    current = default_client()
-    if current is not None and not getattr(current, "_closed", False):
-        return current
-    return connect()
+    return default_client() or connect()
 
 
 def _duration_ms(ms: float) -> str:
