@@ -30,8 +30,10 @@ class FakeConnection:
         self._seq = 0
         self._lock = threading.Lock()
 
-    def on_state(self, callback: Callable[[str], None]) -> None:
+    def on_state(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Register ``callback``; a remover, as the newer Connection returns."""
         self._handlers.append(callback)
+        return lambda: self._handlers.remove(callback)
 
     def set(self, state: str) -> None:
         self.state = state

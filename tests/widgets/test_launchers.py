@@ -172,6 +172,32 @@ def test_a_refused_submission_is_a_message_not_an_exception() -> None:
     assert repr(launcher) == "Idea2VideoLauncher(no runs)"
 
 
+def test_closing_during_a_submission_leaves_no_panel_open() -> None:
+    client = SubmitClient()
+    client.gate.clear()
+    launcher = Idea2VideoLauncher(client, idea=IDEA)
+    made: list[WorkflowProgress] = []
+    original = WorkflowProgress.__init__
+
+    def record(panel: WorkflowProgress, *args: Any, **kwargs: Any) -> None:
+        original(panel, *args, **kwargs)
+        made.append(panel)
+
+    WorkflowProgress.__init__ = record  # type: ignore[method-assign]
+    try:
+        assert launcher.launch()
+        assert client.entered.wait(TIMEOUT)
+        launcher.close()  # while the submission is in flight
+        client.gate.set()
+        assert launcher.wait_idle(TIMEOUT)
+    finally:
+        WorkflowProgress.__init__ = original  # type: ignore[method-assign]
+    assert [run.id for run in launcher.runs] == ["wf-1"]  # the run itself goes on
+    assert len(made) == 1
+    assert made[0].closed
+    assert all(panel.closed for panel in launcher.progress)
+
+
 def test_no_server_is_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
     from vimax_nb.client import discovery
 

@@ -5,8 +5,11 @@ Every command is a client of a vimax-nb server (the Jupyter server extension), f
 Jupyter server of the kernel it runs in, a server already serving this folder (``vimax-nb
 serve``), else a private server started for the command and stopped after it.
 
-Exit codes: 0 completed (or done), 1 the workflow failed (or the server went away),
-2 bad usage or input, 3 no server could be reached or started, 130 Ctrl-C or canceled.
+Exit codes: 0 completed (or done), 1 the workflow failed, was left interrupted by a
+server that stopped or restarted, or the server went away (or sent a reply this client
+cannot read), 2 bad usage or input (nothing was started), 3 no server could be reached
+or started, 130 Ctrl-C or canceled. ``serve`` exits 0 when Ctrl-C stops it: that is how a
+foreground server is meant to end (as ``jupyter server`` does).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..client import discovery
-from .common import EXIT_CONNECT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliError, Interrupts
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, OFFLINE_LIMIT, CliError, Interrupts
 from .common import fail as _fail
 
 __all__ = ["main"]
@@ -36,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vimax-nb",
         description="Make and watch ViMax videos from a terminal.",
-        epilog="Exit codes: 0 done, 1 failed, 2 bad usage, 3 no server, 130 Ctrl-C/canceled.",
+        epilog="Exit codes: 0 done, 1 failed or interrupted (or the server went away), 2 bad "
+        "usage, 3 no server, 130 Ctrl-C/canceled; `serve` exits 0 when Ctrl-C stops it.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -71,6 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     _output_options(watch)
     _connection_options(watch)
 
+    resume = commands.add_parser(
+        "resume",
+        help="resume a paused or interrupted workflow and follow it",
+        description="Resume a paused workflow, or one a server stop or restart left "
+        "interrupted, then show it live as `watch` does. Ctrl-C stops watching.",
+    )
+    resume.add_argument("id", help="the workflow id (see `vimax-nb ls`)")
+    _output_options(resume)
+    _connection_options(resume)
+
     ls = commands.add_parser("ls", help="list workflows", description="Workflows, newest first.")
     ls.add_argument("--json", action="store_true", help="print the records as JSON")
     ls.add_argument("-n", "--limit", type=int, default=0, help="show at most N workflows")
@@ -85,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run a Jupyter server with the extension for this folder",
         description="Run a Jupyter server with vimax-nb in the foreground, serving this folder "
         "(files in vimax-work/); print its URL and token. Other vimax-nb commands in this "
-        "folder use it. Ctrl-C stops it. Options after -- go to jupyter server.",
+        "folder use it. Ctrl-C stops it (exit 0; running workflows become interrupted: "
+        "`vimax-nb resume ID` carries on with one). Options after -- go to jupyter server.",
     )
     serve.add_argument("--dir", help="the folder to serve (default: this one)")
     serve.add_argument("--ip", default="127.0.0.1", help="address to listen on")
@@ -108,6 +125,14 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
         "when it is on this machine, else vimax-work/<id>/)",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the video's path")
+    parser.add_argument(
+        "--offline-timeout",
+        type=float,
+        default=OFFLINE_LIMIT,
+        metavar="SECONDS",
+        help=f"give up (exit 1) when the connection to the server has been down this long "
+        f"(default {OFFLINE_LIMIT:g}; not for a private server this command started)",
+    )
 
 
 def _provider_options(parser: argparse.ArgumentParser, where: str) -> None:
@@ -116,12 +141,13 @@ def _provider_options(parser: argparse.ArgumentParser, where: str) -> None:
 
 
 def _commands() -> dict[str, Command]:
-    from .commands import cmd_agents, cmd_ls, cmd_run, cmd_watch
+    from .commands import cmd_agents, cmd_ls, cmd_resume, cmd_run, cmd_watch
     from .serve import cmd_serve
 
     return {
         "run": cmd_run,
         "watch": cmd_watch,
+        "resume": cmd_resume,
         "ls": cmd_ls,
         "agents": cmd_agents,
         "serve": cmd_serve,
@@ -145,15 +171,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail("interrupted")
         return EXIT_INTERRUPTED
-    except ValueError as exc:  # a blank request, ...
+    except ValidationError as exc:  # bad input is checked (exit 2) before it gets here
+        _fail(
+            f"error: the server sent a reply this vimax-nb cannot read (is it the same "
+            f"version?): {exc.error_count()} problem(s), first: {_first_problem(exc)}"
+        )
+        return EXIT_FAILED
+    except ValueError as exc:  # a malformed reply, ...: usage errors are CliErrors
         _fail(f"error: {exc}")
-        return EXIT_USAGE
+        return EXIT_FAILED
     except (ConnectionError, TimeoutError, OSError) as exc:
-        _fail(f"error: lost the server: {type(exc).__name__}: {exc}")
-        return EXIT_CONNECT if isinstance(exc, ConnectionError) else EXIT_FAILED
+        # Not reaching a server at the start is a CliError (exit 3) from connect().
+        _fail(f"error: lost the connection to the server: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
     finally:
         interrupts.restore()
         discovery.disconnect()
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0] if exc.error_count() else {"loc": (), "msg": str(exc)}
+    where = ".".join(map(str, error["loc"]))
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 if __name__ == "__main__":

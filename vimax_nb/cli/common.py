@@ -20,6 +20,8 @@ EXIT_USAGE = 2  # bad arguments or input: nothing was started
 EXIT_CONNECT = 3  # no server could be reached or started
 EXIT_INTERRUPTED = 130  # Ctrl-C, or the workflow was canceled
 
+OFFLINE_LIMIT = 30.0  # seconds without a connection to a (non-private) server before giving up
+
 
 class CliError(Exception):
     """An expected error: printed as one line (plus detail lines) without a traceback."""

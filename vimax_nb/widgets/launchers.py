@@ -204,7 +204,11 @@ class _Launcher(LiveView):
         else:
             with self._lock:
                 self.runs.append(run)
-                self.progress.append(progress)
+                closed = self._closed  # closed meanwhile: its _detach has run already
+                if not closed:
+                    self.progress.append(progress)
+            if closed:
+                progress.close()  # no orphan panel; the run itself goes on
             message = ("ok", f"Launched {self.kind} {getattr(run, 'id', '')}.")
         with self._lock:
             self._busy = False

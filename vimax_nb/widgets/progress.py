@@ -18,15 +18,15 @@ from __future__ import annotations
 import re
 import threading
 import time
-import urllib.parse
+import weakref
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 import ipywidgets as widgets
 from tornado.ioloop import IOLoop
 
 from . import theme
+from ._previews import Previews
 from ._redraw import MIN_INTERVAL, LiveView
 from ._runlog import RunLog
 from .theme import esc as _e
@@ -34,7 +34,6 @@ from .theme import esc as _e
 __all__ = ["LOG_SIZE", "MIN_INTERVAL", "RunView", "WorkflowProgress"]
 
 LOG_SIZE = 200  # events kept in the log
-MAX_FRAMES = 4  # storyboard frames previewed
 _TERMINAL = frozenset({"completed", "failed", "canceled"})
 _OFFLINE = frozenset({"offline", "closed"})
 _BAR_STYLES = {
@@ -97,10 +96,9 @@ class WorkflowProgress(LiveView):
         self._busy: str | None = None
         self._notice = ""
         self._eta_origin: tuple[float, float] | None = None
-        self._image_cache: dict[str, bytes] = {}
-        self._preview_key: tuple[Any, ...] = ()
         self._connection: Any = _connection_of(run)
         self._remove: Callable[[], object] | None = None
+        self._remove_state: Callable[[], object] | None = None
 
         self.title = widgets.HTML()
         self.badge = widgets.HTML()
@@ -117,9 +115,10 @@ class WorkflowProgress(LiveView):
         )
         self.log_html = widgets.HTML()
         self.log = widgets.Accordion(children=[self.log_html], selected_index=None)
-        self.frames = widgets.HBox()
-        self.video_box = widgets.VBox()
-        self.links = widgets.HTML()
+        self.previews = Previews()
+        self.frames = self.previews.frames
+        self.video_box = self.previews.video_box
+        self.links = self.previews.links
         self.pause_button.on_click(lambda _b: self._act("pause"))
         self.resume_button.on_click(lambda _b: self._act("resume"))
         self.cancel_button.on_click(lambda _b: self._act("cancel"))
@@ -143,7 +142,8 @@ class WorkflowProgress(LiveView):
         remove = run.on_change(self._on_change)
         self._remove = remove if callable(remove) else None
         if self._connection is not None and hasattr(self._connection, "on_state"):
-            self._connection.on_state(lambda _state: self._request_draw())
+            remove_state = self._connection.on_state(_state_callback(self))
+            self._remove_state = remove_state if callable(remove_state) else None
         self.flush()
 
     def __repr__(self) -> str:
@@ -156,6 +156,9 @@ class WorkflowProgress(LiveView):
         self._request_draw()
 
     def _detach(self) -> None:
+        remove_state, self._remove_state = self._remove_state, None
+        if remove_state is not None:
+            remove_state()
         remove, self._remove = self._remove, None
         if remove is not None:
             remove()
@@ -163,6 +166,12 @@ class WorkflowProgress(LiveView):
         remove_callback = getattr(self.run, "remove_change_callback", None)
         if callable(remove_callback):
             remove_callback(self._on_change)
+
+    def close(self) -> None:
+        """Stop listening, stop redrawing and close every widget, previews included."""
+        super().close()
+        with self._draw_lock:
+            self.previews.close()
 
     @property
     def log_lines(self) -> list[str]:
@@ -222,7 +231,7 @@ class WorkflowProgress(LiveView):
         else:
             count = len(self._log.entries())
         self.log.set_title(0, f"Log ({count} events)")
-        self._previews(run, state)
+        self.previews.update(run, state)
 
     def _eta(self, state: str, progress: float) -> str:
         if state != "running":
@@ -261,46 +270,6 @@ class WorkflowProgress(LiveView):
             )
         return f"<div class='vimax-stages' style='line-height:1.4'>{''.join(rows)}</div>"
 
-    def _previews(self, run: Any, state: str) -> None:
-        artifacts = [a for a in list(run.artifacts or ()) if isinstance(a, dict)]
-        images = [a for a in artifacts if a.get("kind") == "image"][-MAX_FRAMES:]
-        videos = [a for a in artifacts if a.get("kind") == "video"][-1:]
-        key = (state, tuple(str(a.get("url")) for a in images + videos))
-        if key == self._preview_key:
-            return
-        self._preview_key = key
-        frames: list[Any] = []
-        links: list[str] = []
-        cache: dict[str, bytes] = {}
-        for artifact in images:
-            where = _locate(run, artifact)
-            if isinstance(where, Path):
-                data = self._image_cache.get(str(where))
-                if data is None:
-                    try:
-                        data = where.read_bytes()
-                    except OSError:
-                        data = None
-                if data is not None:
-                    cache[str(where)] = data
-                    frames.append(widgets.Image(value=data, format="png", width=160))
-                    continue
-            links.append(_link(where, artifact))
-        self._image_cache = cache
-        video_children: list[Any] = []
-        if state == "completed":
-            for artifact in videos:
-                where = _locate(run, artifact)
-                if isinstance(where, Path) and where.is_file():
-                    video_children.append(
-                        widgets.Video.from_file(str(where), autoplay=False, width=480)
-                    )
-                else:
-                    links.append(_link(where, artifact))
-        self.frames.children = frames
-        self.video_box.children = video_children
-        self.links.value = " ".join(links)
-
     # -- buttons -----------------------------------------------------------------------
 
     def _act(self, action: str) -> None:
@@ -326,6 +295,19 @@ class WorkflowProgress(LiveView):
             self._busy = None
             self._notice = notice
         self._request_draw()
+
+
+def _state_callback(view: WorkflowProgress) -> Callable[[str], None]:
+    """A connection-state callback that does not keep ``view`` alive (a connection without
+    removers then still lets a closed panel go)."""
+    ref = weakref.ref(view)
+
+    def on_state(_state: str) -> None:
+        target = ref()
+        if target is not None:
+            target._request_draw()
+
+    return on_state
 
 
 def _duration(seconds: float) -> str:
@@ -354,28 +336,3 @@ def _connection_state(connection: Any) -> str | None:
         return None
     state = getattr(connection, "state", None)
     return str(state) if state is not None else None
-
-
-def _locate(run: Any, artifact: dict[str, Any]) -> Path | str:
-    """A local Path for ``artifact`` when the client can reach its file, else its URL."""
-    url = str(artifact.get("url") or "")
-    local = artifact.get("path")
-    if isinstance(local, str | Path) and Path(local).is_file():
-        return Path(local)
-    client = getattr(run, "client", None)
-    _, sep, rel = url.partition("/artifacts/")
-    if client is not None and sep and hasattr(client, "artifact"):
-        try:
-            where = client.artifact(run.id, urllib.parse.unquote(rel))
-        except Exception:
-            where = url
-        return where if isinstance(where, Path) else str(where)
-    return url
-
-
-def _link(where: Path | str, artifact: dict[str, Any]) -> str:
-    name = _e(artifact.get("name") or str(where))
-    target = str(where)
-    if not re.match(r"^(https?:)?/", target):
-        return f"<span>{name}</span>"
-    return f"<a href='{_e(target)}' target='_blank' rel='noopener'>{name}</a>"
