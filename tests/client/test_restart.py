@@ -1,6 +1,7 @@
 """A Jupyter server killed in the middle of a run and started again on the same port, with
 the same workdir and database: the client reconnects by itself and its Run, and the
-WorkflowProgress widget on it, end on the exact final state with every event once.
+WorkflowProgress widget on it, end on the exact final state with every event once; while
+the run is interrupted, ``Run.wait()`` raises RunInterrupted rather than blocking.
 
 The server is a ``jupyter server`` subprocess whose image provider is the OpenAI one,
 pointed at a fake images endpoint in this process: the test holds every image request,
@@ -28,7 +29,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from vimax_nb.client import Client, Run
+from vimax_nb.client import Client, Run, RunInterrupted
 from vimax_nb.client.run import HISTORY_SIZE
 from vimax_nb.widgets import WorkflowProgress
 
@@ -291,7 +292,14 @@ def test_a_run_survives_a_server_restart_with_every_event_once(
         record = client.workflow(run.id)
         assert record.state == "interrupted"
 
-        # -- resume: it completes from its checkpoints
+        # -- wait() gives control back while the run is interrupted, and says what to do
+        with pytest.raises(RunInterrupted, match=r"server restarted.*run\.resume\(\)") as info:
+            run.wait(TIMEOUT)
+        assert info.value.run is run
+        assert run.state == "interrupted"
+        assert not run.done
+
+        # -- resume: it completes from its checkpoints, and wait() waits for that end
         images.opened.set()
         assert run.resume() == "running"
         result = run.wait(TIMEOUT)

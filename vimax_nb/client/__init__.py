@@ -1,6 +1,15 @@
 """The vimax-nb client: talks to the server extension over its WebSocket and REST."""
 
-from .api import Client, EventPage, Run, RunCanceled, RunFailed, RunResult, VimaxError
+from .api import (
+    Client,
+    EventPage,
+    Run,
+    RunCanceled,
+    RunFailed,
+    RunInterrupted,
+    RunResult,
+    VimaxError,
+)
 from .connection import Connection
 from .discovery import VimaxConnectError, connect
 
@@ -11,6 +20,7 @@ __all__ = [
     "Run",
     "RunCanceled",
     "RunFailed",
+    "RunInterrupted",
     "RunResult",
     "VimaxConnectError",
     "VimaxError",

@@ -22,10 +22,19 @@ from typing import Any
 
 from ..protocol import WorkflowRecord
 from .connection import Connection
-from .errors import RunCanceled, RunFailed, VimaxError
+from .errors import RunCanceled, RunFailed, RunInterrupted, VimaxError
 from .run import Run, RunResult
 
-__all__ = ["Client", "EventPage", "Run", "RunCanceled", "RunFailed", "RunResult", "VimaxError"]
+__all__ = [
+    "Client",
+    "EventPage",
+    "Run",
+    "RunCanceled",
+    "RunFailed",
+    "RunInterrupted",
+    "RunResult",
+    "VimaxError",
+]
 
 DEFAULT_TIMEOUT = 30.0
 EVENTS_PAGE = 10_000  # the most events the server returns in one answer
@@ -229,10 +238,17 @@ class Client:
         return self._closed
 
     def close(self) -> None:
-        """Stop following runs and close the WebSocket (idempotent)."""
+        """Stop following runs and close the WebSocket (idempotent).
+
+        Every thread blocked in :meth:`Run.wait` (or ``await run``) of this client's runs
+        wakes: it raises ConnectionError, unless its workflow had already ended.
+        """
         with self._lock:
             self._closed = True
             connection, self._connection = self._connection, None
+            runs = list(self._runs.values())
+        for run in runs:
+            run._close()
         if connection is not None:
             connection.close()
 

@@ -23,12 +23,12 @@ Guarantees:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .outbox import RequestError
 from .rooms import Callback, Room, Subscription, call_safely
-from .transport import Transport
+from .transport import Handler, Transport
 
 __all__ = ["Callback", "Connection", "RequestError", "Subscription"]
 
@@ -62,7 +62,7 @@ class Connection(Transport):
             open_timeout=open_timeout,
         )
         self._rooms: dict[str, Room] = {}
-        self._handlers: dict[str, list[Callback]] = {}
+        self._handlers: dict[str, list[Handler[dict[str, Any]]]] = {}
         self._ids = itertools.count(1)
         self._stats.update(duplicates=0, gaps=0)
 
@@ -80,11 +80,17 @@ class Connection(Transport):
 
     # -- public API (any thread) -----------------------------------------------------
 
-    def on(self, type_: str, callback: Callback) -> None:
+    def on(self, type_: str, callback: Callback) -> Callable[[], None]:
         """Call ``callback(message)`` for every frame of ``type_``; an event is passed on
-        once, the first time a subscription to its room takes it."""
+        once, the first time a subscription to its room takes it.
+
+        Returns a zero-argument remover, like :meth:`on_state`'s (thread-safe, idempotent).
+        """
+        handler = Handler(callback)
         with self._lock:
-            self._handlers.setdefault(type_, []).append(callback)
+            handlers = self._handlers.setdefault(type_, [])
+            handlers.append(handler)
+        return lambda: self._remove_handler(handlers, handler)
 
     def subscribe(
         self,
@@ -134,6 +140,8 @@ class Connection(Transport):
         ``control`` is answered by ``control_response``, ``get_metrics`` by
         ``coordinator_metrics``. Raises TimeoutError after ``timeout`` s, ConnectionError
         if the connection is closed or lost after sending, RequestError on an error frame.
+        A request that gets no answer in time and still waits in the offline queue is
+        withdrawn from it: it is never sent later (the TimeoutError says which happened).
         """
         if self._thread.is_current:
             raise RuntimeError("request() would block the connection's own thread")
@@ -147,9 +155,11 @@ class Connection(Transport):
             self.send(message)
             return future.result(timeout)
         except TimeoutError:
+            withdrawn = self._outbox.withdraw(rid)
             raise TimeoutError(
                 f"no answer to {message.get('type')} {rid!r} within {timeout} s"
-                f" (connection {self.state})"
+                f" (connection {self.state}; "
+                + ("not sent: withdrawn from the offline queue)" if withdrawn else "it was sent)")
             ) from None
         finally:
             self._outbox.forget(rid)
@@ -238,4 +248,5 @@ class Connection(Transport):
         with self._lock:
             handlers = list(self._handlers.get(str(message.get("type")), ()))
         for handler in handlers:
-            call_safely(handler, message)
+            if handler.active:
+                call_safely(handler.callback, message)

@@ -1,4 +1,4 @@
-"""The errors the client raises: a refused request, a failed or canceled run."""
+"""The errors the client raises: a refused request, a failed, canceled or interrupted run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .run import Run
 
-__all__ = ["RunCanceled", "RunFailed", "VimaxError"]
+__all__ = ["RunCanceled", "RunFailed", "RunInterrupted", "VimaxError"]
 
 
 class VimaxError(RuntimeError):
@@ -34,4 +34,20 @@ class RunCanceled(VimaxError):
 
     def __init__(self, run: Run, message: str) -> None:
         super().__init__(None, f"workflow {run.id} was canceled: {message}")
+        self.run = run
+
+
+class RunInterrupted(VimaxError):
+    """The workflow is ``interrupted``: the server stopped or restarted while it ran.
+
+    Not an end: :meth:`Run.resume() <vimax_nb.client.run.Run.resume>` continues it from its
+    checkpoints, and :meth:`~vimax_nb.client.run.Run.wait` then waits for its real end.
+    """
+
+    def __init__(self, run: Run, message: str) -> None:
+        super().__init__(
+            None,
+            f"workflow {run.id} was interrupted: the server restarted while it ran"
+            f" ({message}); run.resume() continues it from its checkpoints",
+        )
         self.run = run

@@ -88,6 +88,22 @@ class Outbox:
         with self._lock:
             self._pending.pop(request_id, None)
 
+    def withdraw(self, request_id: str) -> bool:
+        """Take request ``request_id`` out of the queue if it was not sent yet, and stop
+        waiting for its answer; True if it was withdrawn (it will never be sent).
+
+        Atomic with :meth:`take`: a request is either withdrawn or sent, never both.
+        """
+        with self._lock:
+            pending = self._pending.pop(request_id, None)
+            if pending is not None and pending.sent:
+                return False
+            for index, text in enumerate(self._queue):
+                if _id_of(text) == request_id:
+                    del self._queue[index]
+                    return True
+        return False
+
     def answer(self, message: dict[str, Any]) -> None:
         """Resolve the request ``message`` answers: by its ``id``, else (answers that carry
         no id, never events) the oldest request waiting for that type. An ``error`` frame

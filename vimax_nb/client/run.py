@@ -4,16 +4,19 @@ A Run follows its workflow's room through the client's shared
 :class:`~vimax_nb.client.connection.Connection` from the start (``after=None``), so it sees
 the whole replay and then the live events; its attributes are updated on the
 connection's thread and may be read from any thread. :meth:`Run.wait` blocks the calling
-thread on a condition (never by polling) until the workflow ends; ``await run`` does the
-same in async code.
+thread on a condition (never by polling) until the workflow ends, is interrupted (a
+server restart: :class:`~vimax_nb.client.errors.RunInterrupted`, which ``run.resume()``
+continues) or its client is closed; ``await run`` does the same in async code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol import TERMINAL_STATES, WorkflowRecord, WorkflowState, workflow_room
 from .connection import RequestError, Subscription
-from .errors import RunCanceled, RunFailed, VimaxError
+from .errors import RunCanceled, RunFailed, RunInterrupted, VimaxError
 
 if TYPE_CHECKING:
     from .api import Client
@@ -82,6 +85,12 @@ class Run:
         self.record = record
         self._cond = threading.Condition()
         self._ended = record.state.value in _TERMINAL
+        self._closed = False  # the client closed: wait() no longer blocks
+        # bumped whenever the run may have been interrupted (a state ``interrupted``, a
+        # ``subscribed`` answer); _checked is the value last found not interrupted
+        self._hint = 1 if record.state == WorkflowState.interrupted else 0
+        self._checked = 0
+        self._pending_snapshot: tuple[int, dict[str, Any]] | None = None
         self._listeners: list[_Listener] = []
         self._subscription: Subscription | None = None
 
@@ -90,7 +99,10 @@ class Run:
     def _follow(self) -> None:
         """Subscribe to the workflow's room from its first event."""
         self._subscription = self.client.connection.subscribe(
-            workflow_room(self.id), self._on_event, on_reset=self._on_reset
+            workflow_room(self.id),
+            self._on_event,
+            on_subscribed=self._on_subscribed,
+            on_reset=self._on_reset,
         )
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -98,30 +110,69 @@ class Run:
             self.events += 1
             self.history.append(event)
             kind = event.get("type")
+            ended = False
             if kind == "progress":
-                self._apply(event)
                 stages = (event.get("details") or {}).get("stages")
                 if isinstance(stages, list):
                     self.stages = [dict(s) for s in stages if isinstance(s, dict)]
+                ended = self._apply(event)
             elif kind == "artifact":
                 self.artifacts.append(event)
             elif kind == "error":
                 self.errors.append(event)
+            seq = event.get("seq")
+            pending = self._pending_snapshot
+            if pending is not None and isinstance(seq, int) and seq >= pending[0]:
+                self._pending_snapshot = None  # older than the events above its top
+                if seq == pending[0] and not ended and not self._ended:
+                    self._apply(pending[1])
+            # last: a reader that sees ``done`` reads the final state, progress and stages
+            self._ended = self._ended or ended
             self._cond.notify_all()
         self._changed()
 
     def _on_reset(self, snapshot: dict[str, Any]) -> None:
         with self._cond:
-            self._apply(snapshot)
+            self._pending_snapshot = None
+            self._ended = self._apply(snapshot) or self._ended
             self._cond.notify_all()
         self._changed()
 
-    def _apply(self, data: dict[str, Any]) -> None:
+    def _on_subscribed(self, answer: dict[str, Any]) -> None:
+        """A ``subscribed`` answer (the first, or after a reconnect or a gap).
+
+        A server that restarted marks the workflows it cut off ``interrupted`` with no
+        event: the answer's snapshot is how the run learns it, applied once the events up
+        to the answer's ``top`` (older than the snapshot) have been taken.
+        """
+        snapshot, top = answer.get("snapshot"), answer.get("top")
+        with self._cond:
+            self._hint += 1  # wait() asks the server whether the run was interrupted
+            if (
+                isinstance(snapshot, dict)
+                and snapshot.get("state") == WorkflowState.interrupted.value
+                and isinstance(top, int)
+                and not self._ended
+            ):
+                sub = self._subscription
+                seen = sub.last_seq if sub is not None else 0
+                if seen >= top:
+                    self._apply({"state": snapshot["state"], "message": snapshot.get("message")})
+                else:
+                    self._pending_snapshot = (top, {"state": snapshot["state"]})
+            self._cond.notify_all()
+        self._changed()
+
+    def _apply(self, data: dict[str, Any]) -> bool:
+        """Apply a progress event's or snapshot's fields (lock held); True if it ends the run.
+
+        Sets no flag: the caller marks the run ended once everything is applied.
+        """
         state = data.get("state")
         if isinstance(state, str):
             self.state = state
-            if state in _TERMINAL:
-                self._ended = True
+            if state == WorkflowState.interrupted.value:
+                self._hint += 1
         progress = data.get("progress")
         if isinstance(progress, int | float):
             self.progress = float(progress)
@@ -129,6 +180,13 @@ class Run:
             self.stage = data.get("stage")
         if isinstance(data.get("message"), str):
             self.message = data["message"]
+        return isinstance(state, str) and state in _TERMINAL
+
+    def _close(self) -> None:
+        """The client closed: wake every waiter; :meth:`wait` no longer blocks."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def _changed(self) -> None:
         with self._cond:
@@ -168,22 +226,79 @@ class Run:
 
     @property
     def done(self) -> bool:
-        """Whether the workflow reached completed, failed or canceled."""
+        """Whether the workflow reached completed, failed or canceled (not ``interrupted``,
+        which :meth:`resume` continues). Once True, the state, progress, stage, message and
+        stages read are those of the final update."""
         return self._ended
 
     def wait(self, timeout: float | None = None) -> RunResult:
         """Block until the workflow ends; its :class:`RunResult`.
 
-        Raises TimeoutError after ``timeout`` s, :class:`RunFailed` if it failed and
-        :class:`RunCanceled` if it was canceled.
+        Raises TimeoutError after ``timeout`` s, :class:`RunFailed` if it failed,
+        :class:`RunCanceled` if it was canceled, and :class:`RunInterrupted` when it is
+        ``interrupted`` (the server restarted; the server's record is asked to tell a
+        real interruption from a stale one): then :meth:`resume` continues it and ``wait()``
+        waits for the real end again. ConnectionError once the client is closed, unless
+        the workflow had already ended. Woken by events, never by polling.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        checked = self._checked
+        while True:
+            with self._cond:
+
+                def ready(checked: int = checked) -> bool:
+                    return (
+                        self._ended
+                        or self._closed
+                        or self._hint != checked
+                        or self.state == WorkflowState.interrupted.value
+                    )
+
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not self._cond.wait_for(ready, left):
+                    raise TimeoutError(
+                        f"workflow {self.id} ({self.kind}) still {self.state} at "
+                        f"{self.progress:.0%} after {timeout} s; call wait() again to keep waiting"
+                    )
+                if self._ended:
+                    break
+                if self._closed:
+                    raise ConnectionError(
+                        f"the client is closed: workflow {self.id} ({self.kind}) is no longer "
+                        f"followed (last seen {self.state} at {self.progress:.0%})"
+                    )
+                hint, events = self._hint, self.events
+            self._check(events)
+            checked = self._checked = hint
+        return self._outcome(self.client.workflow(self.id))
+
+    def _check(self, events: int) -> None:
+        """Ask the server whether the run is interrupted: raise :class:`RunInterrupted` if
+        so. A stale local ``interrupted`` (the run was resumed since) takes the server's
+        state, unless newer events came meanwhile. ``done`` is left to the events, so that
+        wait() returns only once the run shows its final update."""
+        try:
+            record = self.client.workflow(self.id)
+        except OSError as exc:  # the server is out of reach: trust what was seen
+            log.info("could not read workflow %s: %r", self.id, exc)
+            if self.state == WorkflowState.interrupted.value:
+                raise RunInterrupted(self, self.message) from None
+            return
         with self._cond:
-            if not self._cond.wait_for(lambda: self._ended, timeout):
-                raise TimeoutError(
-                    f"workflow {self.id} ({self.kind}) still {self.state} at "
-                    f"{self.progress:.0%} after {timeout} s; call wait() again to keep waiting"
-                )
-        record = self.client.workflow(self.id)
+            fresh = self.events == events and not self._ended
+            stale = fresh and self.state == WorkflowState.interrupted.value
+            changed = self.state != record.state.value and (
+                stale or record.state == WorkflowState.interrupted
+            )
+            if changed:
+                self.state, self.message = record.state.value, record.message
+        if changed:  # change callbacks run on the connection's thread only
+            with contextlib.suppress(ConnectionError):  # a closed client follows nothing
+                self.client.connection._thread.call_soon(self._changed)
+        if record.state == WorkflowState.interrupted:
+            raise RunInterrupted(self, record.message)
+
+    def _outcome(self, record: WorkflowRecord) -> RunResult:
         with self._cond:
             self.record = record
         if record.state == WorkflowState.failed:

@@ -28,7 +28,8 @@ import random
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, Self
+from dataclasses import dataclass
+from typing import Any, Generic, Self, TypeVar
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -36,13 +37,23 @@ from websockets.asyncio.client import ClientConnection
 from .loop_thread import LoopThread
 from .outbox import Outbox
 
-__all__ = ["DEFAULT_HEARTBEAT", "STATES", "Transport"]
+__all__ = ["DEFAULT_HEARTBEAT", "STATES", "Handler", "Transport"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT = 20.0
 CLOSE_TIMEOUT = 5.0  # the longest wait for a closing handshake (a dead peer never answers)
 STATES = ("connecting", "open", "offline", "closed")
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False, slots=True)
+class Handler(Generic[T]):
+    """One registration of a callback; ``active`` is False once it is removed."""
+
+    callback: Callable[[T], None]
+    active: bool = True
 
 
 class Transport:
@@ -79,7 +90,7 @@ class Transport:
         self.epoch: str | None = None
         self._lock = threading.RLock()  # guards the state and the counters (and subclasses')
         self._outbox = Outbox(offline_queue)
-        self._state_handlers: list[Callable[[str], None]] = []
+        self._state_handlers: list[Handler[str]] = []
         self._state = "offline"
         self._closed = False
         self._stats = {"reconnects": 0, "messages": 0, "dropped": 0}
@@ -133,10 +144,25 @@ class Transport:
         """Whether the connection's thread is alive."""
         return self._thread.running
 
-    def on_state(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(state)`` on each change of :attr:`state`."""
+    def on_state(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(state)`` on each change of :attr:`state`, on the thread that
+        changes it (the connection's, or the one that closes it); don't block.
+
+        Returns a zero-argument remover. Calling it (from any thread, any number of
+        times) stops the callback: no change of state that starts after it returns calls
+        it; a call already under way may finish. Each registration has its own remover.
+        """
+        handler = Handler(callback)
         with self._lock:
-            self._state_handlers.append(callback)
+            self._state_handlers.append(handler)
+        return lambda: self._remove_handler(self._state_handlers, handler)
+
+    def _remove_handler(self, handlers: list[Handler[Any]], handler: Handler[Any]) -> None:
+        """Stop ``handler`` and take it out of ``handlers`` (idempotent, thread-safe)."""
+        with self._lock:
+            handler.active = False
+            if handler in handlers:
+                handlers.remove(handler)
 
     def send(self, message: dict[str, Any]) -> None:
         """Send ``message`` in order; offline it waits in the bounded queue (oldest dropped)."""
@@ -270,8 +296,10 @@ class Transport:
             self._state = state
             handlers = list(self._state_handlers)
         for handler in handlers:
+            if not handler.active:
+                continue
             try:
-                handler(state)
+                handler.callback(state)
             except Exception:
                 log.exception("vimax connection state callback failed")
 
