@@ -193,8 +193,10 @@ def test_close_unfollows_and_stops_calling_back() -> None:
     fleet = Fleet(client)
     recorder = Recorder()
     fleet.on_change(recorder)
+    assert len(client.connection._handlers) == 1  # the connection's state is followed
     fleet.close()
     assert fleet.closed
+    assert client.connection._handlers == []  # ... and no longer: the fleet can be freed
     assert sorted(client.connection.unsubscribed) == sorted(
         ["coordinator", *(f"agent:{a['name']}" for a in client.records)]
     )

@@ -337,13 +337,20 @@ async def test_workflows_that_were_running_when_the_process_died_start_interrupt
     await store.workflows.save(paused)
     await store.close()
 
-    async with coordinator_with(tmp_path) as (coordinator, _):
+    async with coordinator_with(tmp_path) as (coordinator, recorder):
         states = {r.id: r.state for r in await coordinator.list_workflows()}
     assert states == {
         record.id: WorkflowState.completed,
         "crashed": WorkflowState.interrupted,
         "paused": WorkflowState.interrupted,
     }
+    # each one's room says so too: a client following it learns it from the log
+    told = {
+        e.workflow_id: e.state
+        for e in recorder.events
+        if e.type == "progress" and e.room == f"workflow:{e.workflow_id}"
+    }
+    assert told == {"crashed": WorkflowState.interrupted, "paused": WorkflowState.interrupted}
 
 
 async def _stored(path: Path, workflow_id: str) -> Any:

@@ -72,6 +72,7 @@ class Fleet:
         self._refresh_pending = False
         self._next_refresh = 0.0
         self._connection: Any = None
+        self._remove_state: Callable[[], object] | None = None
         self.version = 0  # bumped on every change
         self.error: str | None = None
         try:
@@ -239,7 +240,8 @@ class Fleet:
             return
         on_state = getattr(self._connection, "on_state", None)
         if callable(on_state):
-            on_state(self._on_state)
+            remove = on_state(self._on_state)
+            self._remove_state = remove if callable(remove) else None
         self._follow_room(COORDINATOR_ROOM)
         with self._lock:
             names = list(self._agents)
@@ -328,5 +330,8 @@ class Fleet:
             subs = list(self._subs.values())
             self._subs.clear()
             self._callbacks.clear()
+            remove_state, self._remove_state = self._remove_state, None
+        if remove_state is not None:
+            remove_state()
         for sub in subs:
             self._unsubscribe(sub)

@@ -16,8 +16,10 @@ from ..protocol import (
     AgentRecord,
     ControlAction,
     CoordinatorMetricsEvent,
+    ProgressEvent,
     WorkflowRecord,
     WorkflowState,
+    workflow_room,
 )
 from ..store import Store, format_timestamp
 from .agents import Agent, AgentRegistry
@@ -131,6 +133,20 @@ class Coordinator:
             now = format_timestamp(time.time())
             for record in await self.store.workflows.interrupt_unfinished(now):
                 log.warning("workflow %s was cut off by a restart: interrupted", record.id)
+                # in its room too, so a client following it learns it from the log
+                self.reporter.emit(
+                    ProgressEvent(
+                        room=workflow_room(record.id),
+                        workflow_id=record.id,
+                        state=record.state,
+                        progress=record.progress,
+                        stage=record.stage,
+                        stage_index=record.stage_index,
+                        total_stages=record.total_stages,
+                        message=record.message,
+                        details={"event": "state", "state": record.state.value},
+                    )
+                )
             self._stored_workflows = len(await self.store.workflows.records())
         self.reporter.start()
 
