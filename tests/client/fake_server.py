@@ -46,7 +46,6 @@ class FakeServer:
         self.heartbeat_interval = heartbeat_interval
         self.logs: dict[str, list[dict[str, Any]]] = {}
         self.floors: dict[str, int] = {}  # events at or below are forgotten
-        self.snapshots: dict[str, dict[str, Any]] = {}  # extra fields of a room's snapshot
         self.peers: list[Peer] = []
         self.received: list[tuple[int, dict[str, Any]]] = []  # (peer number, message)
         self.cond = threading.Condition()
@@ -100,11 +99,6 @@ class FakeServer:
     def forget(self, room: str, upto: int) -> None:
         """Retention: the events of ``room`` with seq <= ``upto`` are no longer kept."""
         self._run(self._call(lambda: self.floors.__setitem__(room, upto)))
-
-    def set_snapshot(self, room: str, **fields: Any) -> None:
-        """Add ``fields`` to the snapshot of ``room`` in later ``subscribed`` answers (a
-        record changed with no event, as a restarted server marks runs interrupted)."""
-        self._run(self._call(lambda: self.snapshots.setdefault(room, {}).update(fields)))
 
     def reset_log(self, epoch: str) -> None:
         """A new event log (another epoch): every room starts again from seq 1."""
@@ -241,7 +235,6 @@ class FakeServer:
                     "room": room,
                     "top": top,
                     "epoch": self.epoch,
-                    **self.snapshots.get(room, {}),
                 },
                 "id": message.get("id"),
             }

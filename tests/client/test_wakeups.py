@@ -113,35 +113,37 @@ def follow(server: FakeServer, client: Client) -> Run:
 
 
 def test_wait_raises_run_interrupted_after_a_restart_and_waits_again_after_a_resume(
-    server: FakeServer, client: Client
+    server: FakeServer, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     records: dict[str, WorkflowRecord] = client.records  # type: ignore[attr-defined]
     run = follow(server, client)
     waiter = Waiter(lambda: run.wait(TIMEOUT))
 
-    # the server restarts: the record says interrupted, with no event for it; an event
-    # stored before the crash is replayed first, then the snapshot is applied
+    # the server restarts: an event stored before the crash, then the one the server
+    # writes when it starts again and marks the workflow interrupted
     server.publish(ROOM, live=False, state="running", progress=0.5, stage="frames")
     message = "interrupted: the server stopped while this workflow ran"
     records[WID] = record("interrupted", 0.5, message)
-    server.set_snapshot(ROOM, state="interrupted", message=message)
+    server.publish(ROOM, live=False, state="interrupted", progress=0.5, message=message)
     server.drop_connections()
 
     assert isinstance(waiter.join().error, RunInterrupted), waiter.error
     assert waiter.error.run is run
     assert "the server restarted" in str(waiter.error)
     assert "run.resume() continues it from its checkpoints" in str(waiter.error)
-    wait_run(run, lambda r: r.events == 2 and r.state == "interrupted")
-    assert (run.progress, run.stage) == (0.5, "frames")
+    assert (run.state, run.progress, run.stage) == ("interrupted", 0.5, "frames")
     assert not run.done
     with pytest.raises(RunInterrupted):  # still interrupted: at once, again
         run.wait(TIMEOUT)
 
-    # resumed (the event saying so is still on its way): wait() waits for the real end
+    # resumed (the event saying so is still on its way): wait() asks the server, takes
+    # its state and waits for the real end
     records[WID] = record("running")
+    asked = threading.Event()
+    monkeypatch.setattr(client, "workflow", lambda wid: (asked.set(), records[wid])[1])
     again = Waiter(lambda: run.wait(TIMEOUT))
-    wait_run(run, lambda r: r.state == "running")
-    assert again.thread.is_alive()
+    assert asked.wait(TIMEOUT)
+    assert again.thread.is_alive()  # it cannot end before the completed event
     records[WID] = record("completed", 1.0)
     server.publish(ROOM, state="completed", progress=1.0, stage="editing")
     assert isinstance(again.join().result, RunResult), again.error

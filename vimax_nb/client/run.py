@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import threading
 import time
@@ -86,11 +85,6 @@ class Run:
         self._cond = threading.Condition()
         self._ended = record.state.value in _TERMINAL
         self._closed = False  # the client closed: wait() no longer blocks
-        # bumped whenever the run may have been interrupted (a state ``interrupted``, a
-        # ``subscribed`` answer); _checked is the value last found not interrupted
-        self._hint = 1 if record.state == WorkflowState.interrupted else 0
-        self._checked = 0
-        self._pending_snapshot: tuple[int, dict[str, Any]] | None = None
         self._listeners: list[_Listener] = []
         self._subscription: Subscription | None = None
 
@@ -99,10 +93,7 @@ class Run:
     def _follow(self) -> None:
         """Subscribe to the workflow's room from its first event."""
         self._subscription = self.client.connection.subscribe(
-            workflow_room(self.id),
-            self._on_event,
-            on_subscribed=self._on_subscribed,
-            on_reset=self._on_reset,
+            workflow_room(self.id), self._on_event, on_reset=self._on_reset
         )
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -120,12 +111,6 @@ class Run:
                 self.artifacts.append(event)
             elif kind == "error":
                 self.errors.append(event)
-            seq = event.get("seq")
-            pending = self._pending_snapshot
-            if pending is not None and isinstance(seq, int) and seq >= pending[0]:
-                self._pending_snapshot = None  # older than the events above its top
-                if seq == pending[0] and not ended and not self._ended:
-                    self._apply(pending[1])
             # last: a reader that sees ``done`` reads the final state, progress and stages
             self._ended = self._ended or ended
             self._cond.notify_all()
@@ -133,33 +118,7 @@ class Run:
 
     def _on_reset(self, snapshot: dict[str, Any]) -> None:
         with self._cond:
-            self._pending_snapshot = None
             self._ended = self._apply(snapshot) or self._ended
-            self._cond.notify_all()
-        self._changed()
-
-    def _on_subscribed(self, answer: dict[str, Any]) -> None:
-        """A ``subscribed`` answer (the first, or after a reconnect or a gap).
-
-        A server that restarted marks the workflows it cut off ``interrupted`` with no
-        event: the answer's snapshot is how the run learns it, applied once the events up
-        to the answer's ``top`` (older than the snapshot) have been taken.
-        """
-        snapshot, top = answer.get("snapshot"), answer.get("top")
-        with self._cond:
-            self._hint += 1  # wait() asks the server whether the run was interrupted
-            if (
-                isinstance(snapshot, dict)
-                and snapshot.get("state") == WorkflowState.interrupted.value
-                and isinstance(top, int)
-                and not self._ended
-            ):
-                sub = self._subscription
-                seen = sub.last_seq if sub is not None else 0
-                if seen >= top:
-                    self._apply({"state": snapshot["state"], "message": snapshot.get("message")})
-                else:
-                    self._pending_snapshot = (top, {"state": snapshot["state"]})
             self._cond.notify_all()
         self._changed()
 
@@ -171,8 +130,6 @@ class Run:
         state = data.get("state")
         if isinstance(state, str):
             self.state = state
-            if state == WorkflowState.interrupted.value:
-                self._hint += 1
         progress = data.get("progress")
         if isinstance(progress, int | float):
             self.progress = float(progress)
@@ -236,26 +193,19 @@ class Run:
 
         Raises TimeoutError after ``timeout`` s, :class:`RunFailed` if it failed,
         :class:`RunCanceled` if it was canceled, and :class:`RunInterrupted` when it is
-        ``interrupted`` (the server restarted; the server's record is asked to tell a
-        real interruption from a stale one): then :meth:`resume` continues it and ``wait()``
-        waits for the real end again. ConnectionError once the client is closed, unless
-        the workflow had already ended. Woken by events, never by polling.
+        ``interrupted`` (the server restarted under it; the server's record confirms it):
+        then :meth:`resume` continues it and ``wait()`` waits for the real end again.
+        ConnectionError once the client is closed, unless the workflow had already ended.
+        Woken by events, never by polling.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        checked = self._checked
+        interrupted = WorkflowState.interrupted.value
         while True:
             with self._cond:
-
-                def ready(checked: int = checked) -> bool:
-                    return (
-                        self._ended
-                        or self._closed
-                        or self._hint != checked
-                        or self.state == WorkflowState.interrupted.value
-                    )
-
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if not self._cond.wait_for(ready, left):
+                if not self._cond.wait_for(
+                    lambda: self._ended or self._closed or self.state == interrupted, left
+                ):
                     raise TimeoutError(
                         f"workflow {self.id} ({self.kind}) still {self.state} at "
                         f"{self.progress:.0%} after {timeout} s; call wait() again to keep waiting"
@@ -267,36 +217,23 @@ class Run:
                         f"the client is closed: workflow {self.id} ({self.kind}) is no longer "
                         f"followed (last seen {self.state} at {self.progress:.0%})"
                     )
-                hint, events = self._hint, self.events
-            self._check(events)
-            checked = self._checked = hint
+                events = self.events
+            self._confirm_interrupted(events)
         return self._outcome(self.client.workflow(self.id))
 
-    def _check(self, events: int) -> None:
-        """Ask the server whether the run is interrupted: raise :class:`RunInterrupted` if
-        so. A stale local ``interrupted`` (the run was resumed since) takes the server's
-        state, unless newer events came meanwhile. ``done`` is left to the events, so that
-        wait() returns only once the run shows its final update."""
+    def _confirm_interrupted(self, events: int) -> None:
+        """Raise :class:`RunInterrupted` if the server's record says so too; if the run was
+        resumed since (its events are still on their way), take the server's state."""
         try:
             record = self.client.workflow(self.id)
-        except OSError as exc:  # the server is out of reach: trust what was seen
+        except OSError as exc:  # out of reach: trust what was seen
             log.info("could not read workflow %s: %r", self.id, exc)
-            if self.state == WorkflowState.interrupted.value:
-                raise RunInterrupted(self, self.message) from None
-            return
-        with self._cond:
-            fresh = self.events == events and not self._ended
-            stale = fresh and self.state == WorkflowState.interrupted.value
-            changed = self.state != record.state.value and (
-                stale or record.state == WorkflowState.interrupted
-            )
-            if changed:
-                self.state, self.message = record.state.value, record.message
-        if changed:  # change callbacks run on the connection's thread only
-            with contextlib.suppress(ConnectionError):  # a closed client follows nothing
-                self.client.connection._thread.call_soon(self._changed)
+            raise RunInterrupted(self, self.message) from None
         if record.state == WorkflowState.interrupted:
             raise RunInterrupted(self, record.message)
+        with self._cond:
+            if self.events == events and self.state == WorkflowState.interrupted.value:
+                self.state, self.message = record.state.value, record.message
 
     def _outcome(self, record: WorkflowRecord) -> RunResult:
         with self._cond:
