@@ -121,7 +121,7 @@ async def test_a_run_displays_as_its_progress_widget(default_client: vx.Client) 
 
     shell = InteractiveShell.instance()
     try:
-        vx._register_display()
+        vx.show_runs_as_widgets()
         run = await asyncio.to_thread(
             vx.script2video, "INT. LIGHTHOUSE - NIGHT\nA keeper lights the lamp.", **small_params()
         )

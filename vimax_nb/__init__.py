@@ -31,6 +31,7 @@ from .client import (
 )
 from .client.discovery import default_client, disconnect
 from .client.table import WorkflowTable
+from .display import show_runs_as_widgets
 
 if TYPE_CHECKING:
     from .widgets import (
@@ -64,6 +65,7 @@ __all__ = [
     "disconnect",
     "idea2video",
     "script2video",
+    "show_runs_as_widgets",
     "workflows",
 ]
 
@@ -110,22 +112,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'vimax_nb' has no attribute {name!r}")
 
 
-def _show_run(run: Run, include: Any = None, exclude: Any = None) -> Any:
-    from .widgets import WorkflowProgress
-
-    return WorkflowProgress(run)._repr_mimebundle_(include=include, exclude=exclude)
-
-
-def _register_display() -> None:
-    """In IPython, display a Run as its live widget, importing the widgets only then."""
-    import sys
-
-    if "IPython" not in sys.modules:
-        return
-    shell = sys.modules["IPython"].get_ipython()
-    if shell is None:
-        return
-    shell.display_formatter.mimebundle_formatter.for_type(Run, _show_run)
-
-
-_register_display()
+show_runs_as_widgets()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,37 +26,10 @@ from ..server.conftest import (  # noqa: F401  (fixtures that enable the extensi
     vimax_workdir,
     wait_finished,
 )
+from .helpers import Recorder
 
 TIMEOUT = 30.0
 IDEA = "A lighthouse keeper befriends a whale"
-
-
-class Recorder:
-    """Messages given to callbacks on the connection's thread; waits on a condition."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.messages: list[dict[str, Any]] = []
-
-    def __call__(self, message: dict[str, Any]) -> None:
-        with self.cond:
-            self.messages.append(message)
-            self.cond.notify_all()
-
-    def of(self, type_: str) -> list[dict[str, Any]]:
-        with self.cond:
-            return [m for m in self.messages if m.get("type") == type_]
-
-    def seqs(self) -> list[int]:
-        with self.cond:
-            return [m["seq"] for m in self.messages if "seq" in m]
-
-    async def wait(self, predicate: Callable[[Recorder], bool], timeout: float = TIMEOUT) -> None:
-        def check() -> bool:
-            with self.cond:
-                return self.cond.wait_for(lambda: predicate(self), timeout)
-
-        assert await asyncio.to_thread(check), f"timed out; got {self.messages[-3:]}"
 
 
 @pytest.fixture
@@ -114,7 +86,7 @@ async def test_connects_gets_welcome_and_close_ends_the_thread(
     conn.on("welcome", welcome)
     conn.on_state(lambda state: states({"type": state}))
     conn.start()
-    await welcome.wait(lambda r: len(r.messages) == 1)
+    await welcome.until(lambda r: len(r.messages) == 1)
     assert conn.state == "open"
     message = welcome.messages[0]
     assert message["protocol"] == 1
@@ -142,10 +114,10 @@ async def test_a_subscription_gets_every_event_of_a_run_once_in_order(
     def finished(r: Recorder) -> bool:
         return any(m.get("state") == "completed" for m in r.messages)
 
-    await events.wait(finished, 90)
+    await events.until(finished, 90)
     await wait_finished(jp_serverapp, wid)
     stored = await stored_seqs(jp_fetch, wid)
-    await events.wait(lambda r: r.seqs()[-1:] == stored[-1:])
+    await events.until(lambda r: r.seqs()[-1:] == stored[-1:])
     assert events.seqs() == stored == list(range(1, len(stored) + 1))
     assert all(m["room"] == workflow_room(wid) for m in events.messages)
     assert len(answers.messages) == 1
@@ -172,22 +144,22 @@ async def test_after_a_forced_disconnect_it_resumes_without_gap_or_duplicate(
     conn.on_state(on_state)
     wid = await start_run(jp_fetch)
     conn.subscribe(workflow_room(wid), events, on_subscribed=answers)
-    await events.wait(lambda r: len(r.messages) >= 3)
+    await events.until(lambda r: len(r.messages) >= 3)
 
     hub = service_of(jp_serverapp).hub
     first_id = conn.client_id
     hub.slow_consumer(hub.connections[first_id])
 
-    await welcomes.wait(lambda r: len(r.messages) == 2)
-    await events.wait(lambda r: any(m.get("state") == "completed" for m in r.messages), 90)
+    await welcomes.until(lambda r: len(r.messages) == 2)
+    await events.until(lambda r: any(m.get("state") == "completed" for m in r.messages), 90)
     await wait_finished(jp_serverapp, wid)
     stored = await stored_seqs(jp_fetch, wid)
-    await events.wait(lambda r: r.seqs()[-1:] == stored[-1:])
+    await events.until(lambda r: r.seqs()[-1:] == stored[-1:])
     assert events.seqs() == stored == list(range(1, len(stored) + 1))
     assert conn.client_id != first_id
     assert conn.stats["reconnects"] == 1
     assert [a["recovered"] for a in answers.messages] == [True, True]
-    await pongs.wait(lambda r: len(r.messages) == 5)
+    await pongs.until(lambda r: len(r.messages) == 5)
     assert [p["ts"] for p in pongs.messages] == [0, 1, 2, 3, 4]
 
 
@@ -251,7 +223,7 @@ async def test_subscriptions_that_join_a_room_late_each_get_every_event_once(
     room = workflow_room(await start_run(jp_fetch))
     first, late, middle, answers = Recorder(), Recorder(), Recorder(), Recorder()
     conn.subscribe(room, first, on_subscribed=answers)
-    await first.wait(lambda r: len(r.messages) >= 3)
+    await first.until(lambda r: len(r.messages) >= 3)
     # two more at once: the server may replay for both concurrently
     conn.subscribe(room, late, on_subscribed=answers)
     conn.subscribe(room, middle, 2, on_subscribed=answers)
@@ -261,9 +233,9 @@ async def test_subscriptions_that_join_a_room_late_each_get_every_event_once(
     assert stored == list(range(1, len(stored) + 1))
     for recorder, expected in ((first, stored), (late, stored), (middle, stored[2:])):
         count = len(expected)
-        await recorder.wait(lambda r, count=count: len(r.seqs()) >= count)
+        await recorder.until(lambda r, count=count: len(r.seqs()) >= count)
         assert recorder.seqs() == expected
-    await answers.wait(lambda r: len(r.messages) == 3)
+    await answers.until(lambda r: len(r.messages) == 3)
     assert all(a["recovered"] for a in answers.messages)
     assert conn.stats["gaps"] == 0
     assert [s.last_seq for s in conn.subscriptions(room)] == [stored[-1]] * 3
@@ -278,18 +250,18 @@ async def test_the_server_is_unsubscribed_when_the_last_subscription_leaves(
     conn.on("unsubscribed", unsubscribed)
     sub_one = conn.subscribe(room, one)
     sub_two = conn.subscribe(room, two)
-    await one.wait(lambda r: len(r.messages) >= 2)
-    await two.wait(lambda r: len(r.messages) >= 2)
+    await one.until(lambda r: len(r.messages) >= 2)
+    await two.until(lambda r: len(r.messages) >= 2)
     hub = service_of(jp_serverapp).hub
 
     conn.unsubscribe(sub_one)
-    await two.wait(lambda r: any(m.get("state") == "completed" for m in r.messages), 90)
+    await two.until(lambda r: any(m.get("state") == "completed" for m in r.messages), 90)
     assert conn.client_id in [c.id for c in hub.get_room_clients(room)]
     assert unsubscribed.messages == []
     seen_by_one = len(one.messages)
 
     conn.unsubscribe(sub_two)
-    await unsubscribed.wait(lambda r: len(r.messages) == 1)
+    await unsubscribed.until(lambda r: len(r.messages) == 1)
     assert unsubscribed.messages[0]["room"] == room
     assert conn.client_id not in [c.id for c in hub.get_room_clients(room)]
     assert len(one.messages) == seen_by_one

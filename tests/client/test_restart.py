@@ -29,11 +29,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from vimax_nb.client import Client, Run, RunInterrupted
+from vimax_nb.client import Client, RunInterrupted
 from vimax_nb.client.run import HISTORY_SIZE
 from vimax_nb.widgets import WorkflowProgress
 
 from ..server.conftest import small_params
+from .helpers import wait_run
 
 IDEA = "A lighthouse keeper befriends a whale"
 TOKEN = "restart-test-token"
@@ -204,23 +205,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-def wait_run(run: Run, predicate: Callable[[Run], bool], timeout: float = TIMEOUT) -> None:
-    """Wait (on the run's change callbacks) until ``predicate(run)`` holds."""
-    cond = threading.Condition()
-
-    def changed(_run: Run) -> None:
-        with cond:
-            cond.notify_all()
-
-    run.on_change(changed)
-    try:
-        with cond:
-            ok = cond.wait_for(lambda: predicate(run), timeout)
-    finally:
-        run.remove_change_callback(changed)
-    assert ok, f"timed out waiting on {run!r}"
 
 
 class StateLog:

@@ -18,36 +18,10 @@ from vimax_nb.client import Connection
 from vimax_nb.client.connection import Subscription
 
 from .fake_server import FakeServer
+from .helpers import Recorder, fixture_server  # noqa: F401  (a fixture)
 
 TIMEOUT = 10.0
 ROOM = "workflow:w1"
-
-
-class Recorder:
-    """What a callback was given, on the connection's thread; waits on a condition."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.messages: list[dict[str, Any]] = []
-
-    def __call__(self, message: dict[str, Any]) -> None:
-        with self.cond:
-            self.messages.append(message)
-            self.cond.notify_all()
-
-    def seqs(self) -> list[int]:
-        with self.cond:
-            return [m["seq"] for m in self.messages if "seq" in m]
-
-    def wait(self, predicate: Callable[[Recorder], bool], timeout: float = TIMEOUT) -> None:
-        with self.cond:
-            ok = self.cond.wait_for(lambda: predicate(self), timeout)
-        assert ok, f"timed out; got {self.messages[-3:]}"
-
-    def wait_seqs(self, expected: list[int], timeout: float = TIMEOUT) -> None:
-        """Wait until as many events as ``expected`` arrived, then compare them all."""
-        self.wait(lambda r: len(r.seqs()) >= len(expected), timeout)
-        assert self.seqs() == expected
 
 
 class States:
@@ -67,15 +41,6 @@ class States:
         with self.cond:
             ok = self.cond.wait_for(lambda: self.seen.count(state) >= count, timeout)
         assert ok, f"{state!r} not seen {count} times: {self.seen}"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    fake = FakeServer().start()
-    try:
-        yield fake
-    finally:
-        fake.close()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from vimax_nb.client import Client, Connection, Run, RunInterrupted, RunResult
 from vimax_nb.protocol import WorkflowRecord
 
 from .fake_server import FakeServer
+from .helpers import fixture_server, wait_run  # noqa: F401  (a fixture)
 
 TIMEOUT = 10.0
 WID = "w1"
@@ -60,32 +61,6 @@ class Waiter:
         self.thread.join(TIMEOUT)
         assert not self.thread.is_alive(), "still blocked"
         return self
-
-
-def wait_run(run: Run, predicate: Callable[[Run], bool]) -> None:
-    """Wait (on the run's change callbacks) until ``predicate(run)`` holds."""
-    cond = threading.Condition()
-
-    def changed(_run: Run) -> None:
-        with cond:
-            cond.notify_all()
-
-    run.on_change(changed)
-    try:
-        with cond:
-            ok = cond.wait_for(lambda: predicate(run), TIMEOUT)
-    finally:
-        run.remove_change_callback(changed)
-    assert ok, f"timed out waiting on {run!r}"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    fake = FakeServer().start()
-    try:
-        yield fake
-    finally:
-        fake.close()
 
 
 @pytest.fixture

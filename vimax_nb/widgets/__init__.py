@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..client import Run
+from ..display import show_runs_as_widgets
 from .agents import AgentStatusCard
 from .launchers import Idea2VideoLauncher, RequestLauncher, Script2VideoLauncher
 from .monitor import AgentMonitor
@@ -19,28 +17,3 @@ __all__ = [
     "WorkflowProgress",
     "show_runs_as_widgets",
 ]
-
-
-def show_runs_as_widgets(shell: Any = None) -> bool:
-    """Make IPython display every :class:`~vimax_nb.client.Run` as a live
-    :class:`WorkflowProgress`; True when there is a shell to tell.
-
-    The client never imports ipywidgets: the widgets tell IPython how to show a run.
-    """
-    if shell is None:
-        try:
-            from IPython import get_ipython
-        except ImportError:
-            return False
-        shell = get_ipython()
-    if shell is None:
-        return False
-
-    def show(run: Run, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return WorkflowProgress(run)._repr_mimebundle_(include=include, exclude=exclude)
-
-    shell.display_formatter.mimebundle_formatter.for_type(Run, show)
-    return True
-
-
-show_runs_as_widgets()

@@ -1,0 +1,81 @@
+"""What the client tests share: a recording callback, waiting on a run, the fake server.
+
+Every wait is on a condition with a timeout, never a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from vimax_nb.client import Run
+
+from .fake_server import FakeServer
+
+TIMEOUT = 30.0
+
+
+class Recorder:
+    """What a callback was given, on the connection's thread; waits on a condition."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.messages: list[dict[str, Any]] = []
+
+    def __call__(self, message: dict[str, Any]) -> None:
+        with self.cond:
+            self.messages.append(message)
+            self.cond.notify_all()
+
+    def of(self, type_: str) -> list[dict[str, Any]]:
+        with self.cond:
+            return [m for m in self.messages if m.get("type") == type_]
+
+    def seqs(self) -> list[int]:
+        with self.cond:
+            return [m["seq"] for m in self.messages if "seq" in m]
+
+    def wait(self, predicate: Callable[[Recorder], bool], timeout: float = TIMEOUT) -> None:
+        with self.cond:
+            ok = self.cond.wait_for(lambda: predicate(self), timeout)
+        assert ok, f"timed out; got {self.messages[-3:]}"
+
+    async def until(self, predicate: Callable[[Recorder], bool], timeout: float = TIMEOUT) -> None:
+        """:meth:`wait` from a coroutine, off the loop (which may serve the server)."""
+        await asyncio.to_thread(self.wait, predicate, timeout)
+
+    def wait_seqs(self, expected: list[int], timeout: float = TIMEOUT) -> None:
+        """Wait until as many events as ``expected`` arrived, then compare them all."""
+        self.wait(lambda r: len(r.seqs()) >= len(expected), timeout)
+        assert self.seqs() == expected
+
+
+def wait_run(run: Run, predicate: Callable[[Run], bool], timeout: float = TIMEOUT) -> None:
+    """Wait (on the run's change callbacks) until ``predicate(run)`` holds."""
+    cond = threading.Condition()
+
+    def changed(_run: Run) -> None:
+        with cond:
+            cond.notify_all()
+
+    run.on_change(changed)
+    try:
+        with cond:
+            ok = cond.wait_for(lambda: predicate(run), timeout)
+    finally:
+        run.remove_change_callback(changed)
+    assert ok, f"timed out waiting on {run!r}"
+
+
+@pytest.fixture(name="server")
+def fixture_server() -> Iterator[FakeServer]:
+    """A fake protocol server on its own thread (closed at the end of the test)."""
+    fake = FakeServer().start()
+    try:
+        yield fake
+    finally:
+        fake.close()

@@ -1,0 +1,35 @@
+"""How IPython shows a :class:`~vimax_nb.client.Run`: as its live progress panel.
+
+This module imports neither ipywidgets nor IPython: the panel is built (and the widgets
+imported) only when IPython first displays a run.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .client import Run
+
+__all__ = ["show_runs_as_widgets"]
+
+
+def _show_run(run: Run, include: Any = None, exclude: Any = None) -> Any:
+    from .widgets import WorkflowProgress
+
+    return WorkflowProgress(run)._repr_mimebundle_(include=include, exclude=exclude)
+
+
+def show_runs_as_widgets(shell: Any = None) -> bool:
+    """Make IPython display every :class:`~vimax_nb.client.Run` as a live
+    :class:`~vimax_nb.widgets.WorkflowProgress`; True when there is a shell to tell.
+
+    Without ``shell``, the running IPython's, if IPython is loaded (it is not imported).
+    """
+    if shell is None:
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return False
+    shell.display_formatter.mimebundle_formatter.for_type(Run, _show_run)
+    return True
