@@ -23,7 +23,6 @@ from vimax_nb.store import (
     Store,
     StoredEvent,
     StoreError,
-    format_timestamp,
 )
 
 from .helpers import held_writer, opened
@@ -239,17 +238,6 @@ async def test_frames_are_strict_json(tmp_path: Path) -> None:
         (event,) = await log.read(ROOM)
         decoded = json.loads(event.frame, parse_constant=refuse)
         assert (decoded["nan"], decoded["inf"], decoded["ok"]) == (None, None, 1.5)
-
-
-async def test_format_timestamp() -> None:
-    assert format_timestamp(0) == "1970-01-01T00:00:00.000Z"
-    assert format_timestamp(1.25) == "1970-01-01T00:00:01.250Z"
-    assert format_timestamp(1.001) == "1970-01-01T00:00:01.001Z"
-    assert format_timestamp(59.9999) == "1970-01-01T00:00:59.999Z"
-    assert format_timestamp(1_700_000_000.123) == "2023-11-14T22:13:20.123Z"
-    for ms in range(0, 1000, 7):
-        seconds = 1_700_000_000 + ms / 1000
-        assert format_timestamp(seconds).endswith(f".{ms:03d}Z")
 
 
 # -- concurrency ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The A2A-style agent coordinator: agents, workflows as task graphs, scheduling."""
 
+from ..shared import CancelToken, TaskCanceled
 from .agents import Agent, AgentCard, AgentNotFound, AgentRegistry, Skill, skill
-from .context import Artifact, CancelToken, TaskCanceled, TaskContext, TaskResult
+from .context import Artifact, TaskContext, TaskResult
 from .coordinator import Coordinator
 from .errors import (
     InvalidTransition,

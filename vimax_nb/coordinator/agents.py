@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field
 
 from ..protocol import AgentMetrics, AgentRecord, AgentState
-from ..store import format_timestamp
+from ..shared import format_timestamp
 
 F = TypeVar("F", bound=Callable[..., Any])
 

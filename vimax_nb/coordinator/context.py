@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-class TaskCanceled(Exception):
-    """Raised inside a task when its cancel token is set."""
-
-
-class CancelToken:
-    """Tells a running task it should stop; safe to check from any thread."""
-
-    __slots__ = ("_event",)
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        """Ask the task to stop."""
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether the task was asked to stop."""
-        return self._event.is_set()
-
-    def raise_if_cancelled(self) -> None:
-        """Raise :class:`TaskCanceled` if the task was asked to stop."""
-        if self._event.is_set():
-            raise TaskCanceled("the task was canceled")
+from ..shared import CancelToken
 
 
 @dataclass(slots=True)

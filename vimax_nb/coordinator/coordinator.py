@@ -21,7 +21,8 @@ from ..protocol import (
     WorkflowState,
     workflow_room,
 )
-from ..store import Store, format_timestamp
+from ..shared import format_timestamp
+from ..store import Store
 from .agents import Agent, AgentRegistry
 from .driver import RunDriver
 from .errors import RetryPolicy, UnknownPipeline, WorkflowNotFound

@@ -16,7 +16,8 @@ from ..protocol import (
     TargetType,
     WorkflowState,
 )
-from ..store import Checkpoint, Store, format_timestamp
+from ..shared import format_timestamp
+from ..store import Checkpoint, Store
 from .agents import Agent, AgentRegistry
 from .context import TaskResult
 from .errors import RetryPolicy, is_retryable

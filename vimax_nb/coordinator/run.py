@@ -17,7 +17,7 @@ from ..protocol import (
     WorkflowState,
     workflow_room,
 )
-from ..store import format_timestamp
+from ..shared import format_timestamp
 from .agents import Agent
 from .context import TaskContext
 from .graph import Task, TaskGraph

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ..protocol import WorkflowState
+from ..shared import CancelToken, TaskCanceled
 from .agents import Agent, AgentRegistry
-from .context import CancelToken, TaskCanceled, TaskContext
+from .context import TaskContext
 from .executors import Executor
 from .graph import Task, TaskState
 from .reporting import Reporter

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .context import Artifact, CancelToken, TaskCanceled, TaskContext, TaskResult
+from ..shared import CancelToken, TaskCanceled
+from .context import Artifact, TaskContext, TaskResult
 from .graph import TERMINAL_TASK_STATES, Stage, Task, TaskGraph, TaskSpec, TaskState
 from .transitions import TRANSITIONS, check_action, check_transition
 

@@ -18,8 +18,8 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from PIL import Image, ImageOps
 
-from ..coordinator import CancelToken, TaskCanceled
 from ..providers.base import PathLike
+from ..shared import CancelToken, TaskCanceled
 
 #: x264 settings for joined videos: visually fine, fast to encode.
 CRF = 23

@@ -1,12 +1,16 @@
 """Wire protocol v1: every JSON frame exchanged over the vimax WebSocket, plus room names.
 
 The models here are the single definition of the protocol shared by the server and the
-client. Messages that belong to a room's history (events) carry ``room``, ``seq`` and
+client: the server builds its frames with them and the client parses what it receives
+with them. Client frames are strict (a field the protocol does not name is an error);
+server frames and records are read leniently (fields a newer server adds are ignored).
+Messages that belong to a room's history (events) carry ``room``, ``seq`` and
 ``timestamp`` once they are stored in the event log; every other frame is told apart
 by its ``type`` alone.
 """
 
 from .messages import (
+    ENVELOPE,
     EVENT_TYPES,
     AgentMetrics,
     AgentRecord,
@@ -21,8 +25,10 @@ from .messages import (
     GetMetrics,
     Ping,
     Pong,
+    ProgressDetails,
     ProgressEvent,
     ServerMessage,
+    StageProgress,
     Subscribe,
     Subscribed,
     Unsubscribe,
@@ -30,7 +36,13 @@ from .messages import (
     Welcome,
     WorkflowRecord,
 )
-from .parsing import ProtocolError, event_payload, parse_client_message, parse_server_message
+from .parsing import (
+    ProtocolError,
+    event_payload,
+    parse_client_message,
+    parse_server_message,
+    unstored_data,
+)
 from .rooms import (
     CLOSE_POLICY,
     CLOSE_RATE_LIMIT,
@@ -58,6 +70,7 @@ __all__ = [
     "CLOSE_SLOW_CONSUMER",
     "CLOSE_TOO_BIG",
     "COORDINATOR_ROOM",
+    "ENVELOPE",
     "EVENT_TYPES",
     "MAX_CLIENT_MESSAGE_BYTES",
     "PROTOCOL_VERSION",
@@ -79,10 +92,12 @@ __all__ = [
     "GetMetrics",
     "Ping",
     "Pong",
+    "ProgressDetails",
     "ProgressEvent",
     "ProtocolError",
     "RoomKind",
     "ServerMessage",
+    "StageProgress",
     "Subscribe",
     "Subscribed",
     "TargetType",
@@ -96,5 +111,6 @@ __all__ = [
     "parse_client_message",
     "parse_room",
     "parse_server_message",
+    "unstored_data",
     "workflow_room",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_serializer, field_validator
 
 from .rooms import (
     PROTOCOL_VERSION,
@@ -16,13 +16,30 @@ from .rooms import (
     parse_room,
 )
 
+ENVELOPE: tuple[str, ...] = ("type", "room", "seq", "timestamp")
+"""The fields the event log sets on a stored event, in the order they lead its frame."""
+
 
 class _Strict(BaseModel):
+    """What a client sends: a field the protocol does not name is an error."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class _Lenient(BaseModel):
+    """What the server sends: fields a newer server adds are ignored by an older client."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class _Message(_Strict):
     """A wire message; subclasses narrow ``type`` to their literal tag, which stays first."""
+
+    type: str
+
+
+class _ServerMessage(_Lenient):
+    """A server frame; subclasses narrow ``type`` to their literal tag, which stays first."""
 
     type: str
 
@@ -73,7 +90,7 @@ ClientMessage = Annotated[
 ]
 
 
-class AgentMetrics(_Strict):
+class AgentMetrics(_Lenient):
     """An agent's counters; timestamps are ISO 8601 UTC strings."""
 
     tasks_completed: int = 0
@@ -84,7 +101,7 @@ class AgentMetrics(_Strict):
     last_heartbeat: str | None = None
 
 
-class WorkflowRecord(_Strict):
+class WorkflowRecord(_Lenient):
     """A workflow as REST returns it and as a workflow room's snapshot."""
 
     id: str
@@ -105,7 +122,7 @@ class WorkflowRecord(_Strict):
     error: dict[str, Any] | None = None
 
 
-class AgentRecord(_Strict):
+class AgentRecord(_Lenient):
     """An agent as REST returns it and as an agent room's snapshot."""
 
     name: str
@@ -116,12 +133,39 @@ class AgentRecord(_Strict):
     metrics: AgentMetrics = Field(default_factory=AgentMetrics)
 
 
-class _Event(_Message):
-    """Envelope of events: set only on events stored in a room's log."""
+class _Event(_ServerMessage):
+    """Envelope of events: set only on events stored in a room's log (see :data:`ENVELOPE`)."""
 
     room: str | None = None
     seq: int | None = Field(default=None, ge=1)
     timestamp: str | None = None
+
+
+class StageProgress(_Lenient):
+    """One stage of a workflow: its succeeded tasks out of those known so far."""
+
+    name: str
+    done: int = Field(default=0, ge=0)
+    total: int = Field(default=0, ge=0)
+
+
+class ProgressDetails(_Lenient):
+    """What a progress event says happened, and every stage's counts.
+
+    ``event`` is ``state`` (the workflow's state changed), ``task_started``,
+    ``task_completed``, ``task_retrying`` (with ``attempt``, ``retry_in``, ``error``) or
+    ``task_restored``; ``task`` and ``agent`` name the task and its agent. Fields that
+    are not set are left out of the frame.
+    """
+
+    event: str | None = None
+    state: WorkflowState | None = None
+    task: str | None = None
+    agent: str | None = None
+    attempt: int | None = None
+    retry_in: float | None = None
+    error: str | None = None
+    stages: list[StageProgress] = Field(default_factory=list)
 
 
 class ProgressEvent(_Event):
@@ -133,7 +177,11 @@ class ProgressEvent(_Event):
     stage_index: int = 0
     total_stages: int = 0
     message: str = ""
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: ProgressDetails = Field(default_factory=ProgressDetails)
+
+    @field_serializer("details")
+    def _details_as_set(self, details: ProgressDetails) -> dict[str, Any]:
+        return details.model_dump(mode="json", exclude_none=True)
 
 
 class AgentStatusEvent(_Event):
@@ -178,7 +226,7 @@ class ErrorEvent(_Event):
     id: str | None = None
 
 
-class Welcome(_Message):
+class Welcome(_ServerMessage):
     type: Literal["welcome"] = "welcome"
     client_id: str
     epoch: str
@@ -186,7 +234,7 @@ class Welcome(_Message):
     heartbeat_interval: float
 
 
-class Subscribed(_Message):
+class Subscribed(_ServerMessage):
     """``recovered=False`` means the client must reset from ``snapshot``."""
 
     type: Literal["subscribed"] = "subscribed"
@@ -197,18 +245,18 @@ class Subscribed(_Message):
     id: str | None = None
 
 
-class Unsubscribed(_Message):
+class Unsubscribed(_ServerMessage):
     type: Literal["unsubscribed"] = "unsubscribed"
     room: str
     id: str | None = None
 
 
-class Pong(_Message):
+class Pong(_ServerMessage):
     type: Literal["pong"] = "pong"
     ts: float | int | str | None = None
 
 
-class ControlResponse(_Message):
+class ControlResponse(_ServerMessage):
     """``state`` is the workflow's state after the action (None if it is unknown)."""
 
     type: Literal["control_response"] = "control_response"
@@ -240,7 +288,7 @@ ServerMessage = Annotated[
 ]
 
 
-def _models_by_type(*models: type[_Message]) -> dict[str, type[_Message]]:
+def _models_by_type(*models: type[BaseModel]) -> dict[str, type[BaseModel]]:
     return {m.model_fields["type"].default: m for m in models}
 
 
@@ -256,4 +304,3 @@ EVENT_TYPES: frozenset[str] = frozenset(_EVENT_MODELS)
 
 _CLIENT_ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 _SERVER_ADAPTER: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
-_ENVELOPE = {"type", "room", "seq", "timestamp"}

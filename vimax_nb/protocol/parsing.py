@@ -13,20 +13,30 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from .messages import (
     _CLIENT_ADAPTER,
     _CLIENT_MODELS,
-    _ENVELOPE,
     _SERVER_ADAPTER,
     _SERVER_MODELS,
+    ENVELOPE,
+    EVENT_TYPES,
     ClientMessage,
     ErrorEvent,
     ServerMessage,
-    _Message,
 )
 from .rooms import MAX_CLIENT_MESSAGE_BYTES, ErrorCode, TargetType
 
+_STORED = frozenset(ENVELOPE) - {"type"}
+
 
 def event_payload(event: BaseModel) -> dict[str, Any]:
-    """Return the event as JSON-ready data without ``type``, ``room``, ``seq``, ``timestamp``."""
-    return event.model_dump(mode="json", exclude=_ENVELOPE)
+    """The event as JSON-ready data without its :data:`ENVELOPE`: what the log stores."""
+    return event.model_dump(mode="json", exclude=set(ENVELOPE))
+
+
+def unstored_data(message: BaseModel) -> dict[str, Any]:
+    """A message as JSON-ready data, sent outside a room's history: an event (a reply to
+    ``get_metrics``, a REST body) leaves out ``room``, ``seq`` and ``timestamp``."""
+    if getattr(message, "type", None) in EVENT_TYPES:
+        return message.model_dump(mode="json", exclude=set(_STORED))
+    return message.model_dump(mode="json")
 
 
 class ProtocolError(Exception):
@@ -155,7 +165,7 @@ def _field_problems(
 def _parse(
     raw: str | bytes,
     adapter: TypeAdapter[Any],
-    models: dict[str, type[_Message]],
+    models: dict[str, type[BaseModel]],
     max_bytes: int | None,
 ) -> Any:
     if max_bytes is not None and len(raw) * (4 if isinstance(raw, str) else 1) > max_bytes:
@@ -234,7 +244,8 @@ def parse_client_message(
 def parse_server_message(raw: str | bytes) -> ServerMessage:
     """Parse one server frame into its model; raises ProtocolError as parse_client_message.
 
-    There is no size limit. A frame with a ``type`` this client does not know raises
+    There is no size limit, and fields the models do not name are ignored (a newer
+    server may add some). A frame with a ``type`` this client does not know raises
     ProtocolError with code unknown_type, which a client may choose to ignore.
     """
     result: ServerMessage = _parse(raw, _SERVER_ADAPTER, _SERVER_MODELS, None)

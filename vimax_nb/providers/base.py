@@ -22,7 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from PIL import Image
 from pydantic import BaseModel
 
-from ..coordinator import CancelToken
+from ..shared import CancelToken
 
 M = TypeVar("M", bound=BaseModel)
 

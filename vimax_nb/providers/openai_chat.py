@@ -15,7 +15,7 @@ from openai.types.shared_params import ResponseFormatJSONSchema
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from ..coordinator import CancelToken
+from ..shared import CancelToken
 from .base import ChatRequest, M, ProviderError
 from .openai_client import OpenAIProvider
 from .openai_config import PROVIDER

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..coordinator import CancelToken, TaskCanceled
+from ..shared import CancelToken, TaskCanceled
 from .base import ProviderError
 
 __all__ = ["API_KEY_HINT", "PROVIDER", "OpenAIConfig", "RateLimiter"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import openai
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..coordinator import CancelToken
+from ..shared import CancelToken
 from .base import ImageOutput, PathLike, ProviderError, parse_size
 from .openai_client import OpenAIProvider
 from .openai_config import PROVIDER

@@ -12,7 +12,7 @@ from typing import Any
 
 from .database import Database, StoreError, StoreLocked
 from .events import EventListener, EventLog
-from .records import Replay, Retention, StoredEvent, format_timestamp
+from .records import Replay, Retention, StoredEvent
 from .workflows import Checkpoint, WorkflowStore
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "StoreLocked",
     "StoredEvent",
     "WorkflowStore",
-    "format_timestamp",
 ]
 
 

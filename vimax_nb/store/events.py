@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from ..shared import format_timestamp
 from .database import Database, StoreError
-from .records import Replay, Retention, StoredEvent, encode_payload, format_timestamp
+from .records import Replay, Retention, StoredEvent, encode_payload
 
 log = logging.getLogger(__name__)
 

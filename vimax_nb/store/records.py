@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import from_json, to_json
 
-_ENVELOPE = ("type", "room", "seq", "timestamp")
-
-
-def format_timestamp(seconds: float) -> str:
-    """``seconds`` since the epoch as ISO 8601 UTC with milliseconds (``...T12:00:00.250Z``).
-
-    Milliseconds are truncated, after rounding to the microsecond so that a float
-    such as ``1.001`` (really ``1.000999...``) still reads ``.001``.
-    """
-    whole, millis = divmod(round(seconds * 1_000_000) // 1000, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+from ..protocol import ENVELOPE
 
 
 def encode_payload(payload: object) -> tuple[bytes, bool]:
@@ -42,7 +31,7 @@ def encode_payload(payload: object) -> tuple[bytes, bool]:
             f"the payload must be a JSON object (a mapping or its JSON text), "
             f"not {type(payload).__name__}"
         )
-    for key in _ENVELOPE:
+    for key in ENVELOPE:
         if key in fields:
             raise ValueError(
                 f"the payload must not set {key!r}: the log sets type, room, seq and timestamp"

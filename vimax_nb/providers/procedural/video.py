@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 from PIL import Image, ImageOps
 
-from ...coordinator import CancelToken, TaskCanceled
+from ...shared import CancelToken, TaskCanceled
 from ..base import PathLike, ProviderError, VideoRequest, parse_prompt
 
 PROVIDER = "procedural"

@@ -1,0 +1,60 @@
+"""What every layer shares, server and client alike: cancellation and timestamps.
+
+This module imports nothing of the project, so anything may import it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+
+__all__ = ["CancelToken", "TaskCanceled", "format_timestamp", "parse_timestamp"]
+
+
+class TaskCanceled(Exception):
+    """Raised inside a task when its cancel token is set."""
+
+
+class CancelToken:
+    """Tells a running task it should stop; safe to check from any thread."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the task to stop."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the task was asked to stop."""
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`TaskCanceled` if the task was asked to stop."""
+        if self._event.is_set():
+            raise TaskCanceled("the task was canceled")
+
+
+def format_timestamp(seconds: float) -> str:
+    """``seconds`` since the epoch as ISO 8601 UTC with milliseconds (``...T12:00:00.250Z``).
+
+    Milliseconds are truncated, after rounding to the microsecond so that a float
+    such as ``1.001`` (really ``1.000999...``) still reads ``.001``.
+    """
+    whole, millis = divmod(round(seconds * 1_000_000) // 1000, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+def parse_timestamp(text: str | None) -> float | None:
+    """Seconds since the epoch of an ISO 8601 timestamp; None for None, ``""`` or a text
+    that is not one. A timestamp without a zone is taken as local time."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
