@@ -6,7 +6,8 @@ temporary directory:
 a. pipelined ``append_nowait`` of ``--events`` events over ``--rooms`` rooms, then
    ``await events.flush()`` (the way the broadcaster appends);
 b. ``--producers`` asyncio producers each awaiting ``append`` one event at a time;
-c. replay: ``await events.read(room)`` of whole rooms;
+c. replay: every room replayed whole to a client that has seen nothing, the way the
+   hub reads it (``events.replay(room, None)``, then ``next_page`` of ``REPLAY_PAGE``);
 d. (a) again with ``synchronous="FULL"`` (an fsync per commit).
 
 Run: ``python benchmarks/event_log.py [--events N] [--rooms R] [--repeat K]``.
@@ -33,7 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _table import print_table
 
-from vimax_nb.protocol import ProgressEvent, WorkflowState, event_payload
+from vimax_nb.protocol import (
+    ProgressDetails,
+    ProgressEvent,
+    StageProgress,
+    WorkflowState,
+    event_payload,
+)
+from vimax_nb.server.hub import REPLAY_PAGE
 from vimax_nb.store import Store, StoredEvent
 
 TARGET_APPENDS = 50_000  # durable appends per second, pipelined
@@ -66,19 +74,19 @@ def progress_payloads(count: int) -> list[dict[str, Any]]:
                     stage_index=stage_index,
                     total_stages=len(STAGES),
                     message=f"{STAGES[stage_index]}: {done}/30 done",
-                    details={
-                        "event": "task_completed",
-                        "task": f"{STAGES[stage_index]}/shot-{done}",
-                        "agent": f"{STAGES[stage_index]}-agent",
-                        "stages": [
-                            {
-                                "name": name,
-                                "done": 30 if k < stage_index else done if k == stage_index else 0,
-                                "total": 30,
-                            }
+                    details=ProgressDetails(
+                        event="task_completed",
+                        task=f"{STAGES[stage_index]}/shot-{done}",
+                        agent=f"{STAGES[stage_index]}-agent",
+                        stages=[
+                            StageProgress(
+                                name=name,
+                                done=30 if k < stage_index else done if k == stage_index else 0,
+                                total=30,
+                            )
                             for k, name in enumerate(STAGES)
                         ],
-                    },
+                    ),
                 )
             )
         )
@@ -239,7 +247,8 @@ async def bench_awaited(
 
 
 async def bench_replay(store: Store, events: int, rooms: int, repeat: int) -> Result:
-    """Read every room of a log filled as in (a) whole, ``repeat`` times; keep the best."""
+    """Replay every room of a log filled as in (a) whole, page by page as the hub does,
+    ``repeat`` times; keep the best."""
     names = _rooms(rooms)
     best: float | None = None
     for _ in range(repeat):
@@ -247,7 +256,9 @@ async def bench_replay(store: Store, events: int, rooms: int, repeat: int) -> Re
         start = time.perf_counter()
         total = 0
         for room in names:
-            total += len(await store.events.read(room))
+            replay = store.events.replay(room, None)
+            while not replay.done:
+                total += len(await replay.next_page(REPLAY_PAGE))
         elapsed = time.perf_counter() - start
         if total != events:
             raise RuntimeError(f"replay read {total} events, expected {events}")
@@ -255,7 +266,7 @@ async def bench_replay(store: Store, events: int, rooms: int, repeat: int) -> Re
             best = elapsed
     assert best is not None
     return Result(
-        "(c) replay read(room)",
+        "(c) replay, pages of REPLAY_PAGE",
         events,
         best,
         note=f"{rooms} rooms of ~{events // rooms:,} events, one room at a time",

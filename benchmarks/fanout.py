@@ -301,7 +301,7 @@ def problems(result: dict[str, Any]) -> list[str]:
                 f"and resumed ({phase['unrecovered']} not recovered)"
             )
         if phase["bad_events"]:
-            found.append(f"{name}: {phase['bad_events']} events without emitted_at")
+            found.append(f"{name}: {phase['bad_events']} events without their emit time")
     found.extend(result.get("errors") or [])
     return found
 

@@ -7,9 +7,9 @@ every one is ``subscribed``, then runs the phases: one latency phase (``--rate``
 events a second for ``--seconds``) and ``--repeat`` throughput phases (``--events``
 events emitted as fast as the server can), each triggered with
 ``POST <--http-url>/emit``. Each client counts its events, checks that their seqs
-are contiguous with no duplicate, and records the emit-to-receipt latency
-(``time.time() - details.emitted_at``) of every ``--sample``-th one. Prints one JSON
-line with the figures of every phase, this process's CPU use among them.
+are contiguous with no duplicate, and records the emit-to-receipt latency (the time
+of receipt less the emit time in the event's message) of every ``--sample``-th one.
+Prints one JSON line with the figures of every phase, this process's CPU use among them.
 
 Two client implementations (``--impl``):
 
@@ -43,6 +43,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from fanout_common import emit_time_of
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
@@ -108,9 +109,9 @@ class Tally:
             self.count += 1
             self.last_receipt = now
             if self.count % self.sample == 1 or self.sample == 1:
-                details = json.loads(payload).get("details") or {}
-                if "emitted_at" in details:
-                    self.latencies.append(now - details["emitted_at"])
+                emitted = emit_time_of(json.loads(payload).get("message"))
+                if emitted is not None:
+                    self.latencies.append(now - emitted)
                 else:
                     self.bad_events += 1
             if self.count == self.target:

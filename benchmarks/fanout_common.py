@@ -1,8 +1,9 @@
-"""Shared by the servers of ``fanout.py``: pacing, process figures, an optional cProfile.
+"""Shared by the processes of ``fanout.py``: the benchmark event, pacing, process
+figures, an optional cProfile.
 
-Imported by the benchmark's Jupyter server extension (``fanout_producer``) and by the
-bare Tornado server (``fanout_bare``), which both run with ``benchmarks/`` on their
-path; it imports nothing from ``vimax_nb``.
+Imported by the benchmark's Jupyter server extension (``fanout_producer``), the bare
+Tornado server (``fanout_bare``) and the subscribers (``fanout_clients``), which all
+run with ``benchmarks/`` on their path; it imports nothing from ``vimax_nb``.
 """
 
 from __future__ import annotations
@@ -145,10 +146,15 @@ class Profiler:
         return {"profile": self.path, "action": action}
 
 
+#: How a benchmark event's ``message`` starts; the emit time (``time.time()``) follows.
+EMITTED_AT = "emitted at "
+
+
 def progress_message(
     room: str, workflow_id: str, seq: int, timestamp: str, emitted_at: float, i: int
 ) -> dict[str, Any]:
-    """The shape of the events both servers send (the full path's stored frame)."""
+    """The shape of the events both servers send: the full path's stored frame of a
+    progress event whose message carries its emit time, and whose details name it."""
     return {
         "type": "progress",
         "room": room,
@@ -160,6 +166,16 @@ def progress_message(
         "stage": "bench",
         "stage_index": 0,
         "total_stages": 1,
-        "message": "fan-out benchmark",
-        "details": {"emitted_at": emitted_at, "i": i},
+        "message": f"{EMITTED_AT}{emitted_at!r}",
+        "details": {"event": "task_completed", "task": f"bench/{i}", "stages": []},
     }
+
+
+def emit_time_of(message: object) -> float | None:
+    """The emit time in a benchmark event's ``message``; None for any other text."""
+    if not isinstance(message, str) or not message.startswith(EMITTED_AT):
+        return None
+    try:
+        return float(message[len(EMITTED_AT) :])
+    except ValueError:
+        return None

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fanout_common import (
+    EMITTED_AT,
     GcPauses,
     Profiler,
     apply_experiments,
@@ -40,11 +41,11 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from vimax_nb.protocol import ProgressEvent, WorkflowState, workflow_room
+from vimax_nb.protocol import ProgressDetails, ProgressEvent, WorkflowState, workflow_room
 
 _profiler = Profiler()
 _gc = GcPauses()
-EMITTED_AT = b'"emitted_at":'
+EMITTED_KEY = b'"message":"' + EMITTED_AT.encode()
 
 
 class StoreLag:
@@ -62,11 +63,11 @@ class StoreLag:
         self.batches += 1
         self.events += len(events)
         frame: bytes = events[0].frame
-        at = frame.find(EMITTED_AT)
+        at = frame.find(EMITTED_KEY)
         if at < 0 or len(self.stored) >= 200_000:
             return
-        at += len(EMITTED_AT)
-        emitted = float(frame[at : frame.find(b",", at)])
+        at += len(EMITTED_KEY)
+        emitted = float(frame[at : frame.find(b'"', at)])
         self.stored.append(now - emitted)
         # The hub's listener ran first and scheduled every connection's flush with
         # call_soon: this runs after them.
@@ -151,8 +152,8 @@ class EmitHandler(_BenchHandler):
                     stage="bench",
                     stage_index=0,
                     total_stages=1,
-                    message="fan-out benchmark",
-                    details={"emitted_at": time.time(), "i": i},
+                    message=f"{EMITTED_AT}{time.time()!r}",
+                    details=ProgressDetails(event="task_completed", task=f"bench/{i}"),
                 )
             )
 

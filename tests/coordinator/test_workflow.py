@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from vimax_nb.coordinator import InvalidTransition, Stage, TaskGraph, TaskSpec, TaskState
-from vimax_nb.coordinator.workflow import TRANSITIONS, check_action, check_transition
+from vimax_nb.coordinator.transitions import TRANSITIONS, check_action, check_transition
 from vimax_nb.protocol import TERMINAL_STATES, ControlAction, WorkflowState
 
 S = WorkflowState

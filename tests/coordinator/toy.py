@@ -149,8 +149,8 @@ def task_event(workflow_id: str, event: str, task: str | None = None) -> Callabl
         return (
             e.type == "progress"
             and e.workflow_id == workflow_id
-            and e.details.get("event") == event
-            and (task is None or e.details.get("task") == task)
+            and e.details.event == event
+            and (task is None or e.details.task == task)
         )
 
     return match

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from http.cookies import SimpleCookie
@@ -20,7 +21,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClosedError, websocket_connect
 
-from vimax_nb.protocol import ProgressEvent, WorkflowState, workflow_room
+from vimax_nb.protocol import ProgressDetails, ProgressEvent, WorkflowState, workflow_room
 from vimax_nb.server.session import Session
 
 from .conftest import (
@@ -32,7 +33,7 @@ from .conftest import (
     small_params,
     wait_finished,
 )
-from .ws_helpers import OP_CLOSE, OP_PING, OP_TEXT, Client, Frame, RawWebSocket
+from .ws_helpers import OP_CLOSE, OP_PING, OP_TEXT, Client, Frame, IdleWriter, RawWebSocket
 
 S = WorkflowState
 IDEA = "A lighthouse keeper befriends a whale"
@@ -100,17 +101,15 @@ async def start_held(jp_fetch: Any, service: Any, gate: Gate, shots: int = 1) ->
 
 
 def tick(wid: str, i: int, pad: str = "") -> ProgressEvent:
-    details: dict[str, Any] = {"tick": i}
-    if pad:
-        details["pad"] = pad
+    """Progress event number ``i``, its message padded with ``pad``."""
     return ProgressEvent(
         room=workflow_room(wid),
         workflow_id=wid,
         state=S.running,
         progress=0.5,
         stage="ticking",
-        message=f"tick {i}",
-        details=details,
+        message=f"tick {i} {pad}",
+        details=ProgressDetails(event="task_completed", task=f"tick/{i}"),
     )
 
 
@@ -124,10 +123,11 @@ async def produce(service: Any, wid: str, ticks: range, *, chunk: int = 100, pad
 
 
 def tick_of(message: dict[str, Any]) -> int | None:
+    """The number of a ``tick`` event; None for any other message."""
     if message.get("type") != "progress":
         return None
-    value = message.get("details", {}).get("tick")
-    return value if isinstance(value, int) else None
+    ticked = re.fullmatch(r"tick (\d+) .*", message["message"], re.DOTALL)
+    return int(ticked[1]) if ticked else None
 
 
 def seqs(messages: list[dict[str, Any]], room: str) -> list[int]:
@@ -365,6 +365,33 @@ async def test_welcome_ping_metrics_and_protocol_errors_keep_the_connection_open
         assert client.close_code is None
     finally:
         client.close()
+
+
+async def test_coordinator_metrics_count_the_clients_connected_wherever_they_leave(
+    jp_fetch: Any, jp_ws_fetch: Any, service: Any
+) -> None:
+    assert body_of(await jp_fetch("vimax/api/coordinator"))["connections"] == 0
+    client, _ = await connect(jp_ws_fetch, "vimax", "ws")
+    watcher, _ = await connect(jp_ws_fetch, "vimax", "ws", "coordinator")
+    try:
+        subscribed = await watcher.expect("subscribed")
+        assert subscribed["snapshot"]["connections"] == 2
+        assert body_of(await jp_fetch("vimax/api/coordinator"))["connections"] == 2
+        metrics = await client.request({"type": "get_metrics"}, "coordinator_metrics")
+        assert metrics["connections"] == 2
+        client.close()
+        await client.wait_closed()
+        # the coordinator's own report, as the log stores it and the room receives it
+        service.coordinator.reporter.emit_metrics()
+        live = await watcher.read_until(
+            lambda m: m["type"] == "coordinator_metrics" and m["seq"] > subscribed["top"]
+        )
+        assert live[-1]["connections"] == 1
+        stored = await service.store.events.read("coordinator", after=live[-1]["seq"] - 1)
+        assert json.loads(stored[0].frame) == live[-1]
+    finally:
+        client.close()
+        watcher.close()
 
 
 async def test_an_unknown_room_on_a_single_room_endpoint_is_an_error_frame(
@@ -626,7 +653,7 @@ async def test_resume_while_a_producer_runs_at_full_speed(
     assert [m["seq"] for m in b_events] == [m["seq"] for m in both[b_after:]]
     # what was stored is what was sent
     stored = await log.read(room)
-    assert [e.data() for e in stored] == both
+    assert [json.loads(e.frame) for e in stored] == both
 
 
 # -- 7. recovered: false ----------------------------------------------------------------------
@@ -829,48 +856,23 @@ async def test_a_client_closed_with_4008_resumes_and_loses_nothing(
         client.close()
 
 
-class IdleTransport:
-    """A transport whose writes complete at once and which records how it was closed."""
-
-    remote = "in-process"
-
-    def __init__(self) -> None:
-        self.closes: list[int] = []
-
-    def raw_writable(self) -> bool:
-        return not self.closes
-
-    def _done(self) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-    def write_raw(self, data: bytes) -> asyncio.Future[None]:
-        return self._done()
-
-    def write_text(self, payload: bytes) -> asyncio.Future[None]:
-        return self._done()
-
-    def close_with(self, code: int, reason: str) -> None:
-        self.closes.append(code)
-
-
 async def test_a_subscribe_arriving_after_a_4008_close_joins_nothing(service: Any) -> None:
     hub = service.hub
-    transport = IdleTransport()
-    connection = hub.register(transport, "tester")
+    writer = IdleWriter()
+    connection = hub.register(writer, "tester")
     session = Session(hub, service.coordinator, connection)
     # what a 4008 does; tornado keeps reading (and calling on_message) until the client's
     # close frame comes back
     hub.slow_consumer(connection)
-    assert transport.closes == [4008]
+    assert writer.closes == [4008]
     session.receive(json.dumps({"type": "subscribe", "room": "coordinator"}))
     pending = list(session._tasks)  # the subscription's work, if it was started
     if pending:
         await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 10)
     session.close()  # on_close, once the close handshake ends
     hub.unregister(connection)
-    assert connection not in hub.get_room_clients("coordinator")
+    assert connection not in hub.rooms.get("coordinator", set())
+    assert connection.rooms == {}
     assert connection.id not in json.dumps(hub.stats()["rooms"])
 
 

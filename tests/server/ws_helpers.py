@@ -3,7 +3,7 @@
 :class:`Client` wraps tornado's client and speaks JSON; :class:`RawWebSocket` is a
 plain TCP socket that makes the handshake itself, so a test can refuse to read
 (a slow consumer), refuse to answer pings (a dead peer), or look at a refused
-handshake's status line.
+handshake's status line; :class:`IdleWriter` stands for a socket inside the process.
 """
 
 from __future__ import annotations
@@ -256,3 +256,29 @@ class RawWebSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class IdleWriter:
+    """A frame writer whose writes complete at once and which records how it was closed."""
+
+    remote = "in-process"
+
+    def __init__(self) -> None:
+        self.closes: list[int] = []
+
+    def raw_writable(self) -> bool:
+        return not self.closes
+
+    def _done(self) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    def write_raw(self, data: bytes) -> asyncio.Future[None]:
+        return self._done()
+
+    def write_text(self, payload: bytes) -> asyncio.Future[None]:
+        return self._done()
+
+    def close_with(self, code: int, reason: str) -> None:
+        self.closes.append(code)

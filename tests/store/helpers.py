@@ -1,4 +1,4 @@
-"""Opening stores and holding the writer thread, for the store tests."""
+"""Opening stores, holding the writer thread and reading replays, for the store tests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from vimax_nb.store import Database, Retention, Store
+from vimax_nb.store import Database, Replay, Retention, Store, StoredEvent
 
 
 @asynccontextmanager
@@ -55,3 +55,11 @@ async def held_writer(db: Database) -> AsyncIterator[asyncio.Future[Any]]:
         yield future
     finally:
         release.set()
+
+
+async def replayed(replay: Replay, page: int = 500) -> list[StoredEvent]:
+    """Every event ``replay`` sends, read page by page as the hub reads it."""
+    events: list[StoredEvent] = []
+    while not replay.done:
+        events += await replay.next_page(page)
+    return events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import sys
 import threading
@@ -186,7 +187,7 @@ async def test_close_commits_everything_queued_and_resolves_every_future(tmp_pat
     store = await Store.open(path)
     try:
         assert store.events.top("coordinator") == 100
-        data = [e.data()["i"] for e in await store.events.read("coordinator")]
+        data = [json.loads(e.frame)["i"] for e in await store.events.read("coordinator")]
         assert data == list(range(100))
     finally:
         await store.close()

@@ -19,13 +19,14 @@ import pytest
 
 from vimax_nb.store import (
     EventLog,
+    ReplayGap,
     Retention,
     Store,
     StoredEvent,
     StoreError,
 )
 
-from .helpers import held_writer, opened
+from .helpers import held_writer, opened, replayed
 
 ROOM = "workflow:w1"
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -33,6 +34,12 @@ TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 def seqs(events: Sequence[StoredEvent]) -> list[int]:
     return [e.seq for e in events]
+
+
+def data(event: StoredEvent) -> dict[str, Any]:
+    """The event's frame, decoded."""
+    decoded: dict[str, Any] = json.loads(event.frame)
+    return decoded
 
 
 def parse_timestamp(text: str) -> float:
@@ -63,7 +70,7 @@ async def test_seqs_are_per_room_and_start_at_one(tmp_path: Path) -> None:
         assert sorted(log.rooms()) == ["agent:a", ROOM]
         events = await log.read(ROOM)
         assert seqs(events) == [1, 2, 3]
-        assert [e.data()["n"] for e in events] == [1, 2, 3]
+        assert [data(e)["n"] for e in events] == [1, 2, 3]
         assert all(e.room == ROOM and e.type == "progress" for e in events)
 
 
@@ -97,7 +104,6 @@ async def test_frame_layout_and_timestamp(tmp_path: Path) -> None:
             "timestamp": event.timestamp,
             **payload,
         }
-        assert event.data() == decoded
         stamp = parse_timestamp(event.timestamp)
         assert int(before * 1000) / 1000 <= stamp <= after
         assert event.timestamp.endswith("Z")
@@ -184,7 +190,7 @@ async def test_a_bad_payload_fails_only_its_own_append(
         assert repr(ROOM) in str(results[1])
         assert results[2:] == [2, 1]
         assert seqs(await log.read(ROOM)) == [1, 2, 3]
-        assert [e.data()["n"] for e in await log.read(ROOM)] == [1, 2, 4]
+        assert [data(e)["n"] for e in await log.read(ROOM)] == [1, 2, 4]
         assert [(e.room, e.seq) for e in delivered] == [
             (ROOM, 1),
             (ROOM, 2),
@@ -215,7 +221,7 @@ async def test_a_bad_room_or_type_fails_only_its_own_append(tmp_path: Path) -> N
         for result in results[1:-1]:
             assert isinstance(result, TypeError)
             assert "non-empty strings" in str(result)
-        assert [e.data()["n"] for e in await log.read(ROOM)] == [1, 2]
+        assert [data(e)["n"] for e in await log.read(ROOM)] == [1, 2]
 
 
 async def test_any_mapping_is_a_payload(tmp_path: Path) -> None:
@@ -224,8 +230,8 @@ async def test_any_mapping_is_a_payload(tmp_path: Path) -> None:
         await log.append(ROOM, "x", collections.OrderedDict([("z", 1), ("a", 2)]))
         await log.append(ROOM, "x", types.MappingProxyType({"m": [1]}))
         first, second = await log.read(ROOM)
-        assert list(first.data()) == ["type", "room", "seq", "timestamp", "z", "a"]
-        assert second.data()["m"] == [1]
+        assert list(data(first)) == ["type", "room", "seq", "timestamp", "z", "a"]
+        assert data(second)["m"] == [1]
 
 
 async def test_frames_are_strict_json(tmp_path: Path) -> None:
@@ -256,8 +262,8 @@ def check_contiguous(
         assert seqs(events) == list(range(1, len(events) + 1)), room
         last: dict[int, int] = {}
         for event in events:
-            data = event.data()
-            producer, index = data["p"], data["i"]
+            fields = data(event)
+            producer, index = fields["p"], fields["i"]
             assert last.get(producer, -1) < index, (room, producer, index)
             last[producer] = index
             assert returned[(producer, index)] == (room, event.seq)
@@ -341,7 +347,7 @@ async def test_append_nowait_from_threads_and_loop_together(tmp_path: Path) -> N
         assert seqs(events) == list(range(1, 5001))
         by_producer: dict[int, list[int]] = collections.defaultdict(list)
         for event in events:
-            by_producer[event.data()["p"]].append(event.data()["i"])
+            by_producer[data(event)["p"]].append(data(event)["i"])
         assert by_producer == {p: list(range(1000)) for p in (0, 1, 2, 3, 99)}
 
 
@@ -473,7 +479,7 @@ async def test_loop_runs_while_the_writer_is_blocked(tmp_path: Path) -> None:
         assert batches == [1100]  # everything queued meanwhile went in one commit
         events = await log.read(ROOM)
         assert seqs(events) == list(range(1, 1102))
-        assert [e.data()["i"] for e in events] == list(range(-1, 1100))
+        assert [data(e)["i"] for e in events] == list(range(-1, 1100))
 
 
 # -- restart and epoch ----------------------------------------------------------------
@@ -501,9 +507,9 @@ async def test_restart_keeps_epoch_tops_and_events(tmp_path: Path) -> None:
         assert await log.append("agent:a", "e", {}) == 4
         assert await log.append("agent:new", "e", {}) == 1
         assert seen == [8, 4, 1]
-        replay = await log.replay(ROOM, after=5, epoch=epoch)
+        replay = log.replay(ROOM, after=5, epoch=epoch)
         assert replay.recovered
-        assert seqs(replay.events) == [6, 7, 8]
+        assert seqs(await replayed(replay)) == [6, 7, 8]
 
 
 async def test_a_new_file_has_a_new_epoch(tmp_path: Path) -> None:
@@ -535,8 +541,8 @@ async def test_reset_starts_a_new_epoch(tmp_path: Path) -> None:
         assert log.rooms() == []
         assert await log.read(ROOM) == []
         assert await log.append(ROOM, "e", {}) == 1
-        assert not (await log.replay(ROOM, after=1, epoch=old)).recovered
-        assert (await log.replay(ROOM, after=1, epoch=new)).recovered
+        assert not log.replay(ROOM, after=1, epoch=old).recovered
+        assert log.replay(ROOM, after=1, epoch=new).recovered
     async with opened(path) as store:
         assert store.events.epoch == new
         assert store.events.top(ROOM) == 1
@@ -549,7 +555,7 @@ async def test_reset_and_appends_in_one_batch(tmp_path: Path) -> None:
         await append_many(log, ROOM, 5)
         delivered: list[tuple[str, int, int]] = []
         log.add_listener(
-            lambda events: delivered.extend((e.room, e.seq, e.data()["n"]) for e in events)
+            lambda events: delivered.extend((e.room, e.seq, data(e)["n"]) for e in events)
         )
         async with held_writer(store.db):
             before = asyncio.ensure_future(log.append(ROOM, "e", {"n": 1}))
@@ -570,7 +576,7 @@ async def test_reset_and_appends_in_one_batch(tmp_path: Path) -> None:
         assert new != old
         assert log.epoch == new
         assert delivered == [(ROOM, 1, 3), ("agent:b", 1, 4), (ROOM, 2, 5)]
-        assert [e.data()["n"] for e in await log.read(ROOM)] == [3, 5]
+        assert [data(e)["n"] for e in await log.read(ROOM)] == [3, 5]
         assert await log.read("agent:a") == []
         assert sorted(log.rooms()) == ["agent:b", ROOM]
         assert log.top(ROOM) == 2
@@ -602,14 +608,13 @@ async def test_reset_in_a_batch_does_not_keep_old_floors(tmp_path: Path) -> None
         assert log.top(ROOM) == 3
         assert log.floor("agent:a") == 50
         assert log.top("agent:a") == 150
-        replay = await log.replay(ROOM, after=3, epoch=log.epoch)
+        assert log.replay(ROOM, after=3, epoch=log.epoch).recovered
+        assert not log.replay(ROOM, after=2, epoch=log.epoch).recovered
+        replay = log.replay("agent:a", after=60, epoch=log.epoch)
         assert replay.recovered
-        assert replay.floor == 3
-        replay = await log.replay("agent:a", after=60, epoch=log.epoch)
-        assert replay.recovered
-        assert seqs(replay.events) == list(range(61, 151))
+        assert seqs(await replayed(replay)) == list(range(61, 151))
         await log.append(ROOM, "e", {})
-        assert seqs((await log.replay(ROOM, after=3)).events) == [4]
+        assert seqs(await replayed(log.replay(ROOM, after=3))) == [4]
     async with opened(tmp_path / "s.db", retention) as store:
         assert store.events.floor(ROOM) == 3
         assert store.events.floor("agent:a") == 50
@@ -648,22 +653,24 @@ async def test_count_retention_keeps_the_newest_events(tmp_path: Path) -> None:
         assert floor > 0
         kept = await log.read(ROOM)
         assert seqs(kept) == list(range(floor + 1, top + 1))
-        assert [e.data()["i"] for e in kept] == list(range(floor, top))
-        stale = await log.replay(ROOM, after=5)
+        assert [data(e)["i"] for e in kept] == list(range(floor, top))
+        stale = log.replay(ROOM, after=5)
         assert not stale.recovered
-        assert stale.floor == floor
-        assert seqs(stale.events) == list(range(floor + 1, top + 1))
-        recent = await log.replay(ROOM, after=top - 50)
+        assert await replayed(stale) == []  # its snapshot is the truth: nothing to replay
+        recent = log.replay(ROOM, after=top - 50)
         assert recent.recovered
-        assert seqs(recent.events) == list(range(top - 49, top + 1))
-        assert len(recent.events) == 50
-        edge = await log.replay(ROOM, after=floor)
+        assert seqs(await replayed(recent)) == list(range(top - 49, top + 1))
+        edge = log.replay(ROOM, after=floor)
         assert edge.recovered
-        assert len(edge.events) == top - floor
-        assert not (await log.replay(ROOM, after=floor - 1)).recovered
+        assert len(await replayed(edge)) == top - floor
+        assert not log.replay(ROOM, after=floor - 1).recovered
+        # A client that has seen nothing gets everything still kept.
+        fresh = log.replay(ROOM, after=None)
+        assert not fresh.recovered
+        assert seqs(await replayed(fresh)) == list(range(floor + 1, top + 1))
         # Other rooms keep theirs.
         assert log.floor("agent:quiet") == 0
-        assert (await log.replay("agent:quiet", after=None)).recovered
+        assert log.replay("agent:quiet", after=None).recovered
     async with opened(path, Retention(max_events_per_room=keep)) as store:
         assert store.events.floor(ROOM) == floor
         assert store.events.top(ROOM) == 500
@@ -712,22 +719,22 @@ async def test_age_retention(tmp_path: Path) -> None:
         assert log.floor(ROOM) == 5
         assert log.floor("agent:a") == 0
         assert seqs(await log.read(ROOM)) == [6, 7, 8, 9, 10]
-        assert not (await log.replay(ROOM, after=3)).recovered
-        replay = await log.replay(ROOM, after=5)
+        assert not log.replay(ROOM, after=3).recovered
+        replay = log.replay(ROOM, after=5)
         assert replay.recovered
-        assert seqs(replay.events) == [6, 7, 8, 9, 10]
+        assert seqs(await replayed(replay)) == [6, 7, 8, 9, 10]
         # Everything is old a little after max_age.
         floors = await log.prune(now=time.time() + max_age + 1)
         assert floors == {ROOM: 10, "agent:a": 4}
         assert log.floor(ROOM) == log.top(ROOM) == 10
         assert await log.read(ROOM) == []
-        assert not (await log.replay(ROOM, after=None)).recovered
-        empty = await log.replay(ROOM, after=10)
+        assert not log.replay(ROOM, after=None).recovered
+        empty = log.replay(ROOM, after=10)
         assert empty.recovered
-        assert empty.events == []
+        assert await replayed(empty) == []
         # Seqs go on; a dropped room does not start again at 1.
         assert await log.append(ROOM, "e", {}) == 11
-        assert (await log.replay(ROOM, after=10)).recovered
+        assert log.replay(ROOM, after=10).recovered
 
 
 async def test_age_retention_off(tmp_path: Path) -> None:
@@ -763,30 +770,49 @@ async def test_maintenance_prunes_by_age(tmp_path: Path) -> None:
 async def test_replay(tmp_path: Path) -> None:
     async with opened(tmp_path / "s.db") as store:
         log = store.events
-        empty = await log.replay(ROOM, after=None)
+        empty = log.replay(ROOM, after=None)
         assert empty.recovered
-        assert (empty.top, empty.floor, empty.events) == (0, 0, [])
+        assert (empty.top, empty.cursor) == (0, 0)
+        assert empty.done
+        assert await empty.next_page(10) == []
         await append_many(log, ROOM, 5)
         for after in (None, 0):
-            replay = await log.replay(ROOM, after=after)
+            replay = log.replay(ROOM, after=after)
             assert replay.recovered
-            assert replay.after == 0
+            assert replay.cursor == 0
             assert replay.top == 5
-            assert seqs(replay.events) == [1, 2, 3, 4, 5]
-        replay = await log.replay(ROOM, after=3, epoch=log.epoch)
+            assert seqs(await replayed(replay)) == [1, 2, 3, 4, 5]
+        replay = log.replay(ROOM, after=3, epoch=log.epoch)
         assert replay.recovered
-        assert seqs(replay.events) == [4, 5]
-        at_top = await log.replay(ROOM, after=5)
+        assert seqs(await replayed(replay)) == [4, 5]
+        at_top = log.replay(ROOM, after=5)
         assert at_top.recovered
-        assert at_top.events == []
-        beyond = await log.replay(ROOM, after=6)
+        assert await replayed(at_top) == []
+        # Not recovered: nothing is replayed, the room's snapshot is the truth.
+        beyond = log.replay(ROOM, after=6)
         assert not beyond.recovered
-        assert beyond.events == []
         assert beyond.top == 5
-        wrong = await log.replay(ROOM, after=3, epoch="0" * 32)
+        assert await replayed(beyond) == []
+        wrong = log.replay(ROOM, after=3, epoch="0" * 32)
         assert not wrong.recovered
-        assert (await log.replay(ROOM, after=None, epoch="other")).recovered is False
-        assert (await log.replay(ROOM, after=0, epoch=log.epoch)).recovered
+        assert await replayed(wrong) == []
+        other = log.replay(ROOM, after=None, epoch="other")
+        assert other.recovered is False
+        assert await replayed(other) == []
+        assert log.replay(ROOM, after=0, epoch=log.epoch).recovered
+
+
+async def test_replay_pages(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as store:
+        log = store.events
+        await append_many(log, ROOM, 7)
+        replay = log.replay(ROOM, after=1)
+        pages = []
+        while not replay.done:
+            pages.append(seqs(await replay.next_page(2)))
+            assert replay.cursor == pages[-1][-1]
+        assert pages == [[2, 3], [4, 5], [6, 7]]
+        assert await replay.next_page(2) == []
 
 
 async def test_replay_top_and_listener_meet_without_gap_or_duplicate(tmp_path: Path) -> None:
@@ -798,66 +824,49 @@ async def test_replay_top_and_listener_meet_without_gap_or_duplicate(tmp_path: P
             for i in range(20):
                 log.append_nowait(ROOM, "e", {"i": i})
             log.add_listener(lambda events: live.extend(e.seq for e in events if e.room == ROOM))
-            replay = await log.replay(ROOM, after=4)
+            replay = log.replay(ROOM, after=4)
         await log.flush()
         assert replay.top == 10
-        assert seqs(replay.events) + live == list(range(5, 31))
+        assert seqs(await replayed(replay)) + live == list(range(5, 31))
 
 
-async def test_replay_is_not_recovered_when_retention_cuts_in(tmp_path: Path) -> None:
-    """Retention committing between replay's look at the floor and its read leaves a gap."""
-    async with opened(tmp_path / "s.db", Retention(max_age=60), readers=1) as store:
+async def test_a_replay_cut_by_retention_says_so(tmp_path: Path) -> None:
+    """Retention dropping events a recovered replay has yet to send leaves a gap."""
+    async with opened(tmp_path / "s.db", Retention(max_age=60)) as store:
         log = store.events
         await append_many(log, ROOM, 20)
         await store.db.run_in_writer(
             lambda conn: (
                 conn.execute(
-                    "UPDATE events SET stored_at = stored_at - 1000 WHERE seq <= 5"
+                    "UPDATE events SET stored_at = stored_at - 1000 WHERE seq <= 10"
                 ).rowcount
             )
         )
-        busy, release = threading.Event(), threading.Event()
-
-        def block(conn: sqlite3.Connection) -> bool:
-            busy.set()
-            return release.wait(60)
-
-        blocker = asyncio.ensure_future(store.db.read(block))
-        assert await asyncio.to_thread(busy.wait, 60)
-        # replay() takes top and floor now, then waits for the only reader.
-        replaying = asyncio.ensure_future(log.replay(ROOM, after=2))
-        assert await log.prune() == {ROOM: 5}
-        release.set()
-        assert await blocker
-        replay = await replaying
-        assert seqs(replay.events) == list(range(6, 21))
-        # Events 3..5 are gone: this replay cannot bring the client up to date.
-        assert not replay.recovered
-        assert replay.floor == 5
+        replay = log.replay(ROOM, after=2)
+        assert replay.recovered
+        assert seqs(await replay.next_page(3)) == [3, 4, 5]
+        assert await log.prune() == {ROOM: 10}
+        # Events 6..10 are gone: this replay cannot bring the client up to date.
+        with pytest.raises(
+            ReplayGap, match=r"retention dropped events of room 'workflow:w1' after seq 5"
+        ):
+            await replay.next_page(3)
+        # A replay decided now knows it.
+        assert not log.replay(ROOM, after=2).recovered
 
 
-async def test_replay_is_not_recovered_when_a_reset_cuts_in(tmp_path: Path) -> None:
-    async with opened(tmp_path / "s.db", readers=1) as store:
+async def test_a_replay_cut_by_a_reset_says_so(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as store:
         log = store.events
         old = log.epoch
         await append_many(log, ROOM, 20)
-        busy, release = threading.Event(), threading.Event()
-
-        def block(conn: sqlite3.Connection) -> bool:
-            busy.set()
-            return release.wait(60)
-
-        blocker = asyncio.ensure_future(store.db.read(block))
-        assert await asyncio.to_thread(busy.wait, 60)
-        replaying = asyncio.ensure_future(log.replay(ROOM, after=0, epoch=old))
+        replay = log.replay(ROOM, after=0, epoch=old)
+        assert replay.recovered
         await log.reset()
         await append_many(log, ROOM, 3)
-        release.set()
-        assert await blocker
-        replay = await replaying
         # Events of the new epoch must not pass for the old epoch's 1..3.
-        assert not replay.recovered
-        assert replay.events == []
+        with pytest.raises(ReplayGap, match="reset"):
+            await replay.next_page(100)
 
 
 # -- closed store ---------------------------------------------------------------------
@@ -866,11 +875,15 @@ async def test_replay_is_not_recovered_when_a_reset_cuts_in(tmp_path: Path) -> N
 async def test_append_after_close_raises(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "s.db")
     log = store.events
+    await log.append(ROOM, "e", {})
+    pending = log.replay(ROOM, after=0)
     await store.close()
     with pytest.raises(StoreError):
         await log.append(ROOM, "e", {})
     with pytest.raises(StoreError):
-        await log.replay(ROOM, after=0)
+        log.replay(ROOM, after=0)
+    with pytest.raises(StoreError):
+        await pending.next_page(10)
     with pytest.raises(StoreError):
         await log.reset()
     with pytest.raises(StoreError):

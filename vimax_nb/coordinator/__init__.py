@@ -12,11 +12,11 @@ from .errors import (
     WorkflowNotFound,
     is_retryable,
 )
-from .events import CoordinatorEvent, EventBus, EventStream
+from .events import CoordinatorEvent, EventBus
 from .executors import Executor, LocalExecutor
 from .graph import Stage, Task, TaskGraph, TaskSpec, TaskState
+from .pipeline import Pipeline
 from .run import WorkflowRun
-from .workflow import Pipeline
 
 __all__ = [
     "Agent",
@@ -28,7 +28,6 @@ __all__ = [
     "Coordinator",
     "CoordinatorEvent",
     "EventBus",
-    "EventStream",
     "Executor",
     "InvalidTransition",
     "LocalExecutor",

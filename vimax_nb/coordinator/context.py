@@ -1,4 +1,5 @@
-"""What a task handler is given (its context and cancel token) and what it returns."""
+"""What a task handler is given (its :class:`TaskContext`, cancel token included) and what
+it returns."""
 
 from __future__ import annotations
 

@@ -16,24 +16,23 @@ from ..protocol import (
     AgentRecord,
     ControlAction,
     CoordinatorMetricsEvent,
-    ProgressEvent,
+    ProgressDetails,
     WorkflowRecord,
     WorkflowState,
-    workflow_room,
 )
 from ..shared import format_timestamp
 from ..store import Store
 from .agents import Agent, AgentRegistry
 from .driver import RunDriver
 from .errors import RetryPolicy, UnknownPipeline, WorkflowNotFound
-from .events import EventBus, EventCallback, EventStream
+from .events import EventBus, EventCallback
 from .executors import Executor, LocalExecutor
 from .graph import Task
+from .pipeline import Pipeline
 from .reporting import Reporter
-from .run import WorkflowRun
+from .run import WorkflowRun, progress_event_for
 from .scheduler import Scheduler
 from .transitions import check_action
-from .workflow import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ class Coordinator:
 
     All methods are called on the event loop; task handlers run on the
     :class:`Executor`. Every change is reported as a protocol event to the
-    listeners of :attr:`events` (see :meth:`add_listener` and :meth:`stream`).
+    listeners of :attr:`events` (see :meth:`add_listener`).
     """
 
     def __init__(
@@ -71,7 +70,6 @@ class Coordinator:
         self.agents = AgentRegistry()
         self.pipelines: dict[str, Pipeline] = {}
         self.events = EventBus()
-        self.connections: Callable[[], int] = lambda: 0
         self._runs: dict[str, WorkflowRun] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._stored_workflows = 0
@@ -123,10 +121,6 @@ class Coordinator:
         """Call ``callback(event)`` for every event; see :meth:`EventBus.add_listener`."""
         return self.events.add_listener(callback)
 
-    def stream(self, maxsize: int = 10_000) -> EventStream:
-        """An async iterator over every event from now on; see :class:`EventStream`."""
-        return self.events.stream(maxsize)
-
     async def start(self) -> None:
         """Start the executor; mark workflows cut off by a previous stop ``interrupted``."""
         await self.executor.start()
@@ -135,19 +129,8 @@ class Coordinator:
             for record in await self.store.workflows.interrupt_unfinished(now):
                 log.warning("workflow %s was cut off by a restart: interrupted", record.id)
                 # in its room too, so a client following it learns it from the log
-                self.reporter.emit(
-                    ProgressEvent(
-                        room=workflow_room(record.id),
-                        workflow_id=record.id,
-                        state=record.state,
-                        progress=record.progress,
-                        stage=record.stage,
-                        stage_index=record.stage_index,
-                        total_stages=record.total_stages,
-                        message=record.message,
-                        details={"event": "state", "state": record.state.value},
-                    )
-                )
+                details = ProgressDetails(event="state", state=record.state)
+                self.reporter.emit(progress_event_for(record, details))
             self._stored_workflows = len(await self.store.workflows.records())
         self.reporter.start()
 
@@ -161,7 +144,6 @@ class Coordinator:
         await self.executor.stop()
         if self.store is not None:
             await self.store.workflows.db.run_in_writer(lambda conn: None)
-        self.events.close()
 
     # -- workflows ----------------------------------------------------------------
 
@@ -182,7 +164,7 @@ class Coordinator:
         self._submitted += 1
         if self.store is not None:
             await self.store.workflows.save(run.record())
-        self.reporter.emit(run.progress_event("queued", event="state", state=run.state.value))
+        self.reporter.emit(run.progress_event("state", "queued"))
         self.driver.begin(run)
         return run.record()
 
@@ -202,10 +184,6 @@ class Coordinator:
         records.update((run.id, run.record()) for run in self._runs.values())
         return sorted(records.values(), key=lambda r: (r.created_at, r.id))
 
-    def run_of(self, workflow_id: str) -> WorkflowRun | None:
-        """The live run of ``workflow_id`` (None for workflows known only from the store)."""
-        return self._runs.get(workflow_id)
-
     async def wait(self, workflow_id: str, timeout: float | None = None) -> WorkflowRecord:
         """Wait until the workflow stops running; return its record.
 
@@ -220,6 +198,10 @@ class Coordinator:
 
     async def control(self, workflow_id: str, action: ControlAction | str) -> WorkflowRecord:
         """Pause, resume or cancel; return the record after the action.
+
+        Pause stops starting new tasks of the workflow (running ones finish); resume
+        carries on with a paused workflow, or one interrupted by a restart, from its
+        checkpoints; cancel drops its pending tasks and stops its running ones.
 
         Raises :class:`WorkflowNotFound`, or :class:`InvalidTransition` when the
         action does not apply to the workflow's state.
@@ -249,18 +231,6 @@ class Coordinator:
             self.scheduler.cancel(run)
             self.driver.finish(run, S.canceled, "canceled")
         return run.record()
-
-    async def pause(self, workflow_id: str) -> WorkflowRecord:
-        """Stop starting new tasks of the workflow; running ones finish."""
-        return await self.control(workflow_id, ControlAction.pause)
-
-    async def resume(self, workflow_id: str) -> WorkflowRecord:
-        """Carry on with a paused or interrupted workflow."""
-        return await self.control(workflow_id, ControlAction.resume)
-
-    async def cancel(self, workflow_id: str) -> WorkflowRecord:
-        """Drop the workflow's pending tasks and stop its running ones."""
-        return await self.control(workflow_id, ControlAction.cancel)
 
     async def _revive(self, record: WorkflowRecord) -> WorkflowRun:
         """A live run for a workflow known only from the store (to resume or cancel it)."""
@@ -301,7 +271,11 @@ class Coordinator:
         return self.driver.dead_letters
 
     def metrics(self) -> CoordinatorMetricsEvent:
-        """The coordinator's figures now."""
+        """The coordinator's figures now, in the coordinator's room.
+
+        ``connections`` is left at 0: the coordinator knows no clients, and the server
+        fills it in wherever the figures leave it.
+        """
         return CoordinatorMetricsEvent(
             room=COORDINATOR_ROOM,
             total_workflows=self._stored_workflows + self._submitted,
@@ -311,7 +285,6 @@ class Coordinator:
             healthy_agents=sum(1 for agent in self.agents if agent.healthy),
             tasks_per_second=self.driver.tasks_per_second(),
             dead_letters=self.dead_letters,
-            connections=self.connections(),
         )
 
     # -- run bookkeeping ----------------------------------------------------------

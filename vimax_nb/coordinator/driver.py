@@ -23,7 +23,7 @@ from .context import TaskResult
 from .errors import RetryPolicy, is_retryable
 from .graph import Task, TaskState
 from .reporting import Reporter
-from .run import WorkflowRun
+from .run import ProgressKind, WorkflowRun
 from .scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -166,8 +166,8 @@ class RunDriver:
                     url=self.artifact_url(run.id, artifact.path),
                 )
             )
-        event = "task_restored" if restored else "task_completed"
-        self.reporter.emit(run.progress_event(None, event=event, task=task.key, agent=task.agent))
+        event: ProgressKind = "task_restored" if restored else "task_completed"
+        self.reporter.emit(run.progress_event(event, task=task, agent=task.agent))
         self.reporter.progress_changed(run)
         return ready
 
@@ -179,9 +179,8 @@ class RunDriver:
             self.scheduler.retry_later(run, task, delay)
             self.reporter.emit(
                 run.progress_event(
-                    None,
-                    event="task_retrying",
-                    task=task.key,
+                    "task_retrying",
+                    task=task,
                     agent=agent.name,
                     attempt=task.attempts,
                     retry_in=round(delay, 3),

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ..protocol import StageProgress
+
 
 class TaskState(StrEnum):
     """Where a task is in its life."""
@@ -209,10 +211,10 @@ class TaskGraph:
         """Whether every task has succeeded."""
         return all(done == total for done, total in self._counts.values())
 
-    def stage_counts(self) -> list[dict[str, Any]]:
-        """Per stage: its name, succeeded tasks and known tasks."""
+    def stage_counts(self) -> list[StageProgress]:
+        """Every stage in order, with its succeeded tasks and its known tasks."""
         return [
-            {"name": name, "done": done, "total": total}
+            StageProgress(name=name, done=done, total=total)
             for name, (done, total) in self._counts.items()
         ]
 

@@ -6,12 +6,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from ..protocol import AgentStatusEvent, CoordinatorMetricsEvent, agent_room
 from ..store import Store
 from .agents import Agent
-from .events import EventBus
+from .events import CoordinatorEvent, EventBus
 from .run import WorkflowRun
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class Reporter:
         self.flush()
         await asyncio.gather(*self._saves, return_exceptions=True)
 
-    def emit(self, event: Any) -> None:
+    def emit(self, event: CoordinatorEvent) -> None:
         """Hand ``event`` to every listener now."""
         self.bus.emit(event)
 
@@ -78,7 +77,7 @@ class Reporter:
 
         Returns a future that is done once the record is durable (None without a store).
         """
-        self.emit(run.progress_event(message, event="state", state=run.state.value))
+        self.emit(run.progress_event("state", message))
         self.metrics_changed()
         if self.store is None:
             return None

@@ -8,10 +8,11 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from ..protocol import (
     TERMINAL_STATES,
+    ProgressDetails,
     ProgressEvent,
     WorkflowRecord,
     WorkflowState,
@@ -21,8 +22,28 @@ from ..shared import format_timestamp
 from .agents import Agent
 from .context import TaskContext
 from .graph import Task, TaskGraph
+from .pipeline import Pipeline
 from .transitions import check_transition
-from .workflow import Pipeline
+
+#: What a progress event says happened: the workflow's state changed, or one of its tasks
+#: started, completed, is to be retried or was restored from its checkpoint.
+ProgressKind = Literal["state", "task_started", "task_completed", "task_retrying", "task_restored"]
+
+
+def progress_event_for(record: WorkflowRecord, details: ProgressDetails) -> ProgressEvent:
+    """A progress event in the workflow's room: where ``record`` says it is, and
+    ``details`` of what happened."""
+    return ProgressEvent(
+        room=workflow_room(record.id),
+        workflow_id=record.id,
+        state=record.state,
+        progress=record.progress,
+        stage=record.stage,
+        stage_index=record.stage_index,
+        total_stages=record.total_stages,
+        message=record.message,
+        details=details,
+    )
 
 
 def new_workflow_id() -> str:
@@ -108,30 +129,44 @@ class WorkflowRun:
         index = self.graph.current_stage()
         return self.graph.stages[index].name, index
 
-    def progress_event(self, message: str | None = None, **details: Any) -> ProgressEvent:
-        """A progress event for the workflow as it is now."""
+    def progress_event(
+        self,
+        event: ProgressKind,
+        message: str | None = None,
+        *,
+        task: Task | None = None,
+        agent: str | None = None,
+        attempt: int | None = None,
+        retry_in: float | None = None,
+        error: str | None = None,
+    ) -> ProgressEvent:
+        """A progress event for the workflow as it is now, saying that ``event`` happened.
+
+        A ``state`` event carries the workflow's state; a task event names ``task``, its
+        ``agent`` and, for a retry, the failed ``attempt``, the seconds until the next
+        (``retry_in``) and the ``error``. Every event carries each stage's counts.
+        ``message`` becomes the workflow's message; without one, a running workflow's
+        message becomes the counts of the task's stage (or of the current stage).
+        """
         if self.state != WorkflowState.completed:
             self.progress = max(self.progress, self.graph.fraction_done())
-        stage, index = self.stage_position()
         if message is None and self.state == WorkflowState.running:
-            task = self.graph.tasks.get(details.get("task", ""))
-            about = task.spec.stage if task is not None else stage
+            about = task.spec.stage if task is not None else self.stage_position()[0]
             done, total = self.graph.counts(about)
             message = f"{about}: {done}/{total} done"
         if message is not None:
             self.message = message
-        details["stages"] = self.graph.stage_counts()
-        return ProgressEvent(
-            room=self.room,
-            workflow_id=self.id,
-            state=self.state,
-            progress=self.progress,
-            stage=stage,
-            stage_index=index,
-            total_stages=len(self.graph.stages),
-            message=self.message,
-            details=details,
+        details = ProgressDetails(
+            event=event,
+            state=self.state if event == "state" else None,
+            task=task.key if task is not None else None,
+            agent=agent,
+            attempt=attempt,
+            retry_in=retry_in,
+            error=error,
+            stages=self.graph.stage_counts(),
         )
+        return progress_event_for(self.record(), details)
 
     def record(self) -> WorkflowRecord:
         """The workflow as ``GET /vimax/api/workflows/{id}`` returns it."""

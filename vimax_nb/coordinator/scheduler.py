@@ -138,9 +138,7 @@ class Scheduler:
             future.set_exception(exc)
         run.running[task.key] = (future, ctx)
         future.add_done_callback(partial(self._done, run, task, agent, label))
-        self.reporter.emit(
-            run.progress_event(None, event="task_started", task=task.key, agent=agent.name)
-        )
+        self.reporter.emit(run.progress_event("task_started", task=task, agent=agent.name))
 
     def _done(
         self, run: WorkflowRun, task: Task, agent: Agent, label: str, future: asyncio.Future[Any]

@@ -1,7 +1,9 @@
 """The Jupyter server extension (enabled as ``vimax_nb.server``): REST and WebSocket.
 
-The handlers, the hub and the coordinator are imported only when the server loads
-the extension, so ``jupyter server extension list`` stays cheap.
+This module imports only the version. Asking for the extension points (as ``jupyter
+server extension list`` does too) imports :mod:`.app`, and with it the coordinator, the
+pipelines, the store and the hub; the REST and WebSocket handlers are imported only
+when the server loads the extension.
 """
 
 from __future__ import annotations

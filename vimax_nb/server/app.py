@@ -145,7 +145,6 @@ class VimaxService:
             ),
         )
         register_vimax(self.coordinator, providers)
-        self.coordinator.connections = lambda: len(self.hub.connections)
         self.broadcaster = Broadcaster(self.coordinator, self.store.events, self.hub)
         await self.coordinator.start()
         if app.freeze_gc:

@@ -16,8 +16,6 @@ from .base import ApiError, VimaxHandler, api
 
 CHUNK_SIZE = 256 * 1024
 
-CHUNK_SIZE = 256 * 1024
-
 # Content types served for artifacts. Anything else is sent as an opaque download:
 # never as HTML, SVG or JavaScript, which a browser would run on the server's origin.
 CONTENT_TYPES: dict[str, str] = {

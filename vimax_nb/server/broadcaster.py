@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from ..coordinator import Coordinator, CoordinatorEvent
-from ..protocol import COORDINATOR_ROOM, event_payload
+from ..protocol import COORDINATOR_ROOM, CoordinatorMetricsEvent, event_payload
 from ..store import EventLog, StoreError
 from .hub import Hub
 
@@ -16,16 +16,19 @@ log = logging.getLogger(__name__)
 class Broadcaster:
     """Appends every coordinator event to the event log, which gives it its seq; the hub
     fans it out only once it is stored. Nothing is sent that a reconnecting client
-    could not replay."""
+    could not replay. Coordinator metrics are stored with the hub's connections."""
 
     def __init__(self, coordinator: Coordinator, event_log: EventLog, hub: Hub) -> None:
         self.event_log = event_log
+        self.hub = hub
         self.dropped = 0
         hub.bind(event_log)
         self._remove: Callable[[], None] = coordinator.add_listener(self.publish)
 
     def publish(self, event: CoordinatorEvent) -> None:
         """Queue ``event`` for storage (never blocks the loop)."""
+        if isinstance(event, CoordinatorMetricsEvent):
+            event = self.hub.with_connections(event)
         try:
             self.event_log.append_nowait(
                 event.room or COORDINATOR_ROOM, event.type, event_payload(event)

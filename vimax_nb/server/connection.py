@@ -1,7 +1,7 @@
 """One WebSocket client as the hub sees it: its send queue, its rooms and its counters.
 
-Messages queued with :meth:`Connection.send` are handed to the socket at the end of the
-loop turn in one write, as ready-made frames when no compression was negotiated
+Messages queued with :meth:`HubConnection.send` are handed to the socket at the end of
+the loop turn in one write, as ready-made frames when no compression was negotiated
 (:func:`ws_text_frame`); the bytes the socket has not taken yet are counted, and the
 hub closes a connection that lets them pass ``HubLimits.send_queue_limit``.
 """
@@ -34,8 +34,9 @@ def ws_text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-class Transport(Protocol):
-    """What the hub needs of a WebSocket connection."""
+class FrameWriter(Protocol):
+    """The writing end of one client's WebSocket, as the hub uses it: frames out, the
+    close, and the client's address."""
 
     @property
     def remote(self) -> str:
@@ -55,26 +56,28 @@ class Transport(Protocol):
 
 
 @dataclass(slots=True)
-class Subscription:
-    """A connection's place in a room: live, or catching up with live events held."""
+class RoomMembership:
+    """A connection's place in a room: live, or catching up with live events held.
+
+    ``held`` keeps the live events (seq, JSON text, frame) that arrive while the room's
+    replay is being sent."""
 
     room: str
     live: bool = False
-    last_seq: int = 0
     held: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     held_bytes: int = 0
 
 
-class Connection:
+class HubConnection:
     """One client: its rooms, counters and send queue."""
 
-    def __init__(self, hub: Hub, transport: Transport, client_id: str, user: str) -> None:
+    def __init__(self, hub: Hub, writer: FrameWriter, client_id: str, user: str) -> None:
         self.hub = hub
-        self.transport = transport
+        self.writer = writer
         self.id = client_id
         self.user = user
         self.connected_at = time.time()
-        self.rooms: dict[str, Subscription] = {}
+        self.rooms: dict[str, RoomMembership] = {}
         self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
         self.queued_bytes = 0
         self.closed = False
@@ -98,7 +101,7 @@ class Connection:
         if self.closed:
             return
         if self._raw is None:  # compression is settled at the handshake: ask once
-            self._raw = self.transport.raw_writable()
+            self._raw = self.writer.raw_writable()
         if self._raw:
             self._pending.append(framed if framed is not None else ws_text_frame(payload))
         else:
@@ -119,9 +122,9 @@ class Connection:
             if self._pending:
                 data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
                 self._pending.clear()
-                self._track(self.transport.write_raw(data), len(data))
+                self._track(self.writer.write_raw(data), len(data))
             for payload in self._pending_text:
-                self._track(self.transport.write_text(payload), len(payload))
+                self._track(self.writer.write_text(payload), len(payload))
             self._pending_text.clear()
         except Exception as exc:  # the socket went away under us
             log.debug("client %s: write failed: %s", self.id, exc)
@@ -152,7 +155,7 @@ class Connection:
             self._drained.set()
 
     def is_open(self) -> bool:
-        """Whether the hub still serves this connection."""
+        """Whether the hub still serves this connection (read afresh after an ``await``)."""
         return not self.closed
 
     async def drain(self) -> None:
@@ -180,7 +183,7 @@ class Connection:
             "client_id": self.id,
             "user": self.user,
             "connected_at": self.connected_at,
-            "remote": self.transport.remote,
+            "remote": self.writer.remote,
             "rooms": sorted(self.rooms),
             "messages_in": self.messages_in,
             "messages_out": self.messages_out,

@@ -1,9 +1,11 @@
-"""The REST surface of vimax-nb: thin Tornado handlers over the coordinator and the store.
+"""The REST surface of vimax-nb: thin Tornado handlers over the coordinator, the store
+and the hub, and the route table.
 
 Every route goes through Jupyter's identity provider and authorizer
 (``auth_resource = "vimax"``). Errors are JSON ``{"message": ...}`` with a message a
 person can act on, plus ``errors`` (bad workflow parameters) or ``state`` (a control
-action the workflow's state does not allow). The URLs are a contract; see DESIGN.md.
+action the workflow's state does not allow). The URLs are a contract (docs/protocol.md,
+"REST").
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from jupyter_server.utils import url_path_join
 from pydantic import ValidationError
 
 from ..coordinator import AgentNotFound, InvalidTransition, UnknownPipeline, WorkflowNotFound
-from ..protocol import ControlAction, workflow_room
+from ..protocol import ControlAction, unstored_data, workflow_room
 from .artifacts import ArtifactHandler
 from .base import ApiError, VimaxHandler, api, workflow_not_found
 from .websocket import MultiplexWebSocket, RoomWebSocket
@@ -161,13 +163,14 @@ class AgentHandler(VimaxHandler):
 
 
 class CoordinatorHandler(VimaxHandler):
-    """``GET /vimax/api/coordinator``: the coordinator's metrics now."""
+    """``GET /vimax/api/coordinator``: the coordinator's metrics now, with the hub's
+    connections."""
 
     @api
     async def get(self) -> None:
-        coordinator = await self.coordinator()
-        metrics = coordinator.metrics()
-        self.reply(metrics.model_dump(mode="json", exclude={"room", "seq", "timestamp"}))
+        service = await self.service()
+        assert service.coordinator is not None
+        self.reply(unstored_data(service.hub.with_connections(service.coordinator.metrics())))
 
 
 class HubStatsHandler(VimaxHandler):

@@ -1,4 +1,4 @@
-"""The WebSocket hub: connections, rooms, fan-out and gap-free replay.
+"""The WebSocket hub: connections, rooms, fan-out and gap-free subscriptions.
 
 Each stored event is framed once (the WebSocket frame of its stored JSON) and the
 same bytes are queued for every member of its room; at the end of the loop turn
@@ -6,7 +6,7 @@ each connection's queue is handed to its socket in one write, however many event
 it holds. A connection whose socket leaves more than ``send_queue_limit`` bytes
 untaken is closed with 4008: it reconnects, resumes from its last seq, and loses
 nothing, while nobody else waits for it. Each connection's send queue and framing
-are in :mod:`vimax_nb.server.connection`, whose names this module re-exports.
+are in :mod:`vimax_nb.server.connection`.
 """
 
 from __future__ import annotations
@@ -18,22 +18,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..protocol import CLOSE_SLOW_CONSUMER
-from ..store import EventLog, StoredEvent
-from .connection import Connection, Subscription, Transport, ws_text_frame
-
-__all__ = [
-    "REPLAY_PAGE",
-    "Connection",
-    "Hub",
-    "HubLimits",
-    "Subscription",
-    "Transport",
-    "ws_text_frame",
-]
+from ..protocol import CLOSE_SLOW_CONSUMER, CoordinatorMetricsEvent
+from ..store import EventLog, ReplayGap, StoredEvent
+from .connection import FrameWriter, HubConnection, RoomMembership, ws_text_frame
 
 log = logging.getLogger(__name__)
 
+#: Stored events read at a time while a subscription's replay is sent.
 REPLAY_PAGE = 500
 
 
@@ -54,8 +45,8 @@ class Hub:
 
     def __init__(self, limits: HubLimits | None = None) -> None:
         self.limits = limits or HubLimits()
-        self.connections: dict[str, Connection] = {}
-        self.rooms: dict[str, set[Connection]] = {}
+        self.connections: dict[str, HubConnection] = {}
+        self.rooms: dict[str, set[HubConnection]] = {}
         self.started = time.time()
         self.slow_consumer_closes = 0
         self.rate_limit_closes = 0
@@ -63,14 +54,14 @@ class Hub:
         self.events_in = 0
         self.log: EventLog | None = None
         self._counter = 0
-        self._dirty: list[Connection] = []
+        self._dirty: list[HubConnection] = []
 
     def bind(self, event_log: EventLog) -> None:
         """Fan out every event ``event_log`` stores, once it is stored."""
         self.log = event_log
         event_log.add_listener(self.on_stored)
 
-    def schedule_flush(self, connection: Connection) -> None:
+    def schedule_flush(self, connection: HubConnection) -> None:
         """Flush ``connection`` at the end of this loop turn (one callback for all)."""
         if not self._dirty:
             asyncio.get_running_loop().call_soon(self._flush_dirty)
@@ -83,15 +74,15 @@ class Hub:
 
     # -- connections and rooms ------------------------------------------------------
 
-    def register(self, transport: Transport, user: str) -> Connection:
+    def register(self, writer: FrameWriter, user: str) -> HubConnection:
         """A new connection with a fresh client id."""
         self._counter += 1
         client_id = f"c{self._counter}-{int(time.time() * 1000) % 100_000_000:x}"
-        connection = Connection(self, transport, client_id, user)
+        connection = HubConnection(self, writer, client_id, user)
         self.connections[client_id] = connection
         return connection
 
-    def unregister(self, connection: Connection) -> None:
+    def unregister(self, connection: HubConnection) -> None:
         """Forget ``connection`` and its rooms (idempotent)."""
         if connection.closed:
             return
@@ -100,13 +91,13 @@ class Hub:
         for room in list(connection.rooms):
             self.leave_room(connection, room)
 
-    def join_room(self, connection: Connection, room: str, *, live: bool = True) -> Subscription:
-        """Add ``connection`` to ``room`` (holding live events back unless ``live``)."""
-        subscription = connection.rooms[room] = Subscription(room, live=live)
+    def _join_held(self, connection: HubConnection, room: str) -> RoomMembership:
+        """Add ``connection`` to ``room``, its live events held until it is caught up."""
+        membership = connection.rooms[room] = RoomMembership(room)
         self.rooms.setdefault(room, set()).add(connection)
-        return subscription
+        return membership
 
-    def leave_room(self, connection: Connection, room: str) -> bool:
+    def leave_room(self, connection: HubConnection, room: str) -> bool:
         """Take ``connection`` out of ``room``; False if it was not in it."""
         if connection.rooms.pop(room, None) is None:
             return False
@@ -117,11 +108,7 @@ class Hub:
                 del self.rooms[room]
         return True
 
-    def get_room_clients(self, room: str) -> list[Connection]:
-        """The connections in ``room``."""
-        return list(self.rooms.get(room, ()))
-
-    def slow_consumer(self, connection: Connection) -> None:
+    def slow_consumer(self, connection: HubConnection) -> None:
         """Close a connection whose send queue is over the limit (4008)."""
         self.slow_consumer_closes += 1
         log.info(
@@ -130,7 +117,7 @@ class Hub:
             connection.queued_bytes,
         )
         self.unregister(connection)
-        connection.transport.close_with(
+        connection.writer.close_with(
             CLOSE_SLOW_CONSUMER,
             f"slow consumer: more than {self.limits.send_queue_limit} bytes waiting; "
             "reconnect and resume from your last seq",
@@ -140,49 +127,51 @@ class Hub:
         """Close every connection (the server is stopping)."""
         for connection in list(self.connections.values()):
             self.unregister(connection)
-            connection.transport.close_with(1001, "the server is stopping")
+            connection.writer.close_with(1001, "the server is stopping")
 
     # -- fan-out ------------------------------------------------------------------
-
-    def broadcast_to_room(self, room: str, payload: bytes, seq: int | None = None) -> int:
-        """Queue ``payload`` (a JSON message) for every member of ``room``; return how
-        many got it. Members still catching up hold it until their replay is done."""
-        members = self.rooms.get(room)
-        if not members:
-            return 0
-        framed = ws_text_frame(payload)
-        sent = 0
-        for connection in list(members):
-            subscription = connection.rooms.get(room)
-            if subscription is None:
-                continue
-            if subscription.live:
-                if seq is not None:
-                    subscription.last_seq = seq
-                connection.send(payload, framed)
-                sent += 1
-            else:
-                self._hold(connection, subscription, seq or 0, payload, framed)
-        self.delivered += sent
-        return sent
-
-    def _hold(
-        self, connection: Connection, sub: Subscription, seq: int, payload: bytes, framed: bytes
-    ) -> None:
-        sub.held.append((seq, payload, framed))
-        sub.held_bytes += len(payload)
-        if sub.held_bytes > 8 * self.limits.send_queue_limit:
-            self.slow_consumer(connection)
 
     def on_stored(self, events: Sequence[StoredEvent]) -> None:
         """EventLog listener: fan out each stored event to its room, in seq order."""
         self.events_in += len(events)
         for event in events:
-            self.broadcast_to_room(event.room, event.frame, event.seq)
+            members = self.rooms.get(event.room)
+            if members:
+                self._fan_out(event, members)
 
-    async def replay(
+    def _fan_out(self, event: StoredEvent, members: set[HubConnection]) -> None:
+        """Queue ``event``'s frame for every member of its room; members still catching
+        up hold it until their replay is sent."""
+        payload = event.frame
+        framed = ws_text_frame(payload)
+        sent = 0
+        for connection in list(members):
+            membership = connection.rooms.get(event.room)
+            if membership is None:
+                continue
+            if membership.live:
+                connection.send(payload, framed)
+                sent += 1
+            else:
+                self._hold(connection, membership, event.seq, payload, framed)
+        self.delivered += sent
+
+    def _hold(
         self,
-        connection: Connection,
+        connection: HubConnection,
+        membership: RoomMembership,
+        seq: int,
+        payload: bytes,
+        framed: bytes,
+    ) -> None:
+        membership.held.append((seq, payload, framed))
+        membership.held_bytes += len(payload)
+        if membership.held_bytes > 8 * self.limits.send_queue_limit:
+            self.slow_consumer(connection)
+
+    async def subscribe(
+        self,
+        connection: HubConnection,
         room: str,
         after: int | None,
         epoch: str | None,
@@ -190,39 +179,29 @@ class Hub:
     ) -> None:
         """Join ``room`` and bring ``connection`` up to date with no gap and no duplicate.
 
-        The room is joined holding live events back; ``top`` is taken at once, so
-        every later event is held. ``answer(recovered, top)`` sends ``subscribed``;
-        then the kept events with ``after < seq <= top`` are sent page by page (when
-        recovered, or when the client has seen nothing), then the held live events
-        above ``top``, and the room goes live.
+        The room is joined holding live events back, and the log's replay is decided at
+        once (:meth:`EventLog.replay`), so every later event is held. ``answer(recovered,
+        top)`` sends ``subscribed``; then the replay's events are sent page by page, at
+        the client's pace, then the held live events above them, and the room goes live.
+        A replay cut short by retention or a reset closes the connection with 4008, so
+        the client resumes afresh.
         """
         assert self.log is not None
-        event_log = self.log
         if connection.closed:
             return
-        subscription = self.join_room(connection, room, live=False)
-        start = after or 0
-        top, floor = event_log.top(room), event_log.floor(room)
-        epoch_ok = epoch is None or epoch == event_log.epoch
-        recovered = epoch_ok and floor <= start <= top
-        answer(recovered, top)
-        if recovered:
-            cursor = start
-        elif epoch_ok and start == 0:
-            cursor = floor  # it has seen nothing: all that is kept, though some was dropped
-        else:
-            cursor = top  # the snapshot in the answer is the truth; live events follow
+        membership = self._join_held(connection, room)
+        replay = self.log.replay(room, after, epoch)
+        answer(replay.recovered, replay.top)
         unsent = 0
-        while cursor < top and not connection.closed:
-            page = await event_log.read(room, after=cursor, limit=min(REPLAY_PAGE, top - cursor))
-            if not page:
-                break
-            if recovered and page[0].seq != cursor + 1:
-                self.slow_consumer(connection)  # retention cut in: let it resume afresh
+        while not replay.done and connection.is_open():
+            try:
+                page = await replay.next_page(REPLAY_PAGE)
+            except ReplayGap as gap:
+                log.info("client %s: %s", connection.id, gap)
+                self.slow_consumer(connection)
                 return
             for event in page:
                 connection.send(event.frame)
-                cursor = event.seq
                 unsent += len(event.frame)
                 if unsent >= self.limits.send_queue_limit // 2:
                     await connection.drain()  # replay at the client's pace, not past the limit
@@ -231,18 +210,21 @@ class Hub:
                         return
             await connection.drain()
             unsent = 0
-        if connection.closed or connection.rooms.get(room) is not subscription:
+        if not connection.is_open() or connection.rooms.get(room) is not membership:
             return
-        subscription.last_seq = cursor
-        for seq, payload, framed in subscription.held:
-            if seq > cursor:
+        for seq, payload, framed in membership.held:
+            if seq > replay.cursor:
                 connection.send(payload, framed)
-                subscription.last_seq = seq
-        subscription.held.clear()
-        subscription.held_bytes = 0
-        subscription.live = True
+        membership.held.clear()
+        membership.held_bytes = 0
+        membership.live = True
 
     # -- reports ------------------------------------------------------------------
+
+    def with_connections(self, metrics: CoordinatorMetricsEvent) -> CoordinatorMetricsEvent:
+        """``metrics`` with ``connections`` set to the WebSocket clients connected now:
+        the coordinator knows no clients, so its figures get this as they leave the server."""
+        return metrics.model_copy(update={"connections": len(self.connections)})
 
     def stats(self) -> dict[str, Any]:
         """Connections, rooms and their members, traffic, slow-consumer closes, uptime."""

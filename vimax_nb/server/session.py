@@ -7,11 +7,11 @@ import logging
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from ..coordinator import Coordinator, InvalidTransition, WorkflowNotFound
 from ..protocol import (
     CLOSE_RATE_LIMIT,
-    EVENT_TYPES,
     PROTOCOL_VERSION,
     Control,
     ControlResponse,
@@ -30,25 +30,18 @@ from ..protocol import (
     Welcome,
     parse_client_message,
     parse_room,
+    unstored_data,
 )
-from .hub import Connection, Hub
+from .connection import HubConnection
+from .hub import Hub
 
 log = logging.getLogger(__name__)
-
-_ENVELOPE = {"room", "seq", "timestamp"}
-
-
-def encode(message: BaseModel) -> bytes:
-    """A reply's JSON; an event that is not stored leaves its envelope fields out."""
-    if getattr(message, "type", None) in EVENT_TYPES:
-        return message.model_dump_json(exclude=_ENVELOPE).encode()
-    return message.model_dump_json().encode()
 
 
 class Session:
     """Answers one connection's messages; see docs/protocol.md."""
 
-    def __init__(self, hub: Hub, coordinator: Coordinator, connection: Connection) -> None:
+    def __init__(self, hub: Hub, coordinator: Coordinator, connection: HubConnection) -> None:
         self.hub = hub
         self.coordinator = coordinator
         self.connection = connection
@@ -66,7 +59,9 @@ class Session:
         )
 
     def send(self, message: BaseModel) -> None:
-        self.connection.send(encode(message))
+        """Queue ``message`` for the client; sent outside a room's history, an event
+        goes without its envelope (room, seq, timestamp)."""
+        self.connection.send(to_json(unstored_data(message)))
 
     def receive(self, raw: str | bytes) -> None:
         """Handle one message from the client (never raises)."""
@@ -80,7 +75,7 @@ class Session:
             if connection.strikes > self.hub.limits.rate_burst:
                 self.hub.rate_limit_closes += 1
                 self.hub.unregister(connection)
-                connection.transport.close_with(CLOSE_RATE_LIMIT, "too many messages")
+                connection.writer.close_with(CLOSE_RATE_LIMIT, "too many messages")
                 return
             self.error(
                 ErrorCode.rate_limited,
@@ -93,8 +88,7 @@ class Session:
         try:
             message = parse_client_message(raw, max_bytes=self.hub.limits.max_frame_size)
         except ProtocolError as exc:
-            frame = exc.to_frame()
-            self.connection.send(encode(frame))
+            self.send(exc.to_frame())
             return
         if isinstance(message, Subscribe):
             self._spawn(self.subscribe(message))
@@ -106,7 +100,7 @@ class Session:
         elif isinstance(message, Control):
             self._spawn(self.control(message))
         elif isinstance(message, GetMetrics):
-            self.send(self.coordinator.metrics())
+            self.send(self.hub.with_connections(self.coordinator.metrics()))
 
     def receive_subscribe(self, request: Subscribe) -> None:
         """Subscribe as if the client had sent ``request`` (the single-room endpoints)."""
@@ -171,7 +165,9 @@ class Session:
                 )
             )
 
-        await self.hub.replay(self.connection, request.room, request.after, request.epoch, answer)
+        await self.hub.subscribe(
+            self.connection, request.room, request.after, request.epoch, answer
+        )
 
     async def snapshot(self, room: str) -> dict[str, Any]:
         """The room's current record; raises LookupError for an unknown room."""
@@ -182,7 +178,7 @@ class Session:
         if kind == RoomKind.agent:
             assert name is not None
             return self.coordinator.agents.get(name).record().model_dump(mode="json")
-        return self.coordinator.metrics().model_dump(mode="json", exclude=_ENVELOPE)
+        return unstored_data(self.hub.with_connections(self.coordinator.metrics()))
 
     async def control(self, request: Control) -> None:
         """Pause, resume or cancel; answered by ``control_response``."""

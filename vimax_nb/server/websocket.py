@@ -1,5 +1,7 @@
 """The WebSocket endpoints: authenticated before the upgrade, then a thin adapter
-between Tornado and the hub's :class:`~vimax_nb.server.session.Session`."""
+between Tornado and the hub: each handler is its connection's
+:class:`~vimax_nb.server.connection.FrameWriter` and feeds its
+:class:`~vimax_nb.server.session.Session`."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..protocol import COORDINATOR_ROOM, Subscribe, agent_room, workflow_room
 from .app import VimaxService
-from .hub import Connection
+from .connection import HubConnection
 from .session import Session
 
 
@@ -23,7 +25,7 @@ class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
 
     auth_resource = "vimax"
     session: Session | None = None
-    connection: Connection | None = None
+    connection: HubConnection | None = None
 
     @property
     def service(self) -> VimaxService:
@@ -76,7 +78,7 @@ class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
         if self.session is not None:
             self.session.close()
 
-    # -- the hub's Transport ------------------------------------------------------
+    # -- the hub's FrameWriter ----------------------------------------------------
 
     @property
     def remote(self) -> str:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .database import Database, StoreError, StoreLocked
-from .events import EventListener, EventLog
-from .records import Replay, Retention, StoredEvent
+from .events import EventListener, EventLog, Replay, ReplayGap
+from .records import Retention, StoredEvent
 from .workflows import Checkpoint, WorkflowStore
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "EventListener",
     "EventLog",
     "Replay",
+    "ReplayGap",
     "Retention",
     "Store",
     "StoreError",

@@ -1,4 +1,5 @@
-"""The durable event log: per-room sequence numbers, replay, retention."""
+"""The durable event log: per-room sequence numbers, retention, and the replay a
+reconnecting client is sent."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pydantic_core import to_json
 
 from ..shared import format_timestamp
 from .database import Database, StoreError
-from .records import Replay, Retention, StoredEvent, encode_payload
+from .records import Retention, StoredEvent, encode_payload
 
 log = logging.getLogger(__name__)
 
@@ -151,62 +152,21 @@ class EventLog:
 
     async def read(self, room: str, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         """Committed events of ``room`` with seq > ``after``, oldest first (at most ``limit``)."""
-        return await self.db.read(lambda conn: self._select(conn, room, after, None, limit))
+        return await self.db.read(lambda conn: _select(conn, room, after, None, limit))
 
-    async def replay(self, room: str, after: int | None, epoch: str | None = None) -> Replay:
-        """The events a client that has seen up to ``after`` is missing.
+    def replay(self, room: str, after: int | None, epoch: str | None = None) -> Replay:
+        """What a client that has seen ``room``'s events up to ``after`` is sent, decided now.
 
         ``top`` is taken when this is called: every event above it reaches the
-        listeners after this call, so a subscriber that starts listening before
-        calling ``replay`` misses nothing and sees nothing twice.
-
-        ``recovered`` is decided on what the read actually found, in one snapshot
-        with the stored epoch: retention or a reset that commits while the read
-        waits for a reader thread cannot pass a gap off as a full replay.
+        listeners after this call, so a subscriber that starts listening (holding
+        live events back) before calling ``replay`` misses nothing and sees nothing
+        twice. ``epoch`` is the log's epoch the client's ``after`` belongs to (None:
+        this one). Raises StoreError when the database is closed.
         """
         if self.db.closed:
             raise StoreError(f"the database {self.db.path} is closed")
-        after = after or 0
-        top, floor, current = self.top(room), self.floor(room), self.epoch
-        if (epoch is not None and epoch != current) or after > top:
-            return Replay(room, after, top, floor, False, [])
-
-        def query(conn: sqlite3.Connection) -> tuple[str | None, int, list[StoredEvent]]:
-            conn.execute("BEGIN")
-            try:
-                row = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
-                kept = conn.execute("SELECT floor FROM rooms WHERE room = ?", (room,)).fetchone()
-                events = self._select(conn, room, after, top, None) if after < top else []
-            finally:
-                conn.execute("COMMIT")
-            return (row[0] if row else None), (kept[0] if kept else 0), events
-
-        stored_epoch, stored_floor, events = await self.db.read(query)
-        if stored_epoch != current:  # reset since this call: those seqs mean other events
-            return Replay(room, after, top, floor, False, [])
-        floor = max(floor, min(stored_floor, top))
-        # Seqs are unique and within (after, top]: all there iff as many as that.
-        recovered = len(events) == top - after
-        return Replay(room, after, top, floor, recovered, events)
-
-    @staticmethod
-    def _select(
-        conn: sqlite3.Connection, room: str, after: int, until: int | None, limit: int | None
-    ) -> list[StoredEvent]:
-        rows = conn.execute(
-            "SELECT seq, type, stored_at, frame FROM events"
-            " WHERE room = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-            (
-                room,
-                after,
-                until if until is not None else 2**62,
-                -1 if limit is None else max(limit, 0),
-            ),
-        )
-        return [
-            StoredEvent(room, seq, type_, format_timestamp(at), frame)
-            for seq, type_, at, frame in rows
-        ]
+        top, floor = self.top(room), self.floor(room)
+        return Replay(self.db, room, after or 0, top, floor, epoch, self.epoch)
 
     # -- the writer thread's side (WriteHandler) ------------------------------------
 
@@ -364,3 +324,99 @@ class EventLog:
                     future.set_exception(value)
             elif future is not None and not future.done():
                 future.set_result(value)
+
+
+class ReplayGap(Exception):
+    """The events a replay was to send are no longer all kept: retention dropped some,
+    or the log was reset, after the replay was decided."""
+
+
+class Replay:
+    """The events a client that has seen a room up to ``after`` is sent, page by page.
+
+    Decided when :meth:`EventLog.replay` makes it. ``recovered`` is true when the kept
+    events after ``after`` are all of them: the client's epoch is the log's and
+    ``floor <= after <= top``. The pages hold the kept events with
+    ``start < seq <= top``: ``start`` is ``after`` when recovered; the floor for a
+    client of this epoch that has seen nothing (everything still kept); otherwise
+    ``top``, and there is nothing to send (the room's snapshot is the truth).
+    ``cursor`` is the seq of the last event read, ``start`` before the first page.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        room: str,
+        after: int,
+        top: int,
+        floor: int,
+        client_epoch: str | None,
+        epoch: str,
+    ) -> None:
+        self.db = db
+        self.room = room
+        self.top = top
+        self.epoch = epoch
+        same_epoch = client_epoch is None or client_epoch == epoch
+        self.recovered = same_epoch and floor <= after <= top
+        if self.recovered:
+            self.cursor = after
+        elif same_epoch and after == 0:
+            self.cursor = floor
+        else:
+            self.cursor = top
+
+    @property
+    def done(self) -> bool:
+        """Whether every page has been read."""
+        return self.cursor >= self.top
+
+    async def next_page(self, limit: int) -> list[StoredEvent]:
+        """The next kept events, at most ``limit``, oldest first; ``[]`` once done.
+
+        Raises :class:`ReplayGap` when the log was reset since the replay was decided,
+        or when a recovered replay finds an event it was to send dropped; StoreError
+        when the database is closed.
+        """
+        if self.done:
+            return []
+        room, cursor, top, epoch = self.room, self.cursor, self.top, self.epoch
+
+        def query(conn: sqlite3.Connection) -> tuple[str | None, list[StoredEvent]]:
+            conn.execute("BEGIN")  # the epoch and the events of one snapshot
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+                events = _select(conn, room, cursor, top, limit)
+            finally:
+                conn.execute("COMMIT")
+            return (row[0] if row else None), events
+
+        stored_epoch, page = await self.db.read(query)
+        if stored_epoch != epoch:
+            raise ReplayGap(f"the event log was reset while room {room!r} was being replayed")
+        if self.recovered and (not page or page[0].seq != cursor + 1):
+            raise ReplayGap(
+                f"retention dropped events of room {room!r} after seq {cursor} "
+                "while they were being replayed"
+            )
+        self.cursor = page[-1].seq if page else top
+        return page
+
+
+def _select(
+    conn: sqlite3.Connection, room: str, after: int, until: int | None, limit: int | None
+) -> list[StoredEvent]:
+    """The stored events of ``room`` with ``after < seq <= until``, oldest first."""
+    rows = conn.execute(
+        "SELECT seq, type, stored_at, frame FROM events"
+        " WHERE room = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+        (
+            room,
+            after,
+            until if until is not None else 2**62,
+            -1 if limit is None else max(limit, 0),
+        ),
+    )
+    return [
+        StoredEvent(room, seq, type_, format_timestamp(at), frame) for seq, type_, at, frame in rows
+    ]

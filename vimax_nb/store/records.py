@@ -1,11 +1,9 @@
-"""The event log's values: stored events, replays, the retention policy, encoding."""
+"""The event log's values: stored events, the retention policy, the payload encoding."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic_core import from_json, to_json
 
@@ -49,11 +47,6 @@ class StoredEvent:
     timestamp: str
     frame: bytes
 
-    def data(self) -> dict[str, Any]:
-        """The frame decoded."""
-        decoded: dict[str, Any] = json.loads(self.frame)
-        return decoded
-
 
 @dataclass(frozen=True, slots=True)
 class Retention:
@@ -75,20 +68,3 @@ class Retention:
             )
         if self.max_age is not None and self.max_age <= 0:
             raise ValueError(f"max_age must be a positive number of seconds (got {self.max_age})")
-
-
-@dataclass(frozen=True, slots=True)
-class Replay:
-    """What the log holds for a room after a client's last seen seq.
-
-    ``events`` are the kept events with ``after < seq <= top`` in order.
-    ``recovered`` is true when they are *all* the events after ``after``: the
-    epoch matches, ``after <= top`` and nothing after ``after`` was pruned.
-    """
-
-    room: str
-    after: int
-    top: int
-    floor: int
-    recovered: bool
-    events: list[StoredEvent]

@@ -1,36 +1,12 @@
-"""Pipelines, the kinds of workflow; re-exports the workflow vocabulary.
-
-The state machine lives in :mod:`.transitions`, tasks and their graph in
-:mod:`.graph`, and what a task handler is given and returns in :mod:`.context`.
-"""
+"""Pipelines: the kinds of workflow a coordinator runs."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..shared import CancelToken, TaskCanceled
-from .context import Artifact, TaskContext, TaskResult
-from .graph import TERMINAL_TASK_STATES, Stage, Task, TaskGraph, TaskSpec, TaskState
-from .transitions import TRANSITIONS, check_action, check_transition
-
-__all__ = [
-    "TERMINAL_TASK_STATES",
-    "TRANSITIONS",
-    "Artifact",
-    "CancelToken",
-    "Pipeline",
-    "Stage",
-    "Task",
-    "TaskCanceled",
-    "TaskContext",
-    "TaskGraph",
-    "TaskResult",
-    "TaskSpec",
-    "TaskState",
-    "check_action",
-    "check_transition",
-]
+from .context import TaskResult
+from .graph import Stage, TaskGraph, TaskSpec
 
 
 class Pipeline:
