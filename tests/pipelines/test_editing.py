@@ -10,8 +10,8 @@ import av
 import pytest
 from PIL import Image, ImageStat
 
-from vimax_nb.coordinator import CancelToken, TaskCanceled
 from vimax_nb.pipelines.editing import VideoInfo, concatenate_videos, probe_video
+from vimax_nb.shared import CancelToken, TaskCanceled
 
 RED, GREEN, BLUE = (200, 30, 30), (30, 200, 30), (30, 30, 200)
 

@@ -11,7 +11,7 @@ from PIL import Image, ImageChops
 
 from vimax_nb.coordinator import RetryPolicy
 from vimax_nb.pipelines.editing import probe_video
-from vimax_nb.protocol import WorkflowState
+from vimax_nb.protocol import ControlAction, WorkflowState
 from vimax_nb.providers.base import ProviderError
 
 from .fakes import SMALL, Wrapped, flaky, vimax
@@ -70,8 +70,8 @@ async def test_idea2video_turns_an_idea_into_a_video_with_vimax_files(tmp_path: 
     assert kinds == {"text", "json", "image", "video"}
     final = recorder.of("artifact", workflow_id=record.id, name="final video")
     assert [a.url for a in final] == [f"/vimax/api/workflows/{record.id}/artifacts/final_video.mp4"]
-    stages = recorder.progress(record.id)[-1].details["stages"]
-    assert {s["name"]: s["total"] for s in stages}["frames"] == 3
+    stages = recorder.progress(record.id)[-1].details.stages
+    assert {s.name: s.total for s in stages}["frames"] == 3
 
 
 async def test_the_same_seed_gives_the_same_story_and_script(tmp_path: Path) -> None:
@@ -121,16 +121,14 @@ async def test_a_resumed_run_does_not_redo_finished_work(tmp_path: Path) -> None
     gate.set()
     async with vimax(tmp_path, wrapped) as (coordinator, recorder):
         assert (await coordinator.get_workflow(record.id)).state == WorkflowState.interrupted
-        await coordinator.resume(record.id)
+        await coordinator.control(record.id, ControlAction.resume)
         done = await coordinator.wait(record.id, timeout=120)
     assert done.state == WorkflowState.completed, done.message
     assert wrapped.calls["chat"] == before["chat"]  # story, script, storyboard... all restored
     assert wrapped.calls["image"] == before["image"] + 2  # only shot 1's two frames
     assert wrapped.calls["video"] - before["video"] == 3  # the three clips, and only them
     restored = {
-        e.details["task"]
-        for e in recorder.progress(record.id)
-        if e.details.get("event") == "task_restored"
+        e.details.task for e in recorder.progress(record.id) if e.details.event == "task_restored"
     }
     assert {"story", "script", "scene/0/shot/2/frames"} <= restored
     assert "scene/0/shot/1/frames" not in restored
@@ -144,7 +142,7 @@ async def test_transient_provider_failures_are_retried_to_a_complete_video(tmp_p
         done = await coordinator.wait(record.id, timeout=120)
     assert done.state == WorkflowState.completed, done.message
     assert probe_video(tmp_path / record.id / "final_video.mp4").frames == 18
-    retries = [e for e in recorder.progress(record.id) if e.details.get("event") == "task_retrying"]
+    retries = [e for e in recorder.progress(record.id) if e.details.event == "task_retrying"]
     assert retries
     assert coordinator.dead_letters == 0
 
@@ -178,7 +176,7 @@ async def test_cancel_during_the_clips_stops_at_once_and_leaves_no_partial_video
     async with vimax(tmp_path, wrapped) as (coordinator, recorder):
         record = await coordinator.submit("idea2video", {"idea": IDEA, **SMALL})
         await asyncio.to_thread(waiting.acquire, True, 60)
-        canceled = await coordinator.cancel(record.id)
+        canceled = await coordinator.control(record.id, ControlAction.cancel)
         assert canceled.state == WorkflowState.canceled
         await asyncio.wait_for(
             recorder.wait_for(
@@ -200,5 +198,5 @@ def _stages_done(event: Any, workflow_id: str, *names: str) -> bool:
     """Whether ``event`` shows every task of the named stages done (and some planned)."""
     if event.type != "progress" or event.workflow_id != workflow_id:
         return False
-    counts = {s["name"]: (s["done"], s["total"]) for s in event.details["stages"]}
+    counts = {s.name: (s.done, s.total) for s in event.details.stages}
     return all(counts[n][1] > 0 and counts[n][0] == counts[n][1] for n in names)

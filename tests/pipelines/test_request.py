@@ -13,7 +13,7 @@ from vimax_nb.pipelines.request import (
     parse_request,
     parse_request_offline,
 )
-from vimax_nb.providers.base import ChatModel, ChatRequest
+from vimax_nb.providers.base import ChatModel, ChatRequest, ProviderError
 from vimax_nb.providers.procedural.text import ProceduralChatModel
 
 X = "\N{MULTIPLICATION SIGN}"
@@ -218,9 +218,11 @@ def test_chat_path_asks_the_model() -> None:
         assert field in request.instructions, field
 
 
-def test_chat_path_with_the_procedural_model() -> None:
+def test_offline_requests_need_no_chat_model_and_the_procedural_one_refuses() -> None:
     text = "a three-scene watercolor video about a fox who learns to fly, for children"
-    assert parse_request(text, ProceduralChatModel()) == parse_request_offline(text)
+    assert parse_request(text, None).scenes == 3
+    with pytest.raises(ProviderError, match="parse_request"):
+        parse_request(text, ProceduralChatModel())
 
 
 def test_describe_plan() -> None:

@@ -13,16 +13,11 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from vimax_nb.coordinator import CancelToken, TaskCanceled
 from vimax_nb.pipelines.models import Story
-from vimax_nb.providers.base import ChatModel, ChatRequest, ImageGenerator, ProviderError
-from vimax_nb.providers.openai import (
-    OpenAIChatModel,
-    OpenAIConfig,
-    OpenAIImageGenerator,
-    RateLimiter,
-    api_size_for,
-)
+from vimax_nb.providers.base import ChatModel, ChatRequest, ImageModel, ProviderError
+from vimax_nb.providers.openai import OpenAIChatModel, OpenAIConfig, OpenAIImageModel, RateLimiter
+from vimax_nb.providers.openai.images import api_size_for
+from vimax_nb.shared import CancelToken, TaskCanceled
 
 from .fake_openai_server import (
     CHAT,
@@ -203,10 +198,10 @@ def test_an_image_is_decoded_cropped_and_resized_to_the_requested_size(
     api_image.paste((0, 0, 255), (768, 0, 1536, 1024))
     api_image.paste((0, 255, 0), (0, 0, 1536, 60))
     server.script(IMAGES, Reply(200, {"created": 0, "data": [{"b64_json": png_b64(api_image)}]}))
-    generator = OpenAIImageGenerator(config_for(server))
-    assert isinstance(generator, ImageGenerator)
+    model = OpenAIImageModel(config_for(server))
+    assert isinstance(model, ImageModel)
 
-    output = generator.generate_single_image(
+    output = model.generate_single_image(
         "Style: watercolor", ["/refs/hero.png", "/refs/harbour.png"], size="640x360"
     )
 
@@ -227,9 +222,9 @@ def test_an_image_is_decoded_cropped_and_resized_to_the_requested_size(
 def test_dall_e_models_are_asked_for_base64_at_their_own_sizes(server: FakeOpenAI) -> None:
     api_image = Image.new("RGB", (1792, 1024), (10, 20, 30))
     server.script(IMAGES, Reply(200, {"created": 0, "data": [{"b64_json": png_b64(api_image)}]}))
-    generator = OpenAIImageGenerator(config_for(server, image_model="dall-e-3"))
+    model = OpenAIImageModel(config_for(server, image_model="dall-e-3"))
 
-    output = generator.generate_single_image("a harbour", size="320x180")
+    output = model.generate_single_image("a harbour", size="320x180")
 
     assert output.image.size == (320, 180)
     (sent,) = server.requests_to(IMAGES)
@@ -248,21 +243,21 @@ def test_api_sizes_are_the_closest_the_model_accepts() -> None:
 def test_an_undecodable_image_is_retryable(server: FakeOpenAI) -> None:
     server.script(IMAGES, Reply(200, {"created": 0, "data": [{"b64_json": "bm90IGEgcG5n"}]}))
     with pytest.raises(ProviderError, match="decode") as caught:
-        OpenAIImageGenerator(config_for(server)).generate_single_image("x")
+        OpenAIImageModel(config_for(server)).generate_single_image("x")
     assert caught.value.retryable is True
 
 
 def test_image_errors_are_mapped_too(server: FakeOpenAI) -> None:
     server.script(IMAGES, error_reply(429, "slow down"))
     with pytest.raises(ProviderError, match="slow down") as caught:
-        OpenAIImageGenerator(config_for(server)).generate_single_image("x")
+        OpenAIImageModel(config_for(server)).generate_single_image("x")
     assert caught.value.retryable is True
 
 
 def test_a_missing_api_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("VIMAX_OPENAI_API_KEY", raising=False)
-    for provider in (OpenAIChatModel, OpenAIImageGenerator):
+    for provider in (OpenAIChatModel, OpenAIImageModel):
         with pytest.raises(ProviderError, match="OPENAI_API_KEY") as caught:
             provider(OpenAIConfig(base_url="http://127.0.0.1:9/v1"))
         assert caught.value.retryable is False

@@ -1,4 +1,4 @@
-"""The procedural image and video generators draw real, deterministic pictures and clips."""
+"""The procedural image and video models draw real, deterministic pictures and clips."""
 
 from __future__ import annotations
 
@@ -11,24 +11,24 @@ import av
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from vimax_nb.coordinator import CancelToken, TaskCanceled
 from vimax_nb.pipelines.editing import probe_video
 from vimax_nb.providers.base import (
-    ImageGenerator,
+    ImageModel,
     ProviderError,
-    VideoGenerator,
+    VideoModel,
     VideoRequest,
     compose_prompt,
 )
 from vimax_nb.providers.procedural import (
-    ProceduralImageGenerator,
-    ProceduralVideoGenerator,
+    ProceduralImageModel,
+    ProceduralVideoModel,
     camera_motion,
     camera_path,
     character_look,
     scene_setting,
 )
 from vimax_nb.providers.procedural import images as images_module
+from vimax_nb.shared import CancelToken, TaskCanceled
 
 MARA = "a tall woman with long hair and glasses"
 TOBIN = "a small boy with a cap"
@@ -94,36 +94,34 @@ def colour_box(image: Image.Image, colour: tuple[int, int, int]) -> tuple[int, i
 
 
 @pytest.fixture
-def gen() -> ProceduralImageGenerator:
-    return ProceduralImageGenerator()
+def gen() -> ProceduralImageModel:
+    return ProceduralImageModel()
 
 
 @pytest.fixture
-def mara_front(gen: ProceduralImageGenerator, tmp_path: Path) -> Path:
+def mara_front(gen: ProceduralImageModel, tmp_path: Path) -> Path:
     return gen.generate_single_image(portrait("Mara", MARA), (), "256x384").save(
         tmp_path / "mara_front.png"
     )
 
 
-def test_the_generators_satisfy_the_provider_protocols() -> None:
-    assert isinstance(ProceduralImageGenerator(), ImageGenerator)
-    assert isinstance(ProceduralVideoGenerator(), VideoGenerator)
+def test_the_models_satisfy_the_provider_protocols() -> None:
+    assert isinstance(ProceduralImageModel(), ImageModel)
+    assert isinstance(ProceduralVideoModel(), VideoModel)
 
 
-def test_same_inputs_give_the_same_png_bytes(
-    gen: ProceduralImageGenerator, mara_front: Path
-) -> None:
+def test_same_inputs_give_the_same_png_bytes(gen: ProceduralImageModel, mara_front: Path) -> None:
     first = png(gen.generate_single_image(frame(), [mara_front]).image)
     images_module._background.cache_clear()
     images_module._cutout.cache_clear()
-    again = png(ProceduralImageGenerator().generate_single_image(frame(), [mara_front]).image)
+    again = png(ProceduralImageModel().generate_single_image(frame(), [mara_front]).image)
     assert first == again
     one = gen.generate_single_image(portrait("Mara", MARA), (), "256x384").image
     assert png(one) == mara_front.read_bytes()
 
 
 def test_different_descriptions_and_shots_give_different_pictures(
-    gen: ProceduralImageGenerator, mara_front: Path
+    gen: ProceduralImageModel, mara_front: Path
 ) -> None:
     base = gen.generate_single_image(frame("Mara waits on the pier"), [mara_front]).image
     other = gen.generate_single_image(frame("Mara runs past a boat"), [mara_front]).image
@@ -133,7 +131,7 @@ def test_different_descriptions_and_shots_give_different_pictures(
     assert fraction_changed(base, shot) > 0.01
 
 
-def test_a_scene_keeps_its_background(gen: ProceduralImageGenerator) -> None:
+def test_a_scene_keeps_its_background(gen: ProceduralImageModel) -> None:
     def sky(scene: str, shot: int, text: str) -> Image.Image:
         image = gen.generate_single_image(frame(text, shot=shot, scene=scene, characters="")).image
         return image.crop((0, 0, 640, 180))
@@ -145,7 +143,7 @@ def test_a_scene_keeps_its_background(gen: ProceduralImageGenerator) -> None:
 
 
 def test_portrait_views_differ_but_share_the_characters_colours(
-    gen: ProceduralImageGenerator,
+    gen: ProceduralImageModel,
 ) -> None:
     views = {
         v: gen.generate_single_image(portrait("Mara", MARA, v), (), "256x384").image
@@ -185,7 +183,7 @@ def test_scenes_are_read_by_whole_words() -> None:
 
 
 def test_frames_paste_the_portraits_and_skip_missing_ones(
-    gen: ProceduralImageGenerator, mara_front: Path, tmp_path: Path
+    gen: ProceduralImageModel, mara_front: Path, tmp_path: Path
 ) -> None:
     look = character_look("Mara", MARA)
     with_mara = gen.generate_single_image(frame(), [mara_front]).image
@@ -199,7 +197,7 @@ def test_frames_paste_the_portraits_and_skip_missing_ones(
 
 
 def test_portraits_mark_their_figure_in_the_alpha_channel(
-    gen: ProceduralImageGenerator, mara_front: Path, tmp_path: Path
+    gen: ProceduralImageModel, mara_front: Path, tmp_path: Path
 ) -> None:
     image = Image.open(mara_front)
     assert image.mode == "RGBA"
@@ -214,7 +212,7 @@ def test_portraits_mark_their_figure_in_the_alpha_channel(
     assert pixels_of(gen.generate_single_image(frame(), [flat]).image, look.top) > 200
 
 
-def test_first_and_last_frames_differ(gen: ProceduralImageGenerator, mara_front: Path) -> None:
+def test_first_and_last_frames_differ(gen: ProceduralImageModel, mara_front: Path) -> None:
     look = character_look("Mara", MARA)
     first = gen.generate_single_image(frame(which="first"), [mara_front]).image
     last = gen.generate_single_image(frame(which="last"), [mara_front]).image
@@ -223,7 +221,7 @@ def test_first_and_last_frames_differ(gen: ProceduralImageGenerator, mara_front:
 
 
 def test_close_ups_keep_the_head_in_the_picture(
-    gen: ProceduralImageGenerator, mara_front: Path
+    gen: ProceduralImageModel, mara_front: Path
 ) -> None:
     look = character_look("Mara", MARA)
     for which in ("first", "last"):
@@ -234,7 +232,7 @@ def test_close_ups_keep_the_head_in_the_picture(
         assert colour_box(image, look.bottom)[3] >= 360 - 45  # the legs reach the caption strip
 
 
-def test_noir_frames_are_greyscale(gen: ProceduralImageGenerator, mara_front: Path) -> None:
+def test_noir_frames_are_greyscale(gen: ProceduralImageModel, mara_front: Path) -> None:
     def is_grey(image: Image.Image) -> bool:
         r, g, b = image.split()
         return (
@@ -246,7 +244,7 @@ def test_noir_frames_are_greyscale(gen: ProceduralImageGenerator, mara_front: Pa
     assert not is_grey(gen.generate_single_image(frame(style="cinematic"), [mara_front]).image)
 
 
-def test_every_style_looks_different(gen: ProceduralImageGenerator, mara_front: Path) -> None:
+def test_every_style_looks_different(gen: ProceduralImageModel, mara_front: Path) -> None:
     styles = [
         "watercolor",
         "oil painting",
@@ -266,7 +264,7 @@ def test_every_style_looks_different(gen: ProceduralImageGenerator, mara_front: 
     assert len(set(pictures)) == len(styles)
 
 
-def test_images_are_fast(gen: ProceduralImageGenerator, mara_front: Path) -> None:
+def test_images_are_fast(gen: ProceduralImageModel, mara_front: Path) -> None:
     gen.generate_single_image(frame(), [mara_front])
     start = time.perf_counter()
     for shot in range(20):
@@ -275,7 +273,7 @@ def test_images_are_fast(gen: ProceduralImageGenerator, mara_front: Path) -> Non
 
 
 @pytest.mark.parametrize("size", ["640by360", "10x10", "640x99999", ""])
-def test_bad_sizes_are_refused(gen: ProceduralImageGenerator, size: str) -> None:
+def test_bad_sizes_are_refused(gen: ProceduralImageModel, size: str) -> None:
     with pytest.raises(ProviderError) as raised:
         gen.generate_single_image(frame(), (), size)
     assert not raised.value.retryable
@@ -319,7 +317,7 @@ def test_a_clip_has_the_requested_frames_size_rate_and_codec(tmp_path: Path) -> 
     refs = [solid(tmp_path / "a.png", (200, 30, 30)), solid(tmp_path / "b.png", (30, 30, 200))]
     request = VideoRequest(tmp_path / "out" / "clip.mp4", size=(320, 180), fps=8, duration=1.5)
     start = time.perf_counter()
-    path = ProceduralVideoGenerator().generate_single_video(clip_prompt(), refs, request)
+    path = ProceduralVideoModel().generate_single_video(clip_prompt(), refs, request)
     elapsed = time.perf_counter() - start
     assert path == request.output_path
     info = probe_video(path, decode=True)
@@ -334,14 +332,14 @@ def test_a_clip_has_the_requested_frames_size_rate_and_codec(tmp_path: Path) -> 
     assert last[2] > 150 > last[0]  # ...and ends on the last one (blue)
 
 
-def test_a_24_frame_clip_is_fast(tmp_path: Path, gen: ProceduralImageGenerator) -> None:
+def test_a_24_frame_clip_is_fast(tmp_path: Path, gen: ProceduralImageModel) -> None:
     refs = []
     for which in ("first", "last"):
         image = gen.generate_single_image(frame(which=which, characters=""), ())
         refs.append(image.save(tmp_path / f"{which}.png"))
     request = VideoRequest(tmp_path / "clip.mp4", size=(640, 360), fps=24, duration=1.0)
     start = time.perf_counter()
-    ProceduralVideoGenerator().generate_single_video(clip_prompt("pan left"), refs, request)
+    ProceduralVideoModel().generate_single_video(clip_prompt("pan left"), refs, request)
     assert time.perf_counter() - start < 3.0  # well under 1 s here; slack for slow CI
     assert probe_video(request.output_path).frames == 24
 
@@ -349,7 +347,7 @@ def test_a_24_frame_clip_is_fast(tmp_path: Path, gen: ProceduralImageGenerator) 
 def test_one_reference_is_animated_alone(tmp_path: Path) -> None:
     ref = solid(tmp_path / "only.png", (20, 160, 40), (640, 360))
     request = VideoRequest(tmp_path / "clip.mp4", size=(160, 90), fps=10, duration=0.5)
-    ProceduralVideoGenerator().generate_single_video(clip_prompt("zoom in"), [ref], request)
+    ProceduralVideoModel().generate_single_video(clip_prompt("zoom in"), [ref], request)
     frames = decoded(request.output_path)
     assert len(frames) == 5
     assert all(abs(ImageStat.Stat(f).mean[1] - 160) < 12 for f in frames)
@@ -374,7 +372,7 @@ def test_a_pan_moves_the_picture(tmp_path: Path) -> None:
     means = {}
     for motion in ("pan left", "pan right"):
         request = VideoRequest(tmp_path / f"{motion}.mp4", size=(320, 180), fps=6, duration=1.0)
-        ProceduralVideoGenerator().generate_single_video(
+        ProceduralVideoModel().generate_single_video(
             clip_prompt(motion), [tmp_path / "ramp.png"], request
         )
         frames = decoded(request.output_path)
@@ -389,7 +387,7 @@ def test_a_cancel_before_the_start_leaves_nothing(tmp_path: Path) -> None:
     token.cancel()
     request = VideoRequest(tmp_path / "clip.mp4", duration=1.0, cancel_token=token)
     with pytest.raises(TaskCanceled):
-        ProceduralVideoGenerator().generate_single_video(clip_prompt(), [ref, ref], request)
+        ProceduralVideoModel().generate_single_video(clip_prompt(), [ref, ref], request)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
@@ -398,7 +396,7 @@ def test_a_cancel_while_encoding_removes_the_part_file(tmp_path: Path) -> None:
     token = CancelAfter(20, tmp_path)
     request = VideoRequest(tmp_path / "clip.mp4", fps=12, duration=2.0, cancel_token=token)
     with pytest.raises(TaskCanceled):
-        ProceduralVideoGenerator().generate_single_video(clip_prompt("zoom in"), [ref], request)
+        ProceduralVideoModel().generate_single_video(clip_prompt("zoom in"), [ref], request)
     assert token.saw_part
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
@@ -410,10 +408,10 @@ def test_unreadable_references_are_provider_errors(tmp_path: Path) -> None:
     request = VideoRequest(tmp_path / "clip.mp4", duration=0.5)
     for refs, named in (([good, tmp_path / "missing.png"], "missing.png"), ([bad], "bad.png")):
         with pytest.raises(ProviderError, match=re.escape(named)) as raised:
-            ProceduralVideoGenerator().generate_single_video(clip_prompt(), refs, request)
+            ProceduralVideoModel().generate_single_video(clip_prompt(), refs, request)
         assert not raised.value.retryable
     with pytest.raises(ProviderError, match="even"):
-        ProceduralVideoGenerator().generate_single_video(
+        ProceduralVideoModel().generate_single_video(
             clip_prompt(), [good], VideoRequest(tmp_path / "odd.mp4", size=(321, 180))
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "bad.png"]

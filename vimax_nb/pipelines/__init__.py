@@ -1,47 +1,26 @@
 """ViMax's pipelines (Idea2Video, Script2Video) as agent workflows.
 
-The pipelines and agents (which need the coordinator, Pillow and PyAV) are imported on
-first use, so ``vimax_nb.pipelines.params`` and ``.request`` stay quick to import for
-the client, the CLI and the launchers.
+Modules: :mod:`.params` (the workflows' parameters), :mod:`.request` (requests in plain
+words), :mod:`.models` (the shapes ViMax's agents pass), :mod:`.agents`, :mod:`.prompts`,
+:mod:`.editing`, :mod:`.base`, :mod:`.idea2video` and :mod:`.script2video`.
+
+Importing this package, :mod:`.params` or :mod:`.request` loads no coordinator, store,
+Pillow, PyAV or provider implementation (``.request`` loads only
+:mod:`vimax_nb.providers.base`), so the CLI and the launcher forms may use them. The
+other modules need the coordinator or the media libraries; :func:`register_vimax`
+imports them when it is called.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..coordinator import Coordinator
     from ..providers import Providers
-    from .agents import vimax_agents
-    from .idea2video import Idea2VideoPipeline
-    from .params import Idea2VideoParams, Script2VideoParams
-    from .script2video import Script2VideoPipeline
 
-__all__ = [
-    "Idea2VideoParams",
-    "Idea2VideoPipeline",
-    "Script2VideoParams",
-    "Script2VideoPipeline",
-    "register_vimax",
-    "vimax_agents",
-]
-
-_HOMES = {
-    "Idea2VideoParams": ".params",
-    "Script2VideoParams": ".params",
-    "Idea2VideoPipeline": ".idea2video",
-    "Script2VideoPipeline": ".script2video",
-    "vimax_agents": ".agents",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(home, __name__), name)
+__all__ = ["register_vimax"]
 
 
 def register_vimax(coordinator: Coordinator, providers: Providers | None = None) -> None:

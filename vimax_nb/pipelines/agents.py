@@ -15,6 +15,7 @@ from typing import Any
 
 from ..coordinator import Agent, Artifact, TaskContext, TaskResult, skill
 from ..providers import ChatRequest, Providers, VideoRequest
+from ..providers.base import M
 from . import prompts
 from .editing import concatenate_videos, probe_video
 from .models import (
@@ -74,8 +75,10 @@ class _ProviderAgent(Agent):
         task: str,
         instructions: str,
         inputs: dict[str, Any],
-        model: type[Any],
-    ) -> Any:
+        model: type[M],
+    ) -> M:
+        """The chat model's answer to ``task``, validated as ``model``; seeded by the
+        workflow's seed. Raises TaskCanceled first if the task was canceled."""
         ctx.cancel_token.raise_if_cancelled()
         request = ChatRequest(task, instructions, inputs, model, seed=ctx.workflow_params["seed"])
         return self.providers.chat.complete(request)

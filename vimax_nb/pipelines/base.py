@@ -3,7 +3,9 @@
 A scene grows in three steps, each planned from the previous step's result:
 storyboard -> one description per shot and the camera tree -> per shot its frames
 (a child camera's first shot waits for its parent shot's frames) and its clip ->
-the scene's video. Every task that is planned later holds back the final edit.
+the scene's video. The final edit is planned before them, so the tasks that plan more
+(a storyboard planned later, the camera tree) and a scene's last tasks (its clips, or
+its video) hold it back (``blocks``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..coordinator import Pipeline, TaskGraph, TaskResult, TaskSpec
+from ..coordinator import Pipeline, Stage, TaskGraph, TaskResult, TaskSpec
 from ..store import Checkpoint
 
 FINAL = "final"
+#: The stages of the tasks a storyboard plans for its scene, with their weights.
+SCENE_STAGES = (
+    Stage("storyboard", 0.5),
+    Stage("shots", 0.5),
+    Stage("cameras", 0.5),
+    Stage("frames", 3),
+    Stage("clips", 3),
+)
 
 
 def portrait_tasks(characters: list[dict[str, Any]]) -> list[TaskSpec]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..coordinator import Stage, TaskSpec
-from .base import FINAL, ViMaxPipeline, portrait_tasks, storyboard_task
+from .base import FINAL, SCENE_STAGES, ViMaxPipeline, portrait_tasks, storyboard_task
 from .params import Idea2VideoParams
 
 
@@ -22,11 +22,7 @@ class Idea2VideoPipeline(ViMaxPipeline):
         Stage("characters", 0.5),
         Stage("portraits", 1.5),
         Stage("script", 1),
-        Stage("storyboard", 0.5),
-        Stage("shots", 0.5),
-        Stage("cameras", 0.5),
-        Stage("frames", 3),
-        Stage("clips", 3),
+        *SCENE_STAGES,
         Stage("scene_video", 1),
         Stage("final", 1),
     )

@@ -1,8 +1,11 @@
 """Requests in plain words: "a three-scene watercolor video about a fox who learns to fly".
 
 :func:`parse_request` turns such a sentence into :class:`~.params.Idea2VideoParams`, with a
-chat model or, without one, with :func:`parse_request_offline`'s rules; :func:`describe_plan`
-says in one line what the parameters will make.
+hosted chat model or, without one, with :func:`parse_request_offline`'s rules;
+:func:`describe_plan` says in one line what the parameters will make.
+
+Imports only pydantic, :mod:`.params` and :mod:`vimax_nb.providers.base` (no coordinator,
+store, Pillow, PyAV or ``openai``), so the CLI and the launcher forms may use it.
 """
 
 from __future__ import annotations
@@ -115,9 +118,10 @@ _ANYWHERE: tuple[tuple[str, str], ...] = (
 def parse_request(text: str, chat: ChatModel | None = None, *, seed: int = 0) -> Idea2VideoParams:
     """The Idea2Video parameters a request in plain words asks for.
 
-    With ``chat``, asks it (task ``parse_request``, the request as ``inputs["request"]``,
-    ``seed`` as the request's seed) and returns its answer; without, applies
-    :func:`parse_request_offline`. Raises ValueError for a blank request.
+    With ``chat``, a hosted chat model, asks it (task ``parse_request``, the request as
+    ``inputs["request"]``, ``seed`` as the request's seed) and returns its answer; with
+    ``chat=None``, applies :func:`parse_request_offline`. Offline, pass no chat model: the
+    procedural one does not answer ``parse_request``. Raises ValueError for a blank request.
     """
     if not text.strip():
         raise ValueError("the request is empty: say what the video should be about")

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..coordinator import Stage, TaskSpec
-from .base import FINAL, ViMaxPipeline, portrait_tasks, storyboard_task
+from .base import FINAL, SCENE_STAGES, ViMaxPipeline, portrait_tasks, storyboard_task
 from .models import Scene
 from .params import Script2VideoParams
 
@@ -52,11 +52,7 @@ class Script2VideoPipeline(ViMaxPipeline):
     stages = (
         Stage("characters", 0.5),
         Stage("portraits", 1.5),
-        Stage("storyboard", 0.5),
-        Stage("shots", 0.5),
-        Stage("cameras", 0.5),
-        Stage("frames", 3),
-        Stage("clips", 3),
+        *SCENE_STAGES,
         Stage("final", 1),
     )
 

@@ -1,21 +1,27 @@
-"""Model providers for the pipelines: which chat model, image and video generator to use.
+"""Model providers for the pipelines: which chat, image and video model to use.
 
 ``procedural`` (the default) runs offline and deterministically; ``openai`` speaks to
-any OpenAI-compatible service for chat and images.
+any OpenAI-compatible service for chat and images. Providers know their parameters and
+the cancel token of :mod:`vimax_nb.shared`; they import nothing of the coordinator, the
+store or the pipelines.
+
+Importing this package loads only :mod:`.base` (pydantic, no Pillow, PyAV or
+``openai``); :func:`make_providers` imports the procedural providers, and the OpenAI
+ones only when asked for.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from .base import (
     ChatModel,
     ChatRequest,
-    ImageGenerator,
+    ImageModel,
     ImageOutput,
     ProviderError,
-    VideoGenerator,
+    VideoModel,
     VideoRequest,
 )
 
@@ -25,19 +31,16 @@ if TYPE_CHECKING:
 __all__ = [
     "ChatModel",
     "ChatRequest",
-    "ImageGenerator",
+    "ImageModel",
     "ImageOutput",
     "ProviderError",
     "Providers",
-    "VideoGenerator",
+    "VideoModel",
     "VideoRequest",
     "make_providers",
 ]
 
-ChatChoice = Literal["procedural", "openai"]
-ImageChoice = Literal["procedural", "openai"]
-VideoChoice = Literal["procedural"]
-
+#: The provider names each role accepts.
 CHAT_PROVIDERS = ("procedural", "openai")
 IMAGE_PROVIDERS = ("procedural", "openai")
 VIDEO_PROVIDERS = ("procedural",)
@@ -48,8 +51,8 @@ class Providers:
     """The provider of each role the agents need."""
 
     chat: ChatModel
-    image: ImageGenerator
-    video: VideoGenerator
+    image: ImageModel
+    video: VideoModel
 
 
 def make_providers(
@@ -67,19 +70,19 @@ def make_providers(
     _check("chat", chat, CHAT_PROVIDERS)
     _check("image", image, IMAGE_PROVIDERS)
     _check("video", video, VIDEO_PROVIDERS)
-    from .procedural import ProceduralChatModel, ProceduralImageGenerator, ProceduralVideoGenerator
+    from .procedural import ProceduralChatModel, ProceduralImageModel, ProceduralVideoModel
 
     chat_model: ChatModel = ProceduralChatModel()
-    image_generator: ImageGenerator = ProceduralImageGenerator()
+    image_model: ImageModel = ProceduralImageModel()
     if "openai" in (chat, image):
-        from .openai import OpenAIChatModel, OpenAIConfig, OpenAIImageGenerator
+        from .openai import OpenAIChatModel, OpenAIConfig, OpenAIImageModel
 
         config = openai or OpenAIConfig.from_env()
         if chat == "openai":
             chat_model = OpenAIChatModel(config)
         if image == "openai":
-            image_generator = OpenAIImageGenerator(config)
-    return Providers(chat_model, image_generator, ProceduralVideoGenerator())
+            image_model = OpenAIImageModel(config)
+    return Providers(chat_model, image_model, ProceduralVideoModel())
 
 
 def _check(role: str, name: str, choices: tuple[str, ...]) -> None:

@@ -1,13 +1,17 @@
-"""What the pipelines ask of a model provider: chat, images and videos.
+"""What the pipelines ask of a model provider: :class:`ChatModel`, :class:`ImageModel`
+and :class:`VideoModel`.
 
 The shapes follow ViMax: a chat model answers with structured output (a pydantic
-model), ``ImageGenerator.generate_single_image(prompt, reference_image_paths,
-size)`` and ``VideoGenerator.generate_single_video(prompt, reference_image_paths,
-...)``. Providers are called from worker threads and may block.
+model), ``ImageModel.generate_single_image(prompt, reference_image_paths, size)`` and
+``VideoModel.generate_single_video(prompt, reference_image_paths, request)``. Providers
+are called from worker threads and may block.
 
 Prompts are plain text made of labelled sections (``Style: watercolor``), built
 with :func:`compose_prompt`; a hosted model reads them as a description, and the
 procedural provider reads the sections with :func:`parse_prompt`.
+
+This module imports only pydantic and :mod:`vimax_nb.shared` (Pillow only for type
+checking), so the light parts of the project may use its names.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from PIL import Image
 from pydantic import BaseModel
 
 from ..shared import CancelToken
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -70,7 +76,7 @@ class ChatModel(Protocol):
 
 @dataclass(slots=True)
 class ImageOutput:
-    """A generated image."""
+    """A generated image (a Pillow image)."""
 
     image: Image.Image
 
@@ -85,7 +91,7 @@ class ImageOutput:
 
 
 @runtime_checkable
-class ImageGenerator(Protocol):
+class ImageModel(Protocol):
     """Makes an image from a prompt and reference images."""
 
     def generate_single_image(
@@ -108,12 +114,12 @@ class VideoRequest:
 
 
 @runtime_checkable
-class VideoGenerator(Protocol):
+class VideoModel(Protocol):
     """Makes a clip from a prompt and reference images (first and last frame).
 
     Writes an H.264 MP4 at ``request.output_path`` and returns its path; the
     file appears only when complete. Checks ``request.cancel_token`` while it
-    works and raises :class:`~vimax_nb.coordinator.TaskCanceled` when it is set.
+    works and raises :class:`~vimax_nb.shared.TaskCanceled` when it is set.
     """
 
     def generate_single_video(

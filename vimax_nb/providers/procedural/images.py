@@ -1,6 +1,6 @@
 """Procedural images: character portraits and storyboard frames drawn with Pillow.
 
-:class:`ProceduralImageGenerator` reads the labelled sections of a prompt (see
+:class:`ProceduralImageModel` reads the labelled sections of a prompt (see
 :func:`~vimax_nb.providers.base.parse_prompt`) and draws, without any model:
 
 * a **portrait** (a ``view`` section: front, side or back) -- a full-height figure
@@ -52,7 +52,7 @@ __all__ = [
     "CharacterLook",
     "Font",
     "Palette",
-    "ProceduralImageGenerator",
+    "ProceduralImageModel",
     "character_look",
     "scene_setting",
     "style_palette",
@@ -184,8 +184,8 @@ def _draw_props(
         d.line([(bx - 8, by - 4), (bx, by), (bx + 8, by - 4)], fill=pal.ink, width=2)
 
 
-class ProceduralImageGenerator:
-    """An :class:`~vimax_nb.providers.base.ImageGenerator` that draws instead of asking a model.
+class ProceduralImageModel:
+    """An :class:`~vimax_nb.providers.base.ImageModel` that draws instead of asking a model.
 
     Guarantees: the same prompt, reference images and size give the same pixels (and
     PNG bytes); a character looks the same in every portrait and frame; frames of one

@@ -1,7 +1,10 @@
 """An offline chat model that writes with a small grammar: :class:`ProceduralChatModel`.
 
-It answers the pipelines' tasks without a network or a model: the same task, inputs and
-seed always give the same answer, character for character, in any process.
+It answers the ViMax agents' tasks (:data:`TASKS`) without a network or a model: the
+same task, inputs and seed always give the same answer, character for character, in any
+process. Inputs and answers are plain data (dicts and lists) with the field names of
+ViMax's models (``Story``, ``CharacterInScene``, ``Scene``, ``ShotBriefDescription``,
+``ShotDescription``, ``Camera``); the caller's response model gives the answer its type.
 """
 
 from __future__ import annotations
@@ -13,20 +16,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from ...pipelines.models import (
-    Camera,
-    CameraTree,
-    CharacterInScene,
-    CharacterList,
-    Scene,
-    Script,
-    ShotBriefDescription,
-    ShotDescription,
-    Story,
-    Storyboard,
-)
 from ..base import ChatRequest, M, ProviderError
 from . import _reading as rd
 from . import _words as wd
@@ -35,19 +26,21 @@ CAMERA_MOVES: tuple[str, ...] = wd.CAMERA_MOVES
 """The camera moves a shot's ``motion_desc`` names, exactly one of them."""
 TASKS: tuple[str, ...] = (
     "develop_story", "extract_characters", "write_script", "design_storyboard",
-    "decompose_shot", "construct_camera_tree", "parse_request",
+    "decompose_shot", "construct_camera_tree",
 )  # fmt: skip
+"""The tasks the procedural chat model answers; any other raises :class:`ProviderError`."""
 
 T = TypeVar("T")
 Inputs = Mapping[str, Any]
+Answer = dict[str, Any]
 
 
 class ProceduralChatModel:
     """A deterministic, offline :class:`~vimax_nb.providers.base.ChatModel`.
 
     Dispatches on ``request.task`` (one of :data:`TASKS`) and ignores
-    ``request.instructions``. The answer is built as the pipelines' model for the task
-    and returned validated as ``request.response_model``. Raises
+    ``request.instructions``. The answer is built as plain data shaped like ViMax's
+    model for the task and returned validated as ``request.response_model``. Raises
     :class:`ProviderError` (never retryable) for an unknown task, bad inputs, or a
     response model the answer does not fit. Safe to share between threads.
     """
@@ -74,10 +67,10 @@ class ProceduralChatModel:
         except (TypeError, ValueError) as exc:
             raise ProviderError(f"{request.task}: bad inputs: {exc}", provider=self.name) from exc
         try:
-            return request.response_model.model_validate(answer.model_dump())
+            return request.response_model.model_validate(answer)
         except ValidationError as exc:
             raise ProviderError(
-                f"{request.task} answers with a {type(answer).__name__}, which does not fit "
+                f"{request.task} answers with the fields {', '.join(answer)}, which do not fit "
                 f"the response model {request.response_model.__name__}",
                 provider=self.name,
             ) from exc
@@ -104,14 +97,31 @@ def _when(tod: str) -> str:
     return special.get(tod.lower(), f"in the {tod}")
 
 
-def _characters(data: Any) -> list[CharacterInScene]:
-    return [CharacterInScene.model_validate(c) for c in data or []]
+def _record(data: Inputs, key: str) -> Inputs:
+    """``data[key]``, which must be a mapping (the plain data of one of ViMax's models)."""
+    value = data[key]
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{key} must be a mapping, not {type(value).__name__}")
+    return value
+
+
+def _text(data: Inputs, key: str) -> str:
+    """``data[key]``, which must be a string with some text in it."""
+    value = data[key]
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _names(characters: Any) -> list[str]:
+    """The ``identifier_in_scene`` of each character (plain ``CharacterInScene`` data)."""
+    return [_text(c, "identifier_in_scene") for c in characters or []]
 
 
 # -- develop_story -----------------------------------------------------------------------
 
 
-def _develop_story(inputs: Inputs, rng: random.Random) -> Story:
+def _develop_story(inputs: Inputs, rng: random.Random) -> Answer:
     """Five paragraphs (setup, incident, rising action, climax, resolution) naming the idea's
     characters (at least two: a companion joins a lone hero) the same way throughout."""
     idea = " ".join(str(inputs["idea"]).split())
@@ -162,41 +172,41 @@ def _develop_story(inputs: Inputs, rng: random.Random) -> Story:
     logline = f"{hero.name}, {hero.desc}, {verb} {goal_raw}."
     if not goal_raw:
         logline = f"{hero.name}, {hero.desc}, and {ally.name}, {ally.desc}, face the {trouble}."
-    return Story(title=title, logline=logline, text=text)
+    return {"title": title, "logline": logline, "text": text}
 
 
 # -- extract_characters ------------------------------------------------------------------
 
 
-def _extract_characters(inputs: Inputs, rng: random.Random) -> CharacterList:
+def _extract_characters(inputs: Inputs, rng: random.Random) -> Answer:
     """One to six characters in order of first appearance, idx 0..n-1."""
     found = rd.find_characters(str(inputs["text"]))
-    return CharacterList(
-        characters=[
-            CharacterInScene(idx=i, identifier_in_scene=name, static_features=s, dynamic_features=d)
+    return {
+        "characters": [
+            {"idx": i, "identifier_in_scene": name, "static_features": s, "dynamic_features": d}
             for i, (name, desc) in enumerate(found)
             for s, d in [rd.features(name, desc)]
         ]
-    )
+    }
 
 
 # -- write_script and design_storyboard --------------------------------------------------
 
 
-def _write_script(inputs: Inputs, rng: random.Random) -> Script:
+def _write_script(inputs: Inputs, rng: random.Random) -> Answer:
     """Exactly ``scenes`` scenes following the story in order, each with 2-4 lines of
     dialogue spoken by the given characters present in it."""
-    story = Story.model_validate(inputs["story"])
+    story = _record(inputs, "story")
+    title, text = str(story["title"]), _text(story, "text")
     n = _count(inputs["scenes"], "scenes", 50)
-    names = [c.identifier_in_scene for c in _characters(inputs.get("characters"))]
-    names = names or [name for name, _ in rd.find_characters(story.text)]
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", story.text) if p.strip()]
+    names = _names(inputs.get("characters")) or [name for name, _ in rd.find_characters(text)]
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     if len(paragraphs) < n:
         paragraphs = [s for p in paragraphs for s in re.split(r"(?<=[.!?])\s+", p) if s]
-    tokens = rd.TOKEN.findall(story.text)
+    tokens = rd.TOKEN.findall(text)
     things = [p for p in rd.phrases(tokens) if rd.kind(p, tokens) == "thing"]
     thing = f"{tokens[things[0].start].lower()} {things[0].bare}" if things else "this"
-    everywhere = rd.places(story.text)
+    everywhere = rd.places(text)
     scenes = []
     for i, chunk in enumerate(_chunks(paragraphs, n)):
         part = " ".join(chunk)
@@ -219,33 +229,34 @@ def _write_script(inputs: Inputs, rng: random.Random) -> Script:
             )
             lines.append(f"{speaker.upper()}: {line}")
         scenes.append(
-            Scene(
-                idx=i,
-                location=location,
-                time_of_day=tod,
-                characters=present,
-                script="\n".join(lines),
-            )
+            {
+                "idx": i,
+                "location": location,
+                "time_of_day": tod,
+                "characters": present,
+                "script": "\n".join(lines),
+            }
         )
-    return Script(title=story.title, scenes=scenes)
+    return {"title": title, "scenes": scenes}
 
 
-def _design_storyboard(inputs: Inputs, rng: random.Random) -> Storyboard:
+def _design_storyboard(inputs: Inputs, rng: random.Random) -> Answer:
     """Exactly ``shots`` shots: a wide master first (camera 0), then the scene's lines, each
     filmed on its speaker (close on the first character, over the shoulder on others);
     cameras are numbered 0, 1, 2 in order of first use."""
-    scene = Scene.model_validate(inputs["scene"])
+    scene = _record(inputs, "scene")
+    script, place = _text(scene, "script"), rd.the(str(scene["location"]))
+    tod = str(scene.get("time_of_day", "day"))
     n = _count(inputs["shots"], "shots", 48)
-    names = [c.identifier_in_scene for c in _characters(inputs.get("characters"))]
+    names = _names(inputs.get("characters"))
     by_key = {name.lower(): name for name in names}
     dialogue = [
         (by_key[s[0].lower()], s[1])
-        for line in scene.script.splitlines()
+        for line in script.splitlines()
         if (s := rd.speaker(line)) is not None and s[0].lower() in by_key
     ]
-    listed = {c.lower() for c in scene.characters}
-    present = [x for x in names if x.lower() in listed or rd.mentions(scene.script, x)] or names[:1]
-    place, tod = rd.the(scene.location), scene.time_of_day
+    listed = {str(c).lower() for c in scene.get("characters", [])}
+    present = [x for x in names if x.lower() in listed or rd.mentions(script, x)] or names[:1]
     ambience = next(
         (sound for words, sound in wd.AMBIENCE if set(words.split()) & set(place.lower().split())),
         wd.DEFAULT_AMBIENCE,
@@ -281,34 +292,35 @@ def _design_storyboard(inputs: Inputs, rng: random.Random) -> Storyboard:
     cams: dict[str, int] = {}
     for role in roles:
         cams.setdefault(role, len(cams))
-    return Storyboard(
-        shots=[
-            ShotBriefDescription(
-                idx=i, is_last=i == n - 1, cam_idx=cams[role], visual_desc=visual, audio_desc=audio
-            )
+    return {
+        "shots": [
+            {
+                "idx": i,
+                "is_last": i == n - 1,
+                "cam_idx": cams[role],
+                "visual_desc": visual,
+                "audio_desc": audio,
+            }
             for i, (role, visual, audio) in enumerate(shots)
         ]
-    )
+    }
 
 
 # -- decompose_shot and construct_camera_tree --------------------------------------------
 
 
-def _decompose_shot(inputs: Inputs, rng: random.Random) -> ShotDescription:
-    """Keeps the brief; frames name only characters the brief names; one camera move."""
-    fields = ShotBriefDescription.model_fields
-    brief = ShotBriefDescription.model_validate(
-        {k: v for k, v in dict(inputs["shot"]).items() if k in fields}
-    )
-    chars = _characters(inputs.get("characters"))
-    scene = Scene.model_validate(inputs["scene"]) if inputs.get("scene") else None
-    place = rd.the(scene.location if scene else "scene")
-    when = _when(scene.time_of_day if scene else "day")
-    visible = [
-        i for i, c in enumerate(chars) if rd.mentions(brief.visual_desc, c.identifier_in_scene)
-    ]
-    names = [chars[i].identifier_in_scene for i in visible]
-    text = brief.visual_desc.lower()
+def _decompose_shot(inputs: Inputs, rng: random.Random) -> Answer:
+    """Keeps every field of the given shot it does not write (the brief); frames name only
+    characters the brief names; one camera move."""
+    shot = dict(_record(inputs, "shot"))
+    visual_desc = str(shot["visual_desc"])
+    everyone = _names(inputs.get("characters"))
+    scene = _record(inputs, "scene") if inputs.get("scene") else {}
+    place = rd.the(str(scene.get("location", "scene")))
+    when = _when(str(scene.get("time_of_day", "day")))
+    visible = [i for i, name in enumerate(everyone) if rd.mentions(visual_desc, name)]
+    names = [everyone[i] for i in visible]
+    text = visual_desc.lower()
     role = "close" if text.startswith("close") else "reverse" if "shoulder" in text else "wide"
     move = rng.choice(wd.MOVES_BY_ROLE[role])
     variation = "small" if move == "static" else "large" if move.startswith("dolly") else "medium"
@@ -336,63 +348,55 @@ def _decompose_shot(inputs: Inputs, rng: random.Random) -> ShotDescription:
             "medium": f"the camera moves ({move}) and reframes the subject",
             "large": "the camera travels and the framing changes a lot",
         }[variation]
-    return ShotDescription(
-        **brief.model_dump(),
-        variation_type=variation,
-        variation_reason=reason,
-        ff_desc=ff,
-        ff_vis_char_idxs=first,
-        lf_desc=lf,
-        lf_vis_char_idxs=visible,
-        motion_desc=f"Camera: {move}. {motion[:1].upper()}{motion[1:]}.",
-    )
+    return {
+        **shot,
+        "variation_type": variation,
+        "variation_reason": reason,
+        "ff_desc": ff,
+        "ff_vis_char_idxs": first,
+        "lf_desc": lf,
+        "lf_vis_char_idxs": visible,
+        "motion_desc": f"Camera: {move}. {motion[:1].upper()}{motion[1:]}.",
+    }
 
 
-def _construct_camera_tree(inputs: Inputs, rng: random.Random) -> CameraTree:
+def _construct_camera_tree(inputs: Inputs, rng: random.Random) -> Answer:
     """One camera per camera index, in order of first use; shot 0's camera is the root and
     every other camera's parent is the shot just before its first shot."""
     shots = inputs["shots"]
     if not isinstance(shots, Sequence) or isinstance(shots, str) or not shots:
-        raise ProviderError("construct_camera_tree needs a non-empty list of shots")
+        raise ValueError("the shots must be a non-empty list")
     pairs = []
     for shot in shots:
         idx, cam = (shot.get(k) if isinstance(shot, Mapping) else None for k in ("idx", "cam_idx"))
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (idx, cam)):
-            raise ProviderError(f"construct_camera_tree: a shot needs idx and cam_idx: {shot!r}")
+            raise ValueError(f"a shot needs idx and cam_idx: {shot!r}")
         pairs.append((int(idx), int(cam)))  # type: ignore[arg-type]
     pairs.sort()
     if [idx for idx, _ in pairs] != list(range(len(pairs))):
-        raise ProviderError(
-            f"construct_camera_tree: shot idx must be 0..{len(pairs) - 1}, each once; "
-            f"got {[idx for idx, _ in pairs]}"
+        raise ValueError(
+            f"shot idx must be 0..{len(pairs) - 1}, each once; got {[idx for idx, _ in pairs]}"
         )
-    cameras: dict[int, Camera] = {}
+    cameras: dict[int, Answer] = {}
     for idx, cam in pairs:
         if cam in cameras:
-            cameras[cam].active_shot_idxs.append(idx)
+            cameras[cam]["active_shot_idxs"].append(idx)
         else:
             parent = pairs[idx - 1] if idx else None
-            cameras[cam] = Camera(
-                idx=cam,
-                active_shot_idxs=[idx],
-                parent_cam_idx=parent[1] if parent else None,
-                parent_shot_idx=parent[0] if parent else None,
-            )
-    return CameraTree(cameras=list(cameras.values()))
+            cameras[cam] = {
+                "idx": cam,
+                "active_shot_idxs": [idx],
+                "parent_cam_idx": parent[1] if parent else None,
+                "parent_shot_idx": parent[0] if parent else None,
+            }
+    return {"cameras": list(cameras.values())}
 
 
-def _parse_request(inputs: Inputs, rng: random.Random) -> BaseModel:
-    from ...pipelines.request import parse_request_offline
-
-    return parse_request_offline(str(inputs["request"]))
-
-
-_HANDLERS: dict[str, Callable[[Inputs, random.Random], BaseModel]] = {
+_HANDLERS: dict[str, Callable[[Inputs, random.Random], Answer]] = {
     "develop_story": _develop_story,
     "extract_characters": _extract_characters,
     "write_script": _write_script,
     "design_storyboard": _design_storyboard,
     "decompose_shot": _decompose_shot,
     "construct_camera_tree": _construct_camera_tree,
-    "parse_request": _parse_request,
 }

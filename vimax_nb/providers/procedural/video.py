@@ -1,6 +1,6 @@
 """Procedural clips: a cross-fade from the first to the last frame under a camera move.
 
-:class:`ProceduralVideoGenerator` needs no model: it blends the reference frames
+:class:`ProceduralVideoModel` needs no model: it blends the reference frames
 (``[first_frame, last_frame]``) over the clip while moving a crop window for the
 camera motion named in the prompt's ``motion`` section, and encodes H.264 with PyAV.
 """
@@ -100,8 +100,8 @@ def _check(token: CancelToken | None) -> None:
         raise TaskCanceled("the clip was canceled")
 
 
-class ProceduralVideoGenerator:
-    """A :class:`~vimax_nb.providers.base.VideoGenerator` that animates its reference frames.
+class ProceduralVideoModel:
+    """A :class:`~vimax_nb.providers.base.VideoModel` that animates its reference frames.
 
     Guarantees: the clip has ``round(duration * fps)`` frames (at least one) of
     ``request.size`` at ``request.fps`` (time base ``1/fps``), H.264 yuv420p in MP4; it

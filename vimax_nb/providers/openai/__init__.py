@@ -1,10 +1,9 @@
 """Providers backed by the OpenAI API, or any server that speaks its HTTP protocol.
 
-Importing this module imports the ``openai`` package (an optional extra), so
+Importing this package imports the ``openai`` client library (an optional extra), so
 :func:`vimax_nb.providers.make_providers` imports it only when an OpenAI provider is
-asked for. The code is split by concern: ``openai_config`` (settings and the rate
-limiter; no ``openai`` import), ``openai_client`` (the shared client and the error
-mapping below), ``openai_chat`` and ``openai_images``.
+asked for. Its modules: ``config`` (settings and the rate limiter), ``client`` (the
+client both providers share and the error mapping below), ``chat`` and ``images``.
 
 Supported:
 
@@ -12,7 +11,7 @@ Supported:
   ``POST /chat/completions`` with a ``json_schema`` response format (non-strict), parsed
   into the request's pydantic model; invalid answers are re-asked up to
   ``OpenAIConfig.max_reasks`` times with the validation errors quoted.
-* :class:`OpenAIImageGenerator` - ``POST /images/generations``, base64 answers only,
+* :class:`OpenAIImageModel` - ``POST /images/generations``, base64 answers only,
   cropped and resized to exactly the size asked for. Reference images are named in
   the prompt, not uploaded (no image editing endpoint is used).
 * :class:`RateLimiter` - a thread-safe requests-per-minute limiter shared by the
@@ -35,10 +34,8 @@ Errors, all ``ProviderError(provider="openai")`` quoting the server's message:
 
 from __future__ import annotations
 
-from .openai_chat import OpenAIChatModel
-from .openai_config import PROVIDER as PROVIDER
-from .openai_config import OpenAIConfig, RateLimiter
-from .openai_images import OpenAIImageGenerator
-from .openai_images import api_size_for as api_size_for
+from .chat import OpenAIChatModel
+from .config import OpenAIConfig, RateLimiter
+from .images import OpenAIImageModel
 
-__all__ = ["OpenAIChatModel", "OpenAIConfig", "OpenAIImageGenerator", "RateLimiter"]
+__all__ = ["OpenAIChatModel", "OpenAIConfig", "OpenAIImageModel", "RateLimiter"]

@@ -1,10 +1,5 @@
 """The OpenAI providers' settings and request pacing: :class:`OpenAIConfig` and
-:class:`RateLimiter`.
-
-This module does not import the ``openai`` package (an optional extra), so a config can
-be built and checked without it; the providers themselves are in
-:mod:`vimax_nb.providers.openai`.
-"""
+:class:`RateLimiter` (this module itself uses nothing of the ``openai`` package)."""
 
 from __future__ import annotations
 
@@ -17,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..shared import CancelToken, TaskCanceled
-from .base import ProviderError
+from ...shared import CancelToken, TaskCanceled
+from ..base import ProviderError
 
 __all__ = ["API_KEY_HINT", "PROVIDER", "OpenAIConfig", "RateLimiter"]
 

@@ -1,8 +1,5 @@
 """What the OpenAI providers share: the client, made once per provider, and the mapping
-of the client's errors to :class:`~vimax_nb.providers.base.ProviderError`.
-
-Imports the ``openai`` package; import it only when an OpenAI provider is asked for.
-"""
+of the client's errors to :class:`~vimax_nb.providers.base.ProviderError`."""
 
 from __future__ import annotations
 
@@ -10,8 +7,8 @@ from collections.abc import Mapping
 
 import openai
 
-from .base import ProviderError
-from .openai_config import API_KEY_HINT, PROVIDER, OpenAIConfig, RateLimiter
+from ..base import ProviderError
+from .config import API_KEY_HINT, PROVIDER, OpenAIConfig, RateLimiter
 
 __all__ = ["OpenAIProvider", "map_error"]
 

@@ -1,8 +1,5 @@
-"""The OpenAI image generator: :class:`OpenAIImageGenerator`, ``POST /images/generations``
-fitted to the size asked for (see :mod:`vimax_nb.providers.openai`).
-
-Imports the ``openai`` package; import it only when the openai provider is asked for.
-"""
+"""The OpenAI image model: :class:`OpenAIImageModel`, ``POST /images/generations``
+fitted to the size asked for (see :mod:`vimax_nb.providers.openai`)."""
 
 from __future__ import annotations
 
@@ -16,12 +13,12 @@ from pathlib import Path
 import openai
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..shared import CancelToken
-from .base import ImageOutput, PathLike, ProviderError, parse_size
-from .openai_client import OpenAIProvider
-from .openai_config import PROVIDER
+from ...shared import CancelToken
+from ..base import ImageOutput, PathLike, ProviderError, parse_size
+from .client import OpenAIProvider
+from .config import PROVIDER
 
-__all__ = ["OpenAIImageGenerator", "api_size_for"]
+__all__ = ["OpenAIImageModel", "api_size_for"]
 
 # Sizes the images endpoint accepts, per model family (gpt-image-* and anything unknown
 # use the first entry).
@@ -44,8 +41,8 @@ def api_size_for(width: int, height: int, model: str) -> tuple[int, int]:
     return min(sizes or _GPT_IMAGE_SIZES, key=distance)
 
 
-class OpenAIImageGenerator(OpenAIProvider):
-    """An :class:`~vimax_nb.providers.base.ImageGenerator` using image generations.
+class OpenAIImageModel(OpenAIProvider):
+    """An :class:`~vimax_nb.providers.base.ImageModel` using image generations.
 
     The returned image is RGB and exactly the requested size: the API's image (at the
     closest size it accepts, see :func:`api_size_for`) is center-cropped to the requested

@@ -1,8 +1,5 @@
 """The OpenAI chat model: :class:`OpenAIChatModel`, structured answers through
-``POST /chat/completions``, validated and re-asked (see :mod:`vimax_nb.providers.openai`).
-
-Imports the ``openai`` package; import it only when the openai provider is asked for.
-"""
+``POST /chat/completions``, validated and re-asked (see :mod:`vimax_nb.providers.openai`)."""
 
 from __future__ import annotations
 
@@ -15,10 +12,10 @@ from openai.types.shared_params import ResponseFormatJSONSchema
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from ..shared import CancelToken
-from .base import ChatRequest, M, ProviderError
-from .openai_client import OpenAIProvider
-from .openai_config import PROVIDER
+from ...shared import CancelToken
+from ..base import ChatRequest, M, ProviderError
+from .client import OpenAIProvider
+from .config import PROVIDER
 
 __all__ = ["OpenAIChatModel"]
 
