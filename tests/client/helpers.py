@@ -20,24 +20,21 @@ TIMEOUT = 30.0
 
 
 class Recorder:
-    """What a callback was given, on the connection's thread; waits on a condition."""
+    """What a callback was given (protocol models), on the connection's thread; waits on a
+    condition."""
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
-        self.messages: list[dict[str, Any]] = []
+        self.messages: list[Any] = []
 
-    def __call__(self, message: dict[str, Any]) -> None:
+    def __call__(self, message: Any) -> None:
         with self.cond:
             self.messages.append(message)
             self.cond.notify_all()
 
-    def of(self, type_: str) -> list[dict[str, Any]]:
-        with self.cond:
-            return [m for m in self.messages if m.get("type") == type_]
-
     def seqs(self) -> list[int]:
         with self.cond:
-            return [m["seq"] for m in self.messages if "seq" in m]
+            return [m.seq for m in self.messages if getattr(m, "seq", None) is not None]
 
     def wait(self, predicate: Callable[[Recorder], bool], timeout: float = TIMEOUT) -> None:
         with self.cond:
@@ -62,12 +59,12 @@ def wait_run(run: Run, predicate: Callable[[Run], bool], timeout: float = TIMEOU
         with cond:
             cond.notify_all()
 
-    run.on_change(changed)
+    remove = run.on_change(changed)
     try:
         with cond:
             ok = cond.wait_for(lambda: predicate(run), timeout)
     finally:
-        run.remove_change_callback(changed)
+        remove()
     assert ok, f"timed out waiting on {run!r}"
 
 

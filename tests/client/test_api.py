@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vimax_nb.client import Client, Run, RunCanceled, RunFailed, RunResult, VimaxError, api
-from vimax_nb.client.run import HISTORY_SIZE
-from vimax_nb.protocol import WorkflowRecord
+from vimax_nb.client import Client, Run, RunCanceled, RunResult, VimaxError, api
+from vimax_nb.protocol import AgentRecord, CoordinatorMetricsEvent, ProgressEvent, WorkflowState
 
 from ..server.conftest import (  # noqa: F401  (fixtures that enable the extension)
     Gate,
@@ -88,7 +86,7 @@ class Changes:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.states: list[str] = []
+        self.states: list[WorkflowState] = []
         self.threads: set[str] = set()
 
     def __call__(self, run: Run) -> None:
@@ -100,7 +98,7 @@ class Changes:
 async def test_idea2video_runs_to_a_result_with_local_files(client: Client, tmp_path: Path) -> None:
     run = await asyncio.to_thread(client.idea2video, IDEA, **small_params())
     changes = Changes()
-    run.on_change(changes)
+    remove = run.on_change(changes)
     assert run.kind == "idea2video"
     assert run.id
 
@@ -122,13 +120,14 @@ async def test_idea2video_runs_to_a_result_with_local_files(client: Client, tmp_
     assert run.progress == 1.0
     assert run.done
     assert run.stages
-    assert all(s["done"] == s["total"] for s in run.stages)
-    assert any(a["name"] for a in run.artifacts)
+    assert all(s.done == s.total for s in run.stages)
+    assert any(a.name for a in run.artifacts)
     assert run.events >= len(run.artifacts) + 2
     assert repr(run) == "Run(idea2video 'A lighthouse keeper...' completed 100%)"
     with changes.lock:
         assert changes.states[-1] == "completed"
         assert changes.threads == {"vimax-connection"}
+    remove()
 
     # the REST reads agree with the run
     records = await asyncio.to_thread(client.workflows)
@@ -136,9 +135,10 @@ async def test_idea2video_runs_to_a_result_with_local_files(client: Client, tmp_
     assert await asyncio.to_thread(client.run, run.id) is run
     agents = await asyncio.to_thread(client.agents)
     assert agents
-    assert all("name" in a for a in agents)
+    assert all(isinstance(a, AgentRecord) and a.name for a in agents)
     metrics = await asyncio.to_thread(client.coordinator)
-    assert metrics["total_workflows"] >= 1
+    assert isinstance(metrics, CoordinatorMetricsEvent)
+    assert metrics.total_workflows >= 1
 
     saved = await asyncio.to_thread(client.download, run.id, "final_video.mp4", tmp_path)
     assert saved == tmp_path / "final_video.mp4"
@@ -166,7 +166,7 @@ async def test_pause_resume_cancel_and_wait_raises_run_canceled(client: Client, 
     with pytest.raises(TimeoutError, match=f"workflow {run.id} .* after 0.05 s"):
         await asyncio.to_thread(run.wait, 0.05)
 
-    assert await asyncio.to_thread(run.pause) == "paused"
+    assert await asyncio.to_thread(run.pause) == WorkflowState.paused
     with pytest.raises(VimaxError) as refused:
         await asyncio.to_thread(run.pause)
     assert refused.value.status == 409
@@ -209,7 +209,7 @@ async def test_await_run_in_a_coroutine(client: Client, toy: Gate) -> None:
     assert result.workflow.state == "completed"
     assert run.state == "completed"
     assert run.progress == 1.0
-    assert {"shot 0", "shot 1"} <= {a["name"] for a in run.artifacts}
+    assert {"shot 0", "shot 1"} <= {a.name for a in run.artifacts}
     # a finished run is awaited again at once
     again = await asyncio.wait_for(awaited(run), 10)
     assert again.workflow.id == run.id
@@ -219,109 +219,6 @@ async def awaited(run: Run) -> RunResult:
     return await run
 
 
-# -- without a server: how events, resets and failures update a Run ---------------------
-
-
-def offline_run(**record: Any) -> tuple[Client, Run]:
-    data = {
-        "id": "w1",
-        "kind": "idea2video",
-        "params": {"idea": IDEA},
-        "state": "running",
-        "progress": 0.0,
-        "created_at": "2026-11-26T00:00:00Z",
-        "updated_at": "2026-11-26T00:00:00Z",
-        **record,
-    }
-    client = Client("http://127.0.0.1:9/", "t")
-    return client, Run(client, WorkflowRecord.model_validate(data))
-
-
-def test_events_and_a_reset_update_the_run_and_a_failure_raises_run_failed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    client, run = offline_run()
-    seen: list[str] = []
-    run.on_change(lambda r: seen.append(f"{r.state} {r.progress:.2f}"))
-    stages = [{"name": "story", "done": 1, "total": 1}, {"name": "frames", "done": 0, "total": 4}]
-    run._on_event(
-        {
-            "type": "progress",
-            "seq": 1,
-            "state": "running",
-            "progress": 0.42,
-            "stage": "frames",
-            "message": "frames: 0/4 done",
-            "details": {"event": "task_started", "stages": stages},
-        }
-    )
-    run._on_event({"type": "artifact", "seq": 2, "name": "story", "url": "/x/story.txt"})
-    assert repr(run) == "Run(idea2video 'A lighthouse keeper...' running 42%)"
-    assert run.stages == stages
-    assert run.stage == "frames"
-    assert [a["name"] for a in run.artifacts] == ["story"]
-    assert run.events == 2
-
-    run._on_reset({"id": "w1", "state": "paused", "progress": 0.5, "stage": "clips"})
-    assert (run.state, run.progress, run.stage) == ("paused", 0.5, "clips")
-    assert seen == ["running 0.42", "running 0.42", "paused 0.50"]
-    assert not run.done
-
-    error = {"message": "failed: task 'story' on agent 'writer': boom", "stage": "story"}
-    failed = run.record.model_copy(update={"state": "failed", "error": error})
-    monkeypatch.setattr(client, "workflow", lambda wid: failed)
-    run._on_event({"type": "error", "seq": 3, "code": "task_failed", "message": "boom"})
-    run._on_event({"type": "progress", "seq": 4, "state": "failed", "progress": 0.5})
-    assert run.done
-    with pytest.raises(RunFailed, match="boom") as caught:
-        run.wait(1)
-    assert caught.value.error == error
-    assert caught.value.run is run
-
-
-def test_history_keeps_the_last_200_events_in_order() -> None:
-    _client, run = offline_run()
-    assert isinstance(run.history, deque)
-    assert run.history.maxlen == HISTORY_SIZE == 200
-    for seq in range(1, 251):
-        run._on_event({"type": "progress", "seq": seq, "state": "running", "progress": 0.1})
-    assert [e["seq"] for e in run.history] == list(range(51, 251))
-    assert run.events == 250
-    run._on_reset({"state": "paused"})  # a snapshot is not an event
-    assert len(run.history) == 200
-    assert run.history[-1]["seq"] == 250
-
-
-def test_a_change_callback_can_be_removed_from_any_thread_and_a_failing_one_is_isolated(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    _client, run = offline_run()
-    kept: list[int] = []
-    removed: list[int] = []
-
-    def failing(r: Run) -> None:
-        raise RuntimeError("a widget bug")
-
-    def remove_me(r: Run) -> None:
-        removed.append(r.events)
-
-    run.on_change(failing)
-    run.on_change(remove_me)
-    run.on_change(lambda r: kept.append(r.events))
-    run._on_event({"type": "progress", "seq": 1})
-
-    remover = threading.Thread(target=run.remove_change_callback, args=(remove_me,))
-    remover.start()
-    remover.join(10)
-    assert not remover.is_alive()
-    assert run.remove_change_callback(remove_me) is False  # once only
-    run._on_event({"type": "progress", "seq": 2})
-
-    assert removed == [1]
-    assert kept == [1, 2]
-    assert "a change callback of run w1 failed" in caplog.text
-
-
 async def test_events_reads_the_durable_log_in_pages(
     client: Client, toy: Gate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -329,18 +226,20 @@ async def test_events_reads_the_durable_log_in_pages(
     run = await asyncio.to_thread(client.submit, "story", shots=3)
     await run
     everything = await asyncio.to_thread(client.events, run.id)
-    seqs = [event["seq"] for event in everything.events]
+    seqs = [event.seq for event in everything.events]
     assert seqs == list(range(1, everything.top + 1))
-    assert everything.events[-1]["state"] == "completed"
+    last = everything.events[-1]
+    assert isinstance(last, ProgressEvent)
+    assert last.state == "completed"
     assert everything.floor == 0
     assert everything.epoch == client.connection.epoch
-    assert [event["seq"] for event in run.history] == seqs  # the live run saw the same
+    assert list(run.history) == everything.events  # the live run saw the same
 
     monkeypatch.setattr(api, "EVENTS_PAGE", 2)  # several pages for one call
     paged = await asyncio.to_thread(client.events, run.id, 1)
     assert paged.events == everything.events[1:]
     first = await asyncio.to_thread(client.events, run.id, 0, 3)
-    assert [event["seq"] for event in first.events] == [1, 2, 3]
+    assert [event.seq for event in first.events] == [1, 2, 3]
 
     with pytest.raises(VimaxError, match="no workflow with id 'nope'") as info:
         await asyncio.to_thread(client.events, "nope")

@@ -18,6 +18,7 @@ import pytest
 
 from vimax_nb.client import Client, VimaxConnectError, connect, discovery
 from vimax_nb.client.private import READY_TIMEOUT
+from vimax_nb.protocol import CoordinatorMetricsEvent
 
 from ..server.conftest import jp_server_config, vimax_workdir  # noqa: F401
 from .test_api import fixture_closing, fixture_server_url, fixture_token  # noqa: F401
@@ -66,7 +67,7 @@ async def test_the_environment_variables_name_the_server(
     assert isinstance(client, Client)
     assert client.url == server_url
     assert client.token == token
-    assert "total_workflows" in await asyncio.to_thread(client.coordinator)
+    assert isinstance(await asyncio.to_thread(client.coordinator), CoordinatorMetricsEvent)
     # one default client per process
     assert await asyncio.to_thread(connect) is client
     assert discovery.default_client() is client
@@ -91,7 +92,7 @@ async def test_the_kernels_own_server_is_found_by_its_runtime_file(
     assert client.url == server_url
     assert client.token == token
     assert client.workdir == Path("/nowhere/vimax-work")
-    assert "total_workflows" in await asyncio.to_thread(client.coordinator)
+    assert isinstance(await asyncio.to_thread(client.coordinator), CoordinatorMetricsEvent)
 
 
 async def test_a_runtime_file_without_a_token_uses_jupyterhubs(
@@ -212,7 +213,7 @@ def test_a_private_server_is_started_and_stopped(
         assert client.url == server.url
         assert client.url.startswith("http://127.0.0.1:")
         assert client.workdir == tmp_path.resolve() / "vimax-work"
-        assert "total_workflows" in client.coordinator()
+        assert isinstance(client.coordinator(), CoordinatorMetricsEvent)
         assert connect() is client
         assert (discovery.default_source() or "").startswith("a private jupyter server")
         assert server.startup_seconds is not None

@@ -10,39 +10,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from vimax_nb.client.rooms import Room, Subscription
+from vimax_nb.client.rooms import Room, RoomSubscription
+from vimax_nb.protocol import Subscribe, Subscribed
 
 EPOCH = "e1"
+ROOM = "workflow:r"
 
 
-def sub(after: int = 0, epoch: str | None = None) -> Subscription:
-    return Subscription("r", lambda m: None, last_seq=after, epoch=epoch)
+def sub(after: int = 0, epoch: str | None = None) -> RoomSubscription:
+    return RoomSubscription(ROOM, lambda m: None, last_seq=after, epoch=epoch)
 
 
 class Player:
     """Feeds a Room frames and records what each subscription took."""
 
-    def __init__(self, *subs: Subscription) -> None:
-        self.room = Room("r")
+    def __init__(self, *subs: RoomSubscription) -> None:
+        self.room = Room(ROOM)
         self.taken: dict[int, list[int]] = {}
         self.gaps: list[int] = []
-        self.emitted: list[int] = []
-        self.duplicates = 0
         for s in subs:
             self.add(s)
 
-    def add(self, s: Subscription) -> Subscription:
+    def add(self, s: RoomSubscription) -> RoomSubscription:
         self.room.add(s)
         self.taken[id(s)] = []
         return s
 
-    def request(self, rid: str, epoch: str | None = EPOCH) -> dict[str, Any] | None:
+    def request(self, rid: str, epoch: str | None = EPOCH) -> Subscribe | None:
         return self.room.request(rid, epoch)
 
     def answer(self, rid: str | None, top: int, recovered: bool = True) -> Any:
-        message = {"type": "subscribed", "room": "r", "recovered": recovered, "top": top}
-        if rid is not None:
-            message["id"] = rid
+        message = Subscribed(room=ROOM, recovered=recovered, top=top, id=rid)
         return self.room.answer(message, EPOCH)
 
     def events(self, *seqs: int) -> None:
@@ -52,11 +50,8 @@ class Player:
                 self.taken[id(s)].append(seq)
             if delivery.gap:
                 self.gaps.append(seq)
-            if delivery.emit:
-                self.emitted.append(seq)
-            self.duplicates += delivery.duplicate
 
-    def of(self, s: Subscription) -> list[int]:
+    def of(self, s: RoomSubscription) -> list[int]:
         return self.taken[id(s)]
 
 
@@ -67,24 +62,16 @@ def span(first: int, last: int) -> list[int]:
 def test_the_first_request_asks_for_everything_and_confirms_its_subscriptions() -> None:
     a = sub()
     play = Player(a)
-    assert play.request("s1") == {
-        "type": "subscribe",
-        "room": "r",
-        "after": None,
-        "epoch": None,
-        "id": "s1",
-    }
+    assert play.request("s1") == Subscribe(room=ROOM, after=None, epoch=None, id="s1")
     assert play.request("s2") is None  # nobody waits any more
-    assert not play.room.settled
     answer = play.answer("s1", top=3)
     assert answer.confirms == [a]
     assert answer.resets == []
     assert not answer.resync
-    assert play.room.settled
+    assert play.answer("s1", top=3) is None  # answered already
     play.events(1, 2, 3, 3, 4)
     assert play.of(a) == span(1, 4)
-    assert play.duplicates == 1
-    assert play.emitted == span(1, 4)
+    assert play.gaps == []
     assert a.epoch == EPOCH
 
 
@@ -98,7 +85,7 @@ def test_a_late_subscriber_gets_the_replay_while_the_first_takes_old_live_events
     late = play.add(sub())
     request = play.request("s2")
     assert request is not None
-    assert request["after"] is None  # the lowest position needed
+    assert request.after is None  # the lowest position needed
     play.events(51, 52)  # live on the old subscription, before the new answer
     answer = play.answer("s2", top=52)
     assert answer.confirms == [late]  # the first subscription hears nothing new
@@ -108,8 +95,6 @@ def test_a_late_subscriber_gets_the_replay_while_the_first_takes_old_live_events
     assert play.of(first) == span(1, 53)
     assert play.of(late) == span(1, 53)
     assert play.gaps == []
-    assert play.emitted == span(1, 53)  # the per-type handlers see each event once
-    assert play.duplicates == 0
 
 
 def test_a_late_subscriber_beyond_top_is_reset_even_when_the_replay_is_recovered() -> None:
@@ -161,7 +146,7 @@ def test_a_real_gap_resubscribes_from_the_lowest_position_needed() -> None:
     assert play.of(a) == play.of(b) == [1, 2, 3]
     request = play.request("s2")
     assert request is not None
-    assert (request["after"], request["epoch"]) == (3, EPOCH)
+    assert (request.after, request.epoch) == (3, EPOCH)
     play.events(6)  # still missing 4: no second gap while the request is unanswered
     assert play.gaps == [5]
     answer = play.answer("s2", top=6)
@@ -175,14 +160,14 @@ def test_not_recovered_resets_only_the_subscriptions_that_cannot_be_replayed() -
     play = Player(ahead, fresh)
     request = play.request("s1")
     assert request is not None
-    assert request["after"] is None  # the fresh one needs everything
+    assert request.after is None  # the fresh one needs everything
     answer = play.answer("s1", top=20, recovered=False)  # retention dropped the start
     assert answer.resets == [fresh]
     assert fresh.last_seq == 20
     assert answer.resync  # ``ahead`` may still be replayable: ask for it alone
     request = play.request("s2")
     assert request is not None
-    assert request["after"] == 10
+    assert request.after == 10
     answer = play.answer("s2", top=20)
     assert answer.resets == []
     assert answer.confirms == [ahead]
@@ -196,7 +181,7 @@ def test_subscriptions_from_another_epoch_are_reset() -> None:
     play = Player(old)
     request = play.request("s1")
     assert request is not None
-    assert (request["after"], request["epoch"]) == (10, "e0")
+    assert (request.after, request.epoch) == (10, "e0")
     answer = play.answer("s1", top=3, recovered=False)
     assert answer.resets == [old]
     assert (old.last_seq, old.epoch) == (3, EPOCH)
@@ -212,7 +197,7 @@ def test_answers_to_unknown_requests_and_refused_requests_are_forgotten() -> Non
     assert play.answer("s9", top=5) is None
     assert not play.room.failed("s9")
     assert play.room.failed("s1")
-    assert play.room.settled
+    assert play.answer("s1", top=5) is None  # refused: no longer waited for
     assert a._confirm is None
     play.room.reconnected()  # every subscription asks again on a new connection
     assert play.request("s2") is not None

@@ -1,27 +1,31 @@
-"""The vimax-nb client: talks to the server extension over its WebSocket and REST."""
+"""The vimax-nb client: talks to the server extension over its WebSocket and REST.
 
-from .api import (
-    Client,
-    EventPage,
-    Run,
-    RunCanceled,
-    RunFailed,
-    RunInterrupted,
-    RunResult,
-    VimaxError,
-)
-from .connection import Connection
+:class:`Client` reads over REST and follows workflows through one shared
+:class:`ClientConnection` (a reconnecting WebSocket on its own thread); a :class:`Run` is
+a live view of one workflow. Everything read from the server is a model of
+:mod:`vimax_nb.protocol`. This package imports nothing of the server's half.
+"""
+
+from .api import Client, EventPage
+from .connection import ClientConnection, RequestError, RoomSubscription
 from .discovery import VimaxConnectError, connect
+from .errors import RunCanceled, RunFailed, RunInterrupted, VimaxError
+from .reconnecting import ConnectionState, SocketOptions
+from .run import Run, RunResult
 
 __all__ = [
     "Client",
-    "Connection",
+    "ClientConnection",
+    "ConnectionState",
     "EventPage",
+    "RequestError",
+    "RoomSubscription",
     "Run",
     "RunCanceled",
     "RunFailed",
     "RunInterrupted",
     "RunResult",
+    "SocketOptions",
     "VimaxConnectError",
     "VimaxError",
     "connect",

@@ -1,9 +1,11 @@
-"""The public Python API: :class:`Client` (REST + one shared WebSocket) and :class:`Run`.
+""":class:`Client`: a server's REST reads and one shared WebSocket.
 
 A :class:`Client` talks REST with the standard library and follows workflows through
-one lazily started :class:`~vimax_nb.client.connection.Connection`. A :class:`Run`
-(:mod:`vimax_nb.client.run`) is a live view of one workflow, updated on the connection's
-thread from its room's events; this module re-exports it and the errors.
+one lazily started :class:`~vimax_nb.client.connection.ClientConnection`. What it reads
+is parsed with the protocol's models (:mod:`vimax_nb.protocol`): workflow and agent
+records, the coordinator's metrics, events. A :class:`Run` (:mod:`vimax_nb.client.run`)
+is a live view of one workflow, updated on the connection's thread from its room's
+events.
 
 REST calls block the calling thread: from a coroutine running on the loop that also
 serves the Jupyter server, call them through ``asyncio.to_thread``.
@@ -12,6 +14,7 @@ serves the Jupyter server, call them through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import urllib.error
 import urllib.parse
@@ -20,40 +23,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..protocol import WorkflowRecord
-from .connection import Connection
-from .errors import RunCanceled, RunFailed, RunInterrupted, VimaxError
-from .run import Run, RunResult
+from pydantic import TypeAdapter, ValidationError
 
-__all__ = [
-    "Client",
-    "EventPage",
-    "Run",
-    "RunCanceled",
-    "RunFailed",
-    "RunInterrupted",
-    "RunResult",
-    "VimaxError",
-]
+from ..protocol import AgentRecord, CoordinatorMetricsEvent, Event, WorkflowRecord
+from .connection import ClientConnection
+from .errors import VimaxError
+from .run import Run
+
+__all__ = ["Client", "EventPage"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 EVENTS_PAGE = 10_000  # the most events the server returns in one answer
+
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 @dataclass(frozen=True)
 class EventPage:
     """Events of a workflow read from the durable log.
 
-    ``events`` are the protocol frames (each with ``seq``), in order; ``top`` is the
-    room's last seq, ``floor`` the last seq the log no longer keeps (0: nothing dropped)
-    and ``epoch`` the log's epoch.
+    ``events`` are the events' models (each with ``seq``), in order, as a subscription
+    to the room gets them (one of a type this client does not know is left out);
+    ``top`` is the room's last seq, ``floor`` the last seq the log no longer keeps (0:
+    nothing dropped) and ``epoch`` the log's epoch.
     """
 
     workflow_id: str
     epoch: str
     top: int
     floor: int
-    events: list[dict[str, Any]]
+    events: list[Event]
 
 
 class Client:
@@ -76,7 +77,7 @@ class Client:
         self.workdir = Path(workdir) if workdir is not None else None
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._connection: Connection | None = None
+        self._connection: ClientConnection | None = None
         self._runs: dict[str, Run] = {}
         self._closed = False
 
@@ -152,16 +153,14 @@ class Client:
         if after < 0 or (limit is not None and limit < 1):
             raise ValueError(f"after must be >= 0 and limit >= 1 (got {after}, {limit})")
         path = f"vimax/api/workflows/{_quote(workflow_id)}/events"
-        events: list[dict[str, Any]] = []
+        events: list[Event] = []
+        read = 0
         while True:
-            want = EVENTS_PAGE if limit is None else min(EVENTS_PAGE, limit - len(events))
+            want = EVENTS_PAGE if limit is None else min(EVENTS_PAGE, limit - read)
             page = self._request("GET", f"{path}?after={after}&limit={want}")
-            events.extend(page["events"])
-            if (
-                not page["events"]
-                or len(events) == limit
-                or page["events"][-1]["seq"] >= page["top"]
-            ):
+            read += len(page["events"])
+            events.extend(_events(page["events"]))
+            if not page["events"] or read == limit or page["events"][-1]["seq"] >= page["top"]:
                 return EventPage(
                     workflow_id, str(page["epoch"]), int(page["top"]), int(page["floor"]), events
                 )
@@ -175,16 +174,15 @@ class Client:
             return existing
         return self._attach(self.workflow(workflow_id))
 
-    def agents(self) -> list[dict[str, Any]]:
-        """The coordinator's agents and their metrics."""
+    def agents(self) -> list[AgentRecord]:
+        """The coordinator's agents, each with its status and metrics."""
         data = self._request("GET", "vimax/api/agents")
-        agents = data.get("agents", data) if isinstance(data, dict) else data
-        return list(agents)
+        return [AgentRecord.model_validate(a) for a in data["agents"]]
 
-    def coordinator(self, *, timeout: float | None = None) -> dict[str, Any]:
-        """The coordinator's metrics now."""
-        data: dict[str, Any] = self._request("GET", "vimax/api/coordinator", timeout=timeout)
-        return data
+    def coordinator(self, *, timeout: float | None = None) -> CoordinatorMetricsEvent:
+        """The coordinator's metrics now (without ``room``, ``seq`` and ``timestamp``)."""
+        data = self._request("GET", "vimax/api/coordinator", timeout=timeout)
+        return CoordinatorMetricsEvent.model_validate(data)
 
     def download(self, workflow_id: str, path: str, dest: str | Path) -> Path:
         """Save artifact ``path`` of a workflow to ``dest`` (a file, or a folder to put it in)."""
@@ -213,13 +211,14 @@ class Client:
     # -- WebSocket ---------------------------------------------------------------------
 
     @property
-    def connection(self) -> Connection:
-        """The shared Connection (started on first use)."""
+    def connection(self) -> ClientConnection:
+        """The shared :class:`~vimax_nb.client.connection.ClientConnection` (made on first
+        use, started by its first subscription or request); ConnectionError once closed."""
         with self._lock:
             if self._closed:
                 raise ConnectionError("the client is closed")
             if self._connection is None:
-                self._connection = Connection(self.url, self.token)
+                self._connection = ClientConnection(self.url, self.token)
             return self._connection
 
     def _attach(self, record: WorkflowRecord) -> Run:
@@ -261,3 +260,15 @@ class Client:
 
 def _quote(text: str, safe: str = "") -> str:
     return urllib.parse.quote(text, safe=safe)
+
+
+def _events(data: list[Any]) -> list[Event]:
+    """The events of a page of the log as models; one that is not valid (or of a type
+    this client does not know) is logged and left out."""
+    events = []
+    for item in data:
+        try:
+            events.append(_EVENT.validate_python(item))
+        except ValidationError as exc:
+            log.warning("vimax client: skipped a stored event %.200r: %s", item, exc)
+    return events

@@ -28,7 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .api import Client, VimaxError
+from .api import Client
+from .errors import VimaxError
 from .private import WORKDIR_NAME, PrivateServer
 
 __all__ = [

@@ -1,9 +1,15 @@
 """A live model of the coordinator and its agents: :class:`Fleet` (no ipywidgets here).
 
 A :class:`Fleet` loads the agents and the coordinator's metrics over REST, then follows
-the ``coordinator`` room and one ``agent:<name>`` room per agent. It holds the state
-(immutable :class:`AgentInfo` and :class:`CoordinatorMetrics` values, swapped under a
-lock) and calls its ``on_change`` callbacks after every update; widgets only draw it.
+the ``coordinator`` room and one ``agent:<name>`` room per agent. It holds protocol
+models: each agent's :class:`~vimax_nb.protocol.AgentRecord` and the coordinator's
+latest :class:`~vimax_nb.protocol.CoordinatorMetricsEvent`, swapped (never changed in
+place) under a lock; it calls its ``on_change`` callbacks after every update, and
+widgets only draw it.
+
+An ``agent_status`` event replaces its agent's status, capabilities and metrics; a
+record (a room's snapshot, or REST) replaces the whole agent; a metrics event or
+snapshot replaces the metrics.
 
 Rooms are followed from *now*: a subscription asks for the events after
 :data:`LIVE_ONLY`, beyond any room's top, so the server answers with the room's snapshot
@@ -19,62 +25,68 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
 
-from ..protocol import COORDINATOR_ROOM, agent_room
-from .fleet_values import (
-    AGENT_STATUSES,
-    AgentInfo,
-    CoordinatorMetrics,
-    count_statuses,
-    summary,
+from ..protocol import (
+    COORDINATOR_ROOM,
+    AgentRecord,
+    AgentStatusEvent,
+    CoordinatorMetricsEvent,
+    Event,
+    agent_room,
 )
+from .api import Client
+from .callbacks import Callbacks
+from .connection import ClientConnection, ConnectionState, RoomSubscription, Snapshot
+from .view import agent_counts, summary
 
-__all__ = [
-    "AGENT_STATUSES",
-    "LIVE_ONLY",
-    "AgentInfo",
-    "CoordinatorMetrics",
-    "Fleet",
-    "count_statuses",
-    "summary",
-]
+__all__ = ["LIVE_ONLY", "Fleet"]
 
 log = logging.getLogger(__name__)
 
 LIVE_ONLY = 2**53 - 1  # an `after` beyond any top: the snapshot, then live events
 REFRESH_INTERVAL = 1.0  # least time between REST reloads that the rooms ask for
 
-_shared: weakref.WeakKeyDictionary[Any, Fleet] = weakref.WeakKeyDictionary()
+_NO_METRICS = CoordinatorMetricsEvent(
+    total_workflows=0,
+    active_workflows=0,
+    queue_size=0,
+    registered_agents=0,
+    healthy_agents=0,
+    tasks_per_second=0.0,
+    dead_letters=0,
+)
+
+_shared: weakref.WeakKeyDictionary[Client, Fleet] = weakref.WeakKeyDictionary()
 _shared_lock = threading.Lock()
 
 
 class Fleet:
     """The coordinator and its agents, live, for one client.
 
-    ``client`` is a :class:`~vimax_nb.client.Client` (or anything with ``agents()``,
-    ``coordinator()`` and ``connection``). The REST load happens here, in the calling
-    thread; a failure is kept in :attr:`error` (the rooms still fill the fleet in).
-    With ``live=False`` nothing is followed (call :meth:`refresh` to reload).
-    Use :meth:`of` to share one fleet per client between widgets.
+    The REST load happens here, in the calling thread; a failure is kept in
+    :attr:`error` (the rooms still fill the fleet in). With ``live=False`` nothing is
+    followed (call :meth:`refresh` to reload). Use :meth:`of` to share one fleet per
+    client between widgets.
     """
 
-    def __init__(self, client: Any, *, live: bool = True) -> None:
+    def __init__(self, client: Client, *, live: bool = True) -> None:
         self.client = client
         self._lock = threading.RLock()
-        self._agents: dict[str, AgentInfo] = {}
-        self._metrics = CoordinatorMetrics()
-        self._callbacks: list[Callable[[Fleet], None]] = []
-        self._subs: dict[str, Any] = {}  # room -> Subscription
+        self._agents: dict[str, AgentRecord] = {}
+        self._metrics = _NO_METRICS
+        self._callbacks: Callbacks[Fleet] = Callbacks("a vimax fleet on_change callback")
+        self._subs: dict[str, RoomSubscription | None] = {}  # None: being subscribed
         self._live_rooms: set[str] = set()  # rooms that reported since they were followed
         self._live = live
         self._closed = False
         self._refresh_pending = False
         self._next_refresh = 0.0
-        self._connection: Any = None
-        self._remove_state: Callable[[], object] | None = None
-        self.version = 0  # bumped on every change
+        self._connection: ClientConnection | None = None
+        self._remove_state: Callable[[], None] | None = None
+        self.version = 0
+        """Bumped on every change."""
         self.error: str | None = None
+        """Why the last load or follow failed (None once a load succeeds)."""
         try:
             self.refresh()
         except Exception as exc:  # kept, not raised: the rooms may still fill it in
@@ -83,7 +95,7 @@ class Fleet:
             self._follow()
 
     @classmethod
-    def of(cls, client: Any) -> Fleet:
+    def of(cls, client: Client) -> Fleet:
         """The fleet shared by every widget of ``client`` (made on first use)."""
         with _shared_lock:
             fleet = _shared.get(client)
@@ -94,40 +106,40 @@ class Fleet:
     # -- reading (any thread) ----------------------------------------------------------
 
     @property
-    def agents(self) -> list[AgentInfo]:
+    def agents(self) -> list[AgentRecord]:
         """Every agent, sorted by name."""
-        with self._lock:
-            return [self._agents[name] for name in sorted(self._agents)]
+        return self.view()[1]
 
-    def agent(self, name: str) -> AgentInfo | None:
+    def agent(self, name: str) -> AgentRecord | None:
         """Agent ``name``, or None when the fleet does not know it."""
         with self._lock:
             return self._agents.get(name)
 
     @property
-    def metrics(self) -> CoordinatorMetrics:
-        """The coordinator's metrics."""
+    def metrics(self) -> CoordinatorMetricsEvent:
+        """The coordinator's latest metrics (all zero before any)."""
         with self._lock:
             return self._metrics
 
-    def view(self) -> tuple[int, list[AgentInfo], CoordinatorMetrics]:
-        """``(version, agents, metrics)``, consistent with each other."""
+    def view(self) -> tuple[int, list[AgentRecord], CoordinatorMetricsEvent]:
+        """``(version, agents sorted by name, metrics)``, consistent with each other."""
         with self._lock:
             agents = [self._agents[name] for name in sorted(self._agents)]
             return self.version, agents, self._metrics
 
     def counts(self) -> dict[str, int]:
-        """How many agents there are (``all``) and how many in each status."""
-        return count_statuses(self.agents)
+        """How many agents there are (``"all"``) and how many in each
+        :class:`~vimax_nb.protocol.AgentState` (every state present, 0 when none)."""
+        return agent_counts(self.agents)
 
     @property
-    def connection_state(self) -> str | None:
-        """The state of the connection the rooms come through (None before any)."""
-        state = getattr(self._connection, "state", None)
-        return str(state) if state is not None else None
+    def connection_state(self) -> ConnectionState | None:
+        """The state of the connection the rooms come through (None when not following)."""
+        return self._connection.state if self._connection is not None else None
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
         return self._closed
 
     def __repr__(self) -> str:
@@ -136,17 +148,10 @@ class Fleet:
     # -- callbacks ---------------------------------------------------------------------
 
     def on_change(self, callback: Callable[[Fleet], None]) -> Callable[[], None]:
-        """Call ``callback(fleet)`` after each change, on the thread that made it (the
-        connection's, usually: don't block). Returns a function that removes it."""
-        with self._lock:
-            self._callbacks.append(callback)
-
-        def remove() -> None:
-            with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
-
-        return remove
+        """Call ``callback(fleet)`` after each change (an update, a reload, a change of the
+        connection's state), on the thread that made it (the connection's, usually: don't
+        block). Returns a zero-argument remover (thread-safe, idempotent)."""
+        return self._callbacks.add(callback)
 
     def wait_for(self, predicate: Callable[[Fleet], bool], timeout: float | None = None) -> bool:
         """Block until ``predicate(fleet)`` is true, checked now and after every change;
@@ -167,12 +172,7 @@ class Fleet:
     def _changed(self) -> None:
         with self._lock:
             self.version += 1
-            callbacks = list(self._callbacks)
-        for callback in callbacks:
-            try:
-                callback(self)
-            except Exception:
-                log.exception("vimax fleet: an on_change callback failed")
+        self._callbacks.call(self)
 
     # -- loading -----------------------------------------------------------------------
 
@@ -182,24 +182,20 @@ class Fleet:
         Agents and metrics that their rooms have already reported keep the rooms'
         (newer) values; agents the server no longer lists are dropped.
         """
-        records = list(self.client.agents())
+        records = self.client.agents()
         metrics = self.client.coordinator()
         with self._lock:
             if self._closed:
                 return
-            listed: dict[str, AgentInfo] = {}
+            listed: dict[str, AgentRecord] = {}
             for record in records:
-                if not isinstance(record, dict):
-                    continue
-                info = AgentInfo.parse(record)
-                if info.name:
-                    known = self._agents.get(info.name)
-                    live = agent_room(info.name) in self._live_rooms
-                    listed[info.name] = known if known is not None and live else info
+                known = self._agents.get(record.name)
+                live = agent_room(record.name) in self._live_rooms
+                listed[record.name] = known if known is not None and live else record
             gone = [self._subs.pop(agent_room(n), None) for n in self._agents if n not in listed]
             self._agents = listed
-            if isinstance(metrics, dict) and COORDINATOR_ROOM not in self._live_rooms:
-                self._metrics = CoordinatorMetrics.parse(metrics, self._metrics)
+            if COORDINATOR_ROOM not in self._live_rooms:
+                self._metrics = metrics
             self.error = None
             new = [n for n in listed if agent_room(n) not in self._subs]
         for sub in gone:
@@ -235,13 +231,10 @@ class Fleet:
     def _follow(self) -> None:
         try:
             self._connection = self.client.connection
-        except Exception as exc:
+        except ConnectionError as exc:
             self.error = f"cannot follow the agents live: {exc}"
             return
-        on_state = getattr(self._connection, "on_state", None)
-        if callable(on_state):
-            remove = on_state(self._on_state)
-            self._remove_state = remove if callable(remove) else None
+        self._remove_state = self._connection.on_state(self._on_state)
         self._follow_room(COORDINATOR_ROOM)
         with self._lock:
             names = list(self._agents)
@@ -249,13 +242,20 @@ class Fleet:
             self._follow_room(agent_room(name))
 
     def _follow_room(self, room: str) -> None:
+        connection = self._connection
+        assert connection is not None
         with self._lock:
             if self._closed or room in self._subs:
                 return
             self._subs[room] = None  # claimed: no second subscription for the room
         try:
-            sub = self._subscribe(room, LIVE_ONLY)
-        except Exception as exc:  # e.g. a connection that allows one subscription a room
+            sub = connection.subscribe(
+                room,
+                self._on_event,
+                LIVE_ONLY,
+                on_reset=lambda snapshot: self._on_reset(room, snapshot),
+            )
+        except ConnectionError as exc:  # the connection was closed
             with self._lock:
                 self._subs.pop(room, None)
                 self.error = f"cannot follow {room} live: {exc}"
@@ -267,57 +267,61 @@ class Fleet:
         if not claimed:  # the agent went away (or the fleet closed) meanwhile
             self._unsubscribe(sub)
 
-    def _subscribe(self, room: str, after: int) -> Any:
-        return self._connection.subscribe(
-            room,
-            self._on_event,
-            after,
-            on_reset=lambda snapshot: self._on_reset(room, snapshot),
-        )
-
-    def _on_state(self, _state: str) -> None:
+    def _on_state(self, _state: ConnectionState) -> None:
         if not self._closed:
             self._changed()
 
-    def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "agent_status":
-            self._apply_agent(event, str(event.get("room") or ""))
-        elif kind == "coordinator_metrics":
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, AgentStatusEvent):
+            room = event.room or agent_room(event.agent_name)
+            self._apply_agent(event.agent_name, room, event)
+        elif isinstance(event, CoordinatorMetricsEvent):
             self._apply_metrics(event)
 
-    def _on_reset(self, room: str, snapshot: dict[str, Any]) -> None:
-        if not isinstance(snapshot, dict) or not snapshot:
-            return
-        if room == COORDINATOR_ROOM:
+    def _on_reset(self, room: str, snapshot: Snapshot) -> None:
+        if isinstance(snapshot, CoordinatorMetricsEvent):
             self._apply_metrics(snapshot)
-        else:
-            self._apply_agent(snapshot, room)
+        elif isinstance(snapshot, AgentRecord):
+            self._apply_agent(snapshot.name, room, snapshot)
 
-    def _apply_agent(self, data: dict[str, Any], room: str) -> None:
-        name = data.get("agent_name", data.get("name"))
-        if not isinstance(name, str) or not name:
-            return
-        room = room or agent_room(name)
+    def _apply_agent(self, name: str, room: str, update: AgentStatusEvent | AgentRecord) -> None:
         with self._lock:
             if self._closed or room not in self._subs:
                 return  # not followed (any more)
-            self._agents[name] = AgentInfo.parse(data, self._agents.get(name))
+            known = self._agents.get(name)
+            if isinstance(update, AgentRecord):
+                record = update
+            elif known is None:
+                record = AgentRecord(
+                    name=name,
+                    status=update.status,
+                    capabilities=update.capabilities,
+                    metrics=update.metrics,
+                )
+            else:
+                record = known.model_copy(
+                    update={
+                        "status": update.status,
+                        "capabilities": update.capabilities,
+                        "metrics": update.metrics,
+                    }
+                )
+            self._agents[name] = record
             self._live_rooms.add(room)
         self._changed()
 
-    def _apply_metrics(self, data: dict[str, Any]) -> None:
+    def _apply_metrics(self, metrics: CoordinatorMetricsEvent) -> None:
         with self._lock:
             if self._closed:
                 return
-            self._metrics = CoordinatorMetrics.parse(data, self._metrics)
+            self._metrics = metrics
             self._live_rooms.add(COORDINATOR_ROOM)
-            mismatch = self._metrics.registered_agents != len(self._agents)
+            mismatch = metrics.registered_agents != len(self._agents)
         self._changed()
         if mismatch:
             self._refresh_soon()
 
-    def _unsubscribe(self, sub: Any) -> None:
+    def _unsubscribe(self, sub: RoomSubscription | None) -> None:
         if sub is not None and self._connection is not None:
             self._connection.unsubscribe(sub)
 
@@ -329,8 +333,8 @@ class Fleet:
             self._closed = True
             subs = list(self._subs.values())
             self._subs.clear()
-            self._callbacks.clear()
             remove_state, self._remove_state = self._remove_state, None
+        self._callbacks.clear()
         if remove_state is not None:
             remove_state()
         for sub in subs:

@@ -30,11 +30,6 @@ class LoopThread:
         return self._thread is not None
 
     @property
-    def running(self) -> bool:
-        """Whether the thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
     def is_current(self) -> bool:
         """Whether the calling thread is this thread."""
         return self._thread is not None and threading.current_thread() is self._thread

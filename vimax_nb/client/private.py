@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .api import Client, VimaxError
+from .api import Client
+from .errors import VimaxError
 
 __all__ = ["READY_TIMEOUT", "WORKDIR_NAME", "PrivateServer"]
 

@@ -1,5 +1,5 @@
-"""Per-room bookkeeping: many :class:`Subscription` objects to one room share ONE server
-subscription.
+"""Per-room bookkeeping: many :class:`RoomSubscription` objects to one room share ONE
+server subscription.
 
 The server keeps one subscription per (connection, room): a new ``subscribe`` replaces the
 previous one and replays the room from its ``after``. :class:`Room` therefore asks the
@@ -22,8 +22,10 @@ once, in seq order, whatever the order in which subscriptions come and go.
 ``recovered: false`` is judged per subscription (see :meth:`Room.answer`): only a
 subscription whose own position cannot be replayed is reset from the snapshot.
 
-This module does no I/O and takes no lock: :class:`~vimax_nb.client.connection.Connection`
-calls a :class:`Room`'s methods with its lock held, then runs the callbacks outside it.
+This module does no I/O and takes no lock: :class:`~vimax_nb.client.connection.
+ClientConnection` calls a :class:`Room`'s methods with its lock held, then runs the
+callbacks outside it. Requests and answers are the protocol's models
+(:class:`~vimax_nb.protocol.Subscribe`, :class:`~vimax_nb.protocol.Subscribed`).
 """
 
 from __future__ import annotations
@@ -31,17 +33,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-__all__ = ["Answer", "Callback", "Delivery", "Room", "Subscription", "call_safely"]
+from ..protocol import (
+    AgentRecord,
+    CoordinatorMetricsEvent,
+    Event,
+    Subscribe,
+    Subscribed,
+    WorkflowRecord,
+)
+
+__all__ = ["Answer", "Delivery", "Room", "RoomSubscription", "Snapshot"]
 
 log = logging.getLogger(__name__)
 
-Callback = Callable[[dict[str, Any]], None]
+Snapshot = WorkflowRecord | AgentRecord | CoordinatorMetricsEvent
+"""A room's current record, as a ``subscribed`` answer carries it: a workflow room's
+:class:`~vimax_nb.protocol.WorkflowRecord`, an agent room's
+:class:`~vimax_nb.protocol.AgentRecord`, the coordinator room's metrics."""
 
 
 @dataclass(eq=False)
-class Subscription:
+class RoomSubscription:
     """One follower of a room: ``callback`` gets each event after ``last_seq`` once, in order.
 
     ``last_seq`` is the seq of the last event delivered to this subscription (or the
@@ -50,13 +63,14 @@ class Subscription:
     ``on_subscribed(answer)`` is called with the server's ``subscribed`` answer to each
     request made on this subscription's behalf (the first one, and again after a
     reconnect or a gap); ``on_reset(snapshot)`` when its position could not be replayed
-    and the snapshot replaces the events it missed. ``active`` is False once unsubscribed.
+    and the room's record replaces the events it missed. ``active`` is False once
+    unsubscribed.
     """
 
     room: str
-    callback: Callback
-    on_subscribed: Callback | None = None
-    on_reset: Callback | None = None
+    callback: Callable[[Event], None]
+    on_subscribed: Callable[[Subscribed], None] | None = None
+    on_reset: Callable[[Snapshot], None] | None = None
     last_seq: int = 0
     epoch: str | None = None
     active: bool = True
@@ -76,14 +90,11 @@ class Delivery:
     """What to do with one event of the room.
 
     ``subscriptions`` take the event (their ``last_seq`` is already advanced), in the
-    order they subscribed; ``emit``: the event is new for the room (give it to the
-    connection's per-type handlers); ``duplicate``: no subscription needed it; ``gap``:
-    a subscription missed events and the room must be asked for again.
+    order they subscribed; ``gap``: a subscription missed events and the room must be
+    asked for again.
     """
 
-    subscriptions: list[Subscription]
-    emit: bool = False
-    duplicate: bool = False
+    subscriptions: list[RoomSubscription]
     gap: bool = False
 
 
@@ -96,8 +107,8 @@ class Answer:
     is needed (some subscription's position is still not served).
     """
 
-    resets: list[Subscription] = field(default_factory=list)
-    confirms: list[Subscription] = field(default_factory=list)
+    resets: list[RoomSubscription] = field(default_factory=list)
+    confirms: list[RoomSubscription] = field(default_factory=list)
     resync: bool = False
 
 
@@ -106,28 +117,21 @@ class Room:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.subscriptions: list[Subscription] = []
+        self.subscriptions: list[RoomSubscription] = []
         self._requests: dict[str, _Request] = {}  # sent, not answered yet, oldest first
         self._top = 0  # the highest ``top`` answered on the current connection
-        self._emitted = 0  # the highest seq given to the per-type handlers
-        self._epoch: str | None = None  # the epoch of the answers so far
 
     def __repr__(self) -> str:
         positions = [s.last_seq for s in self.subscriptions]
         return f"Room({self.name!r}, positions={positions}, unanswered={len(self._requests)})"
 
-    @property
-    def settled(self) -> bool:
-        """Whether every request sent for the room was answered."""
-        return not self._requests
-
-    def add(self, sub: Subscription) -> None:
+    def add(self, sub: RoomSubscription) -> None:
         """Add ``sub``; it waits for a request (:meth:`request`) that covers its position."""
         sub._waiting = True
         sub._confirm = None
         self.subscriptions.append(sub)
 
-    def remove(self, sub: Subscription) -> bool:
+    def remove(self, sub: RoomSubscription) -> bool:
         """Take ``sub`` out (it gets nothing more); True when no subscription is left."""
         sub.active = False
         if sub in self.subscriptions:
@@ -142,7 +146,7 @@ class Room:
             sub._waiting = True
             sub._confirm = None
 
-    def request(self, request_id: str, server_epoch: str | None) -> dict[str, Any] | None:
+    def request(self, request_id: str, server_epoch: str | None) -> Subscribe | None:
         """The ``subscribe`` message to send now, or None when no subscription waits for one.
 
         It asks for every event after the lowest ``last_seq`` of the subscriptions whose
@@ -160,18 +164,11 @@ class Room:
             sub._waiting = False
             sub._confirm = request_id
         self._requests[request_id] = _Request(request_id, after, epoch)
-        return {
-            "type": "subscribe",
-            "room": self.name,
-            "after": after or None,
-            "epoch": epoch,
-            "id": request_id,
-        }
+        return Subscribe(room=self.name, after=after or None, epoch=epoch, id=request_id)
 
     def event(self, seq: int) -> Delivery:
         """Advance the subscriptions for which ``seq`` is the next event; see the module doc."""
-        taken: list[Subscription] = []
-        jumped = False
+        taken: list[RoomSubscription] = []
         gap = False
         for sub in self.subscriptions:
             if seq <= sub.last_seq:
@@ -180,18 +177,14 @@ class Room:
                 sub.last_seq = seq
                 taken.append(sub)
                 continue
-            jumped = True
             if sub._waiting or self._requests or seq <= self._top:
                 continue  # a request that covers it is on its way, or this is an old page
             log.info("gap in %s: seq %d after %d; subscribing again", self.name, seq, sub.last_seq)
             sub._waiting = True
             gap = True
-        emit = bool(taken) and seq > self._emitted
-        if emit:
-            self._emitted = seq
-        return Delivery(taken, emit=emit, duplicate=not taken and not jumped, gap=gap)
+        return Delivery(taken, gap)
 
-    def answer(self, message: dict[str, Any], server_epoch: str | None) -> Answer | None:
+    def answer(self, message: Subscribed, server_epoch: str | None) -> Answer | None:
         """Take the ``subscribed`` answer ``message``; None if it answers no request of ours.
 
         A subscription is reset (``last_seq`` = ``top``, ``epoch`` = the server's) when its
@@ -202,20 +195,16 @@ class Room:
         up to ``top`` after a ``recovered: false`` answer is asked for again, since the
         server may send it no replay.
         """
-        rid = message.get("id")
-        if isinstance(rid, str):
+        rid = message.id
+        if rid is not None:
             req = self._requests.pop(rid, None)
         else:  # a server that does not echo ids: answers come in the order of requests
             req = self._requests.pop(next(iter(self._requests)), None) if self._requests else None
         if req is None:
             return None
-        top = message.get("top")
-        top = top if isinstance(top, int) and top >= 0 else 0
+        top = message.top
         self._top = max(self._top, top)
-        if self._epoch is not None and self._epoch != server_epoch:
-            self._emitted = 0  # the seqs start over in the new log
-        self._epoch = server_epoch
-        recovered = message.get("recovered") is not False
+        recovered = message.recovered
         # not recovered although the epoch matches and ``after`` <= ``top``: the log no
         # longer holds the event after ``after`` (retention)
         retention = _same_log(req.epoch, server_epoch) and req.after <= top
@@ -258,11 +247,3 @@ class Room:
 def _same_log(epoch: str | None, server_epoch: str | None) -> bool:
     """Whether seqs of ``epoch`` are seqs of the server's log (unknown epochs are trusted)."""
     return epoch is None or server_epoch is None or epoch == server_epoch
-
-
-def call_safely(callback: Callback, message: dict[str, Any]) -> None:
-    """Call ``callback(message)``; an exception is logged, never raised."""
-    try:
-        callback(message)
-    except Exception:
-        log.exception("vimax connection callback failed for %s", message.get("type"))

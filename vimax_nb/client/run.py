@@ -1,8 +1,11 @@
 """:class:`Run`: a live view of one workflow, and :class:`RunResult`, what it produced.
 
 A Run follows its workflow's room through the client's shared
-:class:`~vimax_nb.client.connection.Connection` from the start (``after=None``), so it sees
-the whole replay and then the live events; its attributes are updated on the
+:class:`~vimax_nb.client.connection.ClientConnection` from the start (``after=None``), so
+it sees the whole replay and then the live events, as protocol models
+(:class:`~vimax_nb.protocol.ProgressEvent`, :class:`~vimax_nb.protocol.ArtifactEvent`,
+:class:`~vimax_nb.protocol.ErrorEvent`); a snapshot it is reset to is the workflow's
+:class:`~vimax_nb.protocol.WorkflowRecord`. Its attributes are updated on the
 connection's thread and may be read from any thread. :meth:`Run.wait` blocks the calling
 thread on a condition (never by polling) until the workflow ends, is interrupted (a
 server restart: :class:`~vimax_nb.client.errors.RunInterrupted`, which ``run.resume()``
@@ -21,9 +24,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import TERMINAL_STATES, WorkflowRecord, WorkflowState, workflow_room
-from .connection import RequestError, Subscription
+from ..protocol import (
+    TERMINAL_STATES,
+    ArtifactEvent,
+    Control,
+    ControlAction,
+    ErrorCode,
+    ErrorEvent,
+    Event,
+    ProgressEvent,
+    StageProgress,
+    WorkflowRecord,
+    WorkflowState,
+    unstored_data,
+    workflow_room,
+)
+from .callbacks import Callbacks
+from .connection import RequestError, RoomSubscription, Snapshot
 from .errors import RunCanceled, RunFailed, RunInterrupted, VimaxError
+from .view import subject_of
 
 if TYPE_CHECKING:
     from .api import Client
@@ -34,8 +53,6 @@ log = logging.getLogger(__name__)
 
 HISTORY_SIZE = 200
 """Events a :class:`Run` keeps in :attr:`Run.history`."""
-
-_TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
 
 ChangeCallback = Callable[["Run"], None]
 
@@ -52,16 +69,15 @@ class RunResult:
     workflow: WorkflowRecord
 
 
-@dataclass(eq=False, slots=True)
-class _Listener:
-    callback: ChangeCallback
-    active: bool = True
-
-
 class Run:
     """A live view of one workflow, updated from its room's events.
 
     Attributes are updated on the connection's thread; read them from any thread.
+    ``state``, ``progress``, ``stage`` and ``message`` are those of the latest progress
+    event (or snapshot); ``stages`` the latest progress event's ``details.stages``, each
+    stage's counts; ``artifacts`` and ``errors`` every artifact and error event, in
+    order; ``events`` how many events were received; ``record`` the workflow's latest
+    record (made at the start, replaced by a snapshot and by the end's REST read).
     :attr:`history` holds the last :data:`HISTORY_SIZE` events received, oldest first
     (each with its ``seq``): a widget made late shows the log from there, taking
     ``list(run.history)`` for a stable copy.
@@ -72,21 +88,21 @@ class Run:
         self.id = record.id
         self.kind = record.kind
         self.params = dict(record.params)
-        self.state: str = record.state.value
+        self.state: WorkflowState = record.state
         self.progress: float = record.progress
         self.stage: str | None = record.stage
         self.message: str = record.message
-        self.stages: list[dict[str, Any]] = []
-        self.artifacts: list[dict[str, Any]] = []
-        self.errors: list[dict[str, Any]] = []
+        self.stages: list[StageProgress] = []
+        self.artifacts: list[ArtifactEvent] = []
+        self.errors: list[ErrorEvent] = []
         self.events = 0
-        self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY_SIZE)
+        self.history: collections.deque[Event] = collections.deque(maxlen=HISTORY_SIZE)
         self.record = record
         self._cond = threading.Condition()
-        self._ended = record.state.value in _TERMINAL
+        self._ended = record.state in TERMINAL_STATES
         self._closed = False  # the client closed: wait() no longer blocks
-        self._listeners: list[_Listener] = []
-        self._subscription: Subscription | None = None
+        self._listeners: Callbacks[Run] = Callbacks(f"a change callback of run {self.id}")
+        self._subscription: RoomSubscription | None = None
 
     # -- updates (the connection's thread) ----------------------------------------------
 
@@ -96,48 +112,42 @@ class Run:
             workflow_room(self.id), self._on_event, on_reset=self._on_reset
         )
 
-    def _on_event(self, event: dict[str, Any]) -> None:
+    def _on_event(self, event: Event) -> None:
         with self._cond:
             self.events += 1
             self.history.append(event)
-            kind = event.get("type")
             ended = False
-            if kind == "progress":
-                stages = (event.get("details") or {}).get("stages")
-                if isinstance(stages, list):
-                    self.stages = [dict(s) for s in stages if isinstance(s, dict)]
+            if isinstance(event, ProgressEvent):
+                self.stages = event.details.stages
                 ended = self._apply(event)
-            elif kind == "artifact":
+            elif isinstance(event, ArtifactEvent):
                 self.artifacts.append(event)
-            elif kind == "error":
+            elif isinstance(event, ErrorEvent):
                 self.errors.append(event)
             # last: a reader that sees ``done`` reads the final state, progress and stages
             self._ended = self._ended or ended
             self._cond.notify_all()
-        self._changed()
+        self._listeners.call(self)
 
-    def _on_reset(self, snapshot: dict[str, Any]) -> None:
+    def _on_reset(self, snapshot: Snapshot) -> None:
+        if not isinstance(snapshot, WorkflowRecord):
+            return
         with self._cond:
+            self.record = snapshot
             self._ended = self._apply(snapshot) or self._ended
             self._cond.notify_all()
-        self._changed()
+        self._listeners.call(self)
 
-    def _apply(self, data: dict[str, Any]) -> bool:
-        """Apply a progress event's or snapshot's fields (lock held); True if it ends the run.
-
-        Sets no flag: the caller marks the run ended once everything is applied.
+    def _apply(self, update: ProgressEvent | WorkflowRecord) -> bool:
+        """Apply a progress event's or a record's state, progress, stage and message (lock
+        held); True if it ends the run. Sets no flag: the caller marks the run ended once
+        everything is applied.
         """
-        state = data.get("state")
-        if isinstance(state, str):
-            self.state = state
-        progress = data.get("progress")
-        if isinstance(progress, int | float):
-            self.progress = float(progress)
-        if "stage" in data:
-            self.stage = data.get("stage")
-        if isinstance(data.get("message"), str):
-            self.message = data["message"]
-        return isinstance(state, str) and state in _TERMINAL
+        self.state = update.state
+        self.progress = update.progress
+        self.stage = update.stage
+        self.message = update.message
+        return update.state in TERMINAL_STATES
 
     def _close(self) -> None:
         """The client closed: wake every waiter; :meth:`wait` no longer blocks."""
@@ -145,39 +155,15 @@ class Run:
             self._closed = True
             self._cond.notify_all()
 
-    def _changed(self) -> None:
-        with self._cond:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            if not listener.active:
-                continue
-            try:
-                listener.callback(self)
-            except Exception:
-                log.exception("a change callback of run %s failed", self.id)
-
-    def on_change(self, callback: ChangeCallback) -> None:
+    def on_change(self, callback: ChangeCallback) -> Callable[[], None]:
         """Call ``callback(run)`` after each update, on the connection's thread (don't block).
 
-        An exception in it is logged and does not stop the other callbacks. Remove it with
-        :meth:`remove_change_callback`.
+        An exception in it is logged and does not stop the other callbacks. Returns a
+        zero-argument remover: calling it (from any thread, any number of times) stops
+        the callback; no update that starts after it returns calls it (a call already
+        under way on the connection's thread may finish).
         """
-        with self._cond:
-            self._listeners.append(_Listener(callback))
-
-    def remove_change_callback(self, callback: ChangeCallback) -> bool:
-        """Stop calling ``callback`` (one registration of it); False if it was not registered.
-
-        Thread-safe: once this returns, no update that starts afterwards calls it (a call
-        already under way on the connection's thread may finish).
-        """
-        with self._cond:
-            for listener in self._listeners:
-                if listener.callback == callback:
-                    listener.active = False
-                    self._listeners.remove(listener)
-                    return True
-        return False
+        return self._listeners.add(callback)
 
     # -- waiting -----------------------------------------------------------------------
 
@@ -199,7 +185,7 @@ class Run:
         Woken by events, never by polling.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        interrupted = WorkflowState.interrupted.value
+        interrupted = WorkflowState.interrupted
         while True:
             with self._cond:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -232,14 +218,14 @@ class Run:
         if record.state == WorkflowState.interrupted:
             raise RunInterrupted(self, record.message)
         with self._cond:
-            if self.events == events and self.state == WorkflowState.interrupted.value:
-                self.state, self.message = record.state.value, record.message
+            if self.events == events and self.state == WorkflowState.interrupted:
+                self.state, self.message = record.state, record.message
 
     def _outcome(self, record: WorkflowRecord) -> RunResult:
         with self._cond:
             self.record = record
         if record.state == WorkflowState.failed:
-            error = record.error or (self.errors[-1] if self.errors else None)
+            error = record.error or (unstored_data(self.errors[-1]) if self.errors else None)
             message = str((error or {}).get("message") or record.message)
             raise RunFailed(self, error, message)
         if record.state == WorkflowState.canceled:
@@ -264,39 +250,33 @@ class Run:
 
     # -- controls ----------------------------------------------------------------------
 
-    def _control(self, action: str, timeout: float = 10.0) -> str:
-        message = {"type": "control", "workflow_id": self.id, "action": action}
+    def _control(self, action: ControlAction, timeout: float = 10.0) -> WorkflowState:
+        message = Control(workflow_id=self.id, action=action)
         try:
             answer = self.client.connection.request(message, timeout)
         except RequestError as exc:
-            code = exc.frame.get("code")
-            status = 404 if code == "not_found" else 400
-            raise VimaxError(status, str(exc.frame.get("message")), exc.frame) from None
-        if not answer.get("ok"):
-            raise VimaxError(409, str(answer.get("message") or f"{action} refused"), answer)
-        return str(answer.get("state"))
+            status = 404 if exc.frame.code == ErrorCode.not_found else 400
+            raise VimaxError(status, exc.frame.message, exc.frame) from None
+        if not answer.ok or answer.state is None:
+            raise VimaxError(409, answer.message or f"{action} refused", answer)
+        return answer.state
 
-    def pause(self) -> str:
-        """Pause the workflow; its new state."""
-        return self._control("pause")
+    def pause(self) -> WorkflowState:
+        """Pause the workflow; its new state. Raises :class:`VimaxError` (409) when it
+        cannot be paused now, (404) for a workflow the server does not know."""
+        return self._control(ControlAction.pause)
 
-    def resume(self) -> str:
-        """Resume the paused or interrupted workflow; its new state."""
-        return self._control("resume")
+    def resume(self) -> WorkflowState:
+        """Resume the paused or interrupted workflow; its new state (errors as :meth:`pause`)."""
+        return self._control(ControlAction.resume)
 
-    def cancel(self) -> str:
-        """Cancel the workflow; its new state."""
-        return self._control("cancel")
+    def cancel(self) -> WorkflowState:
+        """Cancel the workflow; its new state (errors as :meth:`pause`)."""
+        return self._control(ControlAction.cancel)
 
     # -- display -----------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        subject = self.params.get("idea") or self.params.get("script")
-        if isinstance(subject, str) and subject.strip():
-            text = " ".join(subject.split())
-            if len(text) > 24:
-                text = text[:20].rsplit(" ", 1)[0].rstrip() + "..."
-            title = repr(text)
-        else:
-            title = self.id
+        subject = subject_of(self.params, width=24)
+        title = repr(subject) if subject else self.id
         return f"Run({self.kind} {title} {self.state} {self.progress:.0%})"

@@ -7,19 +7,12 @@ from collections.abc import Iterator, Sequence
 from typing import overload
 
 from ..protocol import WorkflowRecord
+from .view import subject_of
 
-__all__ = ["WorkflowTable", "subject_of"]
+__all__ = ["COLUMNS", "SUBJECT_WIDTH", "WorkflowTable"]
 
 COLUMNS = ("id", "kind", "state", "progress", "stage", "created", "subject")
-
-
-def subject_of(record: WorkflowRecord, width: int = 40) -> str:
-    """The idea or the script's first words, on one line, at most ``width`` characters."""
-    subject = record.params.get("idea") or record.params.get("script") or ""
-    text = " ".join(str(subject).split())
-    if len(text) > width:
-        text = text[: width - 3].rstrip() + "..."
-    return text
+SUBJECT_WIDTH = 40  # characters of the idea or script in the subject column
 
 
 class WorkflowTable(Sequence[WorkflowRecord]):
@@ -63,7 +56,7 @@ class WorkflowTable(Sequence[WorkflowRecord]):
                 f"{r.progress:.0%}",
                 r.stage or "",
                 r.created_at[:19].replace("T", " "),
-                subject_of(r),
+                subject_of(r.params, SUBJECT_WIDTH),
             )
             for r in self._records
         ]
