@@ -1,9 +1,12 @@
 """Comm messages per second the widgets send under an event flood, and the kernel CPU they cost.
 
-Events go through the client's real event path: a ``Run`` (or a ``Fleet``) subscribed on
-a stand-in connection whose subscription callback the script calls, as the connection's
-thread would. Every widget gets a counting comm (``comm.create_comm`` is replaced), which
-JSON-encodes each message as a kernel's session would, so the figures include that cost.
+Events go through the client's real event path: a ``Run`` (or a ``Fleet``) of a real
+``Client``, subscribed on a stand-in for its connection whose subscription callback the
+script calls with the protocol's event models, as the connection's thread would once it
+has parsed a frame (the models are made before the clock starts, as the connection's
+parsing is not the panels' cost). Every widget gets a counting comm (``comm.create_comm``
+is replaced), which JSON-encodes each message as a kernel's session would, so the figures
+include that cost.
 
 a. burst: ``--events`` events as fast as one thread can push them, then the final one;
    the time runs until the panel has drawn the final state;
@@ -36,9 +39,17 @@ import comm
 from _table import print_table
 from comm.base_comm import BaseComm
 
-from vimax_nb.client import Run
+from vimax_nb.client import Client, ConnectionState
 from vimax_nb.client.fleet import Fleet
-from vimax_nb.protocol import WorkflowRecord
+from vimax_nb.protocol import (
+    AgentRecord,
+    AgentState,
+    AgentStatusEvent,
+    CoordinatorMetricsEvent,
+    Event,
+    ProgressEvent,
+    WorkflowRecord,
+)
 from vimax_nb.widgets import AgentMonitor, WorkflowProgress
 
 MAX_REDRAWS = 10.5  # per second and panel: "at most ~10"
@@ -84,43 +95,59 @@ class CountingComm(BaseComm):  # type: ignore[misc]
 comm.create_comm = lambda *args, **kwargs: CountingComm(*args, **kwargs)
 
 
-class StubConnection:
-    """Subscriptions whose callbacks the benchmark calls, as the connection's thread would."""
+class StandInConnection:
+    """Subscriptions whose callbacks the benchmark calls, as the connection's thread would;
+    always open."""
 
-    state = "open"
+    state = ConnectionState.open
 
     def __init__(self) -> None:
-        self.callbacks: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self.callbacks: dict[str, Callable[[Event], None]] = {}
 
-    def subscribe(self, room: str, callback: Callable[[dict[str, Any]], None],
-                  after: int | None = None, **_kw: Any) -> str:  # fmt: skip
+    def subscribe(self, room: str, callback: Callable[[Event], None],
+                  after: int | None = None, **_callbacks: Any) -> str:  # fmt: skip
         self.callbacks[room] = callback
         return room
 
     def unsubscribe(self, sub: str) -> None:
         self.callbacks.pop(sub, None)
 
-    def on_state(self, callback: Callable[[str], None]) -> None:
-        pass
+    def on_state(self, callback: Callable[[ConnectionState], None]) -> Callable[[], None]:
+        return lambda: None
 
 
-class StubClient:
+class BenchClient(Client):
+    """A real client whose connection is the stand-in and whose REST reads are canned (one
+    running workflow, eight idle agents)."""
+
     def __init__(self) -> None:
-        self.connection = StubConnection()
+        super().__init__("http://server/")
+        self.stand_in = StandInConnection()
 
-    def agents(self) -> list[dict[str, Any]]:
-        return [{"name": n, "status": "idle", "capabilities": ["x"]} for n in AGENTS]
+    @property
+    def connection(self) -> Any:
+        return self.stand_in
 
-    def coordinator(self) -> dict[str, Any]:
-        return {"registered_agents": len(AGENTS), "healthy_agents": len(AGENTS)}
+    def workflow(self, workflow_id: str) -> WorkflowRecord:
+        return WorkflowRecord.model_validate({
+            "id": workflow_id, "kind": "idea2video", "params": {"idea": "A lighthouse keeper"},
+            "state": "running", "progress": 0.0, "created_at": "2030-01-01T00:00:00Z",
+            "updated_at": "2030-01-01T00:00:00Z"})  # fmt: skip
 
-    def artifact(self, workflow_id: str, path: str) -> str:
-        return f"http://server/{workflow_id}/{path}"
+    def agents(self) -> list[AgentRecord]:
+        return [AgentRecord(name=n, status=AgentState.idle, capabilities=["x"]) for n in AGENTS]
+
+    def coordinator(self, *, timeout: float | None = None) -> CoordinatorMetricsEvent:
+        return CoordinatorMetricsEvent(
+            total_workflows=0, active_workflows=0, queue_size=0,
+            registered_agents=len(AGENTS), healthy_agents=len(AGENTS),
+            tasks_per_second=0.0, dead_letters=0,
+        )  # fmt: skip
 
 
-def progress_events(count: int) -> list[dict[str, Any]]:
+def progress_events(count: int) -> list[Event]:
     """``count`` progress events as a run's room carries them, then the completed one."""
-    events = []
+    events: list[dict[str, Any]] = []
     for i in range(count):
         index = i * len(STAGES) // count
         stages = [{"name": s, "done": 1 if k < index else 0, "total": 1}
@@ -134,21 +161,21 @@ def progress_events(count: int) -> list[dict[str, Any]]:
         })  # fmt: skip
     events.append({**events[-1], "seq": count + 1, "state": "completed", "progress": 1.0,
                    "message": "done"})  # fmt: skip
-    return events
+    return [ProgressEvent.model_validate(e) for e in events]
 
 
-def agent_events(count: int) -> list[tuple[str, dict[str, Any]]]:
-    events = []
+def agent_events(count: int) -> list[tuple[str, Event]]:
+    events: list[tuple[str, Event]] = []
     for i in range(count + len(AGENTS)):
         name = AGENTS[i % len(AGENTS)]
         final = i >= count
-        events.append((f"agent:{name}", {
+        events.append((f"agent:{name}", AgentStatusEvent.model_validate({
             "type": "agent_status", "room": f"agent:{name}", "seq": i // len(AGENTS) + 1,
             "agent_name": name, "status": "idle" if final or i % 3 == 0 else "busy",
             "capabilities": ["x"], "metrics": {"tasks_completed": count if final else i,
             "tasks_failed": 0, "error_rate": 0.0, "avg_execution_ms": 120.0,
             "current_task": None if final else f"wf/{i}", "last_heartbeat": None},
-        }))  # fmt: skip
+        })))  # fmt: skip
     return events
 
 
@@ -157,16 +184,11 @@ def agent_events(count: int) -> list[tuple[str, dict[str, Any]]]:
 Setup = Callable[[bool], tuple[Callable[[int], None], Any, int, int]]
 
 
-def run_setup(events: list[dict[str, Any]], open_log: bool) -> Setup:
+def run_setup(events: list[Event], open_log: bool) -> Setup:
     def setup(watch: bool) -> tuple[Callable[[int], None], Any, int, int]:
-        client = StubClient()
-        record = WorkflowRecord.model_validate({
-            "id": "wf", "kind": "idea2video", "params": {"idea": "A lighthouse keeper"},
-            "state": "running", "progress": 0.0, "created_at": "2030-01-01T00:00:00Z",
-            "updated_at": "2030-01-01T00:00:00Z"})  # fmt: skip
-        run = Run(client, record)  # type: ignore[arg-type]  # a stand-in client
-        run._follow()
-        deliver = client.connection.callbacks["workflow:wf"]
+        client = BenchClient()
+        run = client.run("wf")
+        deliver = client.stand_in.callbacks["workflow:wf"]
         panel = WorkflowProgress(run) if watch else None
         if panel is not None and open_log:
             panel.log.selected_index = 0
@@ -176,11 +198,11 @@ def run_setup(events: list[dict[str, Any]], open_log: bool) -> Setup:
     return setup
 
 
-def fleet_setup(events: list[tuple[str, dict[str, Any]]]) -> Setup:
+def fleet_setup(events: list[tuple[str, Event]]) -> Setup:
     def setup(watch: bool) -> tuple[Callable[[int], None], Any, int, int]:
-        client = StubClient()
+        client = BenchClient()
         fleet = Fleet(client)
-        callbacks = client.connection.callbacks
+        callbacks = client.stand_in.callbacks
         panel = AgentMonitor(fleet=fleet) if watch else None
 
         def push(i: int) -> None:

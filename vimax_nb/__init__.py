@@ -10,30 +10,35 @@ The notebook API::
     vx.AgentMonitor()          # every agent and the coordinator, live
     vx.workflows()             # past and running workflows, as a table
 
-The widgets are imported on first use, so the client works without a display.
+``import vimax_nb`` is light: the client, its WebSocket library and the widgets are
+imported when first used (``vx.Client``, ``vx.connect()``, ``vx.AgentMonitor``...), and
+nothing is installed into IPython. The first client or run made here (``connect``,
+``idea2video``, ``script2video``, ``workflows``), or the first widget asked for, tells a
+running IPython to show a :class:`Run` as its live :class:`WorkflowProgress`
+(:func:`vimax_nb.display.show_runs_as_widgets`).
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .client import (
-    Client,
-    Run,
-    RunCanceled,
-    RunFailed,
-    RunInterrupted,
-    RunResult,
-    VimaxConnectError,
-    VimaxError,
-    connect,
-)
-from .client.discovery import default_client, disconnect
-from .client.table import WorkflowTable
-from .display import show_runs_as_widgets
 
 if TYPE_CHECKING:
+    from .client import (
+        Client,
+        Run,
+        RunCanceled,
+        RunFailed,
+        RunInterrupted,
+        RunResult,
+        VimaxConnectError,
+        VimaxError,
+    )
+    from .client.discovery import default_client, disconnect
+    from .client.table import WorkflowTable
+    from .display import show_runs_as_widgets
     from .widgets import (
         AgentMonitor,
         AgentStatusCard,
@@ -69,6 +74,15 @@ __all__ = [
     "workflows",
 ]
 
+# Where each lazily imported name lives.
+_CLIENT = ("Client", "Run", "RunCanceled", "RunFailed", "RunInterrupted", "RunResult")
+_LAZY: dict[str, str] = {
+    **dict.fromkeys((*_CLIENT, "VimaxConnectError", "VimaxError"), ".client"),
+    "default_client": ".client.discovery",
+    "disconnect": ".client.discovery",
+    "WorkflowTable": ".client.table",
+    "show_runs_as_widgets": ".display",
+}
 _WIDGETS = frozenset(
     {
         "AgentMonitor",
@@ -81,7 +95,27 @@ _WIDGETS = frozenset(
 )
 
 
+def _show_runs_in_ipython() -> None:
+    """Tell a running IPython to show runs as their panels (nothing without one)."""
+    from .display import show_runs_as_widgets
+
+    show_runs_as_widgets()
+
+
+def connect(url: str | None = None, token: str | None = None, **options: Any) -> Client:
+    """The process's default :class:`Client`: :func:`vimax_nb.client.connect` with the
+    same arguments (``start_server``, ``workdir``, ``server_args`` are keywords); in
+    IPython, runs then display as their live :class:`WorkflowProgress`."""
+    from .client import connect as find
+
+    client = find(url, token, **options)
+    _show_runs_in_ipython()
+    return client
+
+
 def _client() -> Client:
+    from .client.discovery import default_client
+
     return default_client() or connect()
 
 
@@ -91,25 +125,35 @@ def idea2video(idea: str, **params: Any) -> Run:
     ``params`` are the workflow parameters: ``style``, ``user_requirement``, ``scenes``,
     ``shots_per_scene``, ``width``, ``height``, ``fps``, ``seconds_per_shot``, ``seed``.
     """
-    return _client().idea2video(idea, **params)
+    run = _client().idea2video(idea, **params)
+    _show_runs_in_ipython()
+    return run
 
 
 def script2video(script: str, **params: Any) -> Run:
     """Start a Script2Video workflow on the default client's server; its live :class:`Run`."""
-    return _client().script2video(script, **params)
+    run = _client().script2video(script, **params)
+    _show_runs_in_ipython()
+    return run
 
 
 def workflows() -> WorkflowTable:
     """Every workflow the default client's server knows, newest first, as a table."""
+    from .client.table import WorkflowTable
+
     return WorkflowTable(_client().workflows())
 
 
 def __getattr__(name: str) -> Any:
     if name in _WIDGETS:
-        from . import widgets
+        widget = getattr(import_module(".widgets", __name__), name)
+        _show_runs_in_ipython()
+        return widget
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'vimax_nb' has no attribute {name!r}")
+    return getattr(import_module(where, __name__), name)
 
-        return getattr(widgets, name)
-    raise AttributeError(f"module 'vimax_nb' has no attribute {name!r}")
 
-
-show_runs_as_widgets()
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,7 +1,9 @@
 """How IPython shows a :class:`~vimax_nb.client.Run`: as its live progress panel.
 
 This module imports neither ipywidgets nor IPython: the panel is built (and the widgets
-imported) only when IPython first displays a run.
+imported) only when IPython first displays a run. The notebook API (:mod:`vimax_nb`)
+installs the hook when it makes its first client or run, or hands out a widget, and
+only in a running IPython; nothing is installed by importing this module.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def show_runs_as_widgets(shell: Any = None) -> bool:
     :class:`~vimax_nb.widgets.WorkflowProgress`; True when there is a shell to tell.
 
     Without ``shell``, the running IPython's, if IPython is loaded (it is not imported).
+    Calling it again changes nothing.
     """
     if shell is None:
         ipython = sys.modules.get("IPython")

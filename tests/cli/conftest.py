@@ -22,6 +22,8 @@ import pytest
 
 from vimax_nb.client import Client, discovery
 
+from ..widgets.fakes import Backend, serving
+
 SMALL = ["--size", "160x96", "--fps", "6", "--seconds", "1", "--shots", "2"]
 TIMEOUT = 60.0
 
@@ -146,3 +148,10 @@ def env_server(fresh: Path, served: Served, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("VIMAX_NB_URL", served.url)
     monkeypatch.setenv("VIMAX_NB_TOKEN", served.token)
     return served
+
+
+@pytest.fixture
+def fake() -> Iterator[Backend]:
+    """The fake server of the widget tests and a real client of it (no workdir)."""
+    with serving() as backend:
+        yield backend

@@ -9,7 +9,7 @@ import re
 import socket
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -17,10 +17,10 @@ from rich.console import Console
 from vimax_nb.cli import main
 from vimax_nb.cli.commands import finish
 from vimax_nb.cli.common import Interrupts
-from vimax_nb.cli.display import LiveView, stage_rows
-from vimax_nb.client import Run
+from vimax_nb.cli.display import PlainLines, TerminalView
 from vimax_nb.protocol import WorkflowRecord
 
+from ..widgets.fakes import Backend
 from .conftest import Served
 
 SMALL_PARAMS = {"width": 160, "height": 96, "fps": 6, "seconds_per_shot": 1, "shots_per_scene": 2}
@@ -67,21 +67,12 @@ def test_watch_exits_with_the_workflows_outcome(
     assert "(HTTP 404)" in err
 
 
-def test_a_failed_workflow_exits_1_with_its_error(capsys: pytest.CaptureFixture[str]) -> None:
-    record = WorkflowRecord(
-        id="f00d",
-        kind="idea2video",
-        params={"idea": "x"},
-        state="failed",
-        progress=0.4,
-        message="failed",
-        error={"message": "the painter ran out of paint"},
-        created_at="2026-01-01T00:00:00Z",
-        updated_at="2026-01-01T00:00:01Z",
-    )
-    client = SimpleNamespace(workflow=lambda _id: record)
-    run = SimpleNamespace(id="f00d", kind="idea2video", record=record)
-    code = finish(cast(Any, client), cast(Any, run), SimpleNamespace(out=None, quiet=False))
+def test_a_failed_workflow_exits_1_with_its_error(
+    fake: Backend, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error = {"message": "the painter ran out of paint"}
+    run = fake.run("f00d", state="failed", progress=0.4, message="failed", error=error)
+    code = finish(fake.client, run, SimpleNamespace(out=None, quiet=False))
     assert code == 1
     assert capsys.readouterr().err == (
         "vimax-nb: workflow f00d failed: the painter ran out of paint\n"
@@ -150,55 +141,52 @@ def test_serve_will_not_start_a_second_server_for_a_folder(
 # -- pieces ------------------------------------------------------------------------------
 
 
-def fake_run(**overrides: Any) -> Run:
-    record = SimpleNamespace(started_at=None, finished_at=None)
-    run = SimpleNamespace(
-        id="abc123",
-        kind="idea2video",
-        state="running",
-        progress=0.45,
-        stage="frames",
-        message="painting frame 3 of 8 [bold]not markup[/bold]",
-        stages=[
-            {"name": "story", "done": 1, "total": 1},
-            {"name": "frames", "done": 3, "total": 8},
-            {"name": "clips", "done": 0, "total": 8},
-        ],
-        done=False,
-        record=record,
-        client=SimpleNamespace(connection=SimpleNamespace(state="open")),
-    )
-    run.__dict__.update(overrides)
-    return cast(Run, run)
-
-
 def render(renderable: Any) -> str:
     console = Console(record=True, width=100, color_system=None, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
 
 
-def test_the_live_view_shows_each_stage_with_its_counts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("vimax_nb.cli.display.subject_of", lambda record, width: "A fox")
-    run = fake_run()
-    assert stage_rows(run) == [
-        ("story", "done", 1, 1),
-        ("frames", "running", 3, 8),
-        ("clips", "pending", 0, 8),
-    ]
-    text = render(LiveView(run, "test"))
+def test_the_live_view_shows_each_stage_with_its_counts(fake: Backend) -> None:
+    run = fake.run("abc123", idea="A fox")
+    message = "painting frame 3 of 8 [bold]not markup[/bold]"
+    counts = (("story", 1, 1), ("frames", 3, 8), ("clips", 0, 8))
+    fake.stages(run, "frames", *counts, progress=0.45, message=message)
+    view = TerminalView(run)
+    text = render(view)
     assert "vimax-nb idea2video 'A fox'  abc123  running" in text
     assert " 45% " in text
     assert re.search(r"^✓ story +1/1 done", text, re.MULTILINE), text
     assert re.search(r"^\S frames +3/8 running", text, re.MULTILINE), text  # a spinner
     assert re.search(r"^· clips +0/8 pending", text, re.MULTILINE), text
     assert "> painting frame 3 of 8 [bold]not markup[/bold]" in text  # escaped
+    assert "reconnecting" not in text
 
-    paused = fake_run(state="paused", client=SimpleNamespace(connection=SimpleNamespace(
-        state="offline")))  # fmt: skip
-    text = render(LiveView(paused, "test"))
+    fake.stages(run, "frames", *counts, state="paused", progress=0.45)
+    fake.go_offline()
+    text = render(view)
+    assert "abc123  paused" in text
     assert re.search(r"^‖ frames +3/8 paused", text, re.MULTILINE), text
     assert "(connection offline, reconnecting)" in text
+
+
+def test_plain_lines_say_each_change_of_state_or_stage_once(fake: Backend) -> None:
+    run = fake.run("abc123", idea="A fox")
+    out = io.StringIO()
+    lines = PlainLines(run, Console(file=out, width=200))
+    lines.update()
+    counts = (("story", 1, 1), ("frames", 3, 8))
+    fake.stages(run, "frames", *counts, progress=0.45, message="frames: 3 of 8")
+    lines.update()
+    fake.stages(run, "frames", *counts, progress=0.5, message="frames: 4 of 8")
+    lines.update()  # the same state and stage: no line
+    fake.stages(run, "frames", *counts, state="paused", progress=0.5, message="paused by you")
+    lines.update()
+    assert out.getvalue().splitlines() == [
+        "[                    ]   0%  running",
+        "[#########           ]  45%  running  frames 3/8",
+        "[##########          ]  50%  paused  paused by you",
+    ]
 
 
 def test_a_second_ctrl_c_leaves_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

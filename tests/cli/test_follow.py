@@ -18,44 +18,16 @@ from vimax_nb.cli.follow import follow
 from vimax_nb.client import Run, discovery
 from vimax_nb.protocol import WorkflowRecord
 
+from ..widgets.fakes import Backend
 from .conftest import Served
 from .test_commands import SMALL_PARAMS
 
 BOUND = 10.0  # seconds a call may take before the test calls it hung
 
 
-class FakeConnection:
-    def __init__(self, state: str = "open", fail: BaseException | None = None) -> None:
-        self.state = state
-        self.fail = fail
-        self.handlers: list[Callable[[str], None]] = []
-        self.requests: list[dict[str, Any]] = []
-
-    def on_state(self, callback: Callable[[str], None]) -> Callable[[], None]:
-        self.handlers.append(callback)
-        return lambda: self.handlers.remove(callback)
-
-    def request(self, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
-        self.requests.append(message)
-        if self.fail is not None:
-            raise self.fail
-        return {"ok": True, "state": "canceled"}
-
-
-def make_run(state: str, connection: FakeConnection) -> Run:
-    record = WorkflowRecord(
-        id="cafe01",
-        kind="idea2video",
-        params={"idea": "A fox"},
-        state=state,
-        progress=0.75,
-        created_at="2026-01-01T00:00:00Z",
-        updated_at="2026-01-01T00:00:01Z",
-    )
-    client = SimpleNamespace(
-        url="http://server/", connection=connection, workflow=lambda _id: record
-    )
-    return Run(cast(Any, client), record)
+def make_run(fake: Backend, state: str) -> Run:
+    """Workflow cafe01 of the fake server, 75% done, in ``state``, as a live Run."""
+    return fake.run("cafe01", idea="A fox", state=state, progress=0.75)
 
 
 def bounded(call: Callable[[], int]) -> int:
@@ -88,20 +60,20 @@ def args(**values: Any) -> Any:
 
 
 def test_an_interrupted_workflow_ends_the_watch_with_exit_1(
-    capsys: pytest.CaptureFixture[str],
+    fake: Backend, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = make_run("interrupted", FakeConnection())
+    run = make_run(fake, "interrupted")
     code = bounded(lambda: follow(run.client, run, args(), Interrupts(), cancel_on_interrupt=False))
     assert code == 1
     err = capsys.readouterr().err
     assert "workflow cafe01 was interrupted at 75%: the server stopped or restarted" in err
     assert "`vimax-nb resume cafe01`" in err
-    assert "POST http://server/vimax/api/workflows/cafe01/resume" in err
+    assert f"POST {fake.client.url}vimax/api/workflows/cafe01/resume" in err
 
 
-def test_a_server_offline_too_long_is_given_up_with_exit_1() -> None:
-    connection = FakeConnection("offline")
-    run = make_run("running", connection)
+def test_a_server_offline_too_long_is_given_up_with_exit_1(fake: Backend) -> None:
+    run = make_run(fake, "running")
+    fake.go_offline()
     with pytest.raises(CliError) as error:
         bounded(
             lambda: follow(
@@ -109,20 +81,21 @@ def test_a_server_offline_too_long_is_given_up_with_exit_1() -> None:
             )
         )
     assert error.value.code == 1
-    assert "no connection to the server at http://server/ for 0 s: giving up" in str(error.value)
+    url = fake.client.url
+    assert f"no connection to the server at {url} for 0 s: giving up" in str(error.value)
+    assert "Workflow cafe01 was running at 75%" in str(error.value)
     assert "may still be running there; `vimax-nb watch cafe01`" in str(error.value)
-    assert connection.handlers == []  # its state callback was removed
 
 
-@pytest.mark.parametrize(
-    "connection",
-    [FakeConnection("offline"), FakeConnection("open", ConnectionError("connection lost"))],
-    ids=["offline", "lost while sending"],
-)
+@pytest.mark.parametrize("how", ["offline", "lost while sending"])
 def test_ctrl_c_when_the_cancel_cannot_be_sent_leaves_at_once(
-    connection: FakeConnection, capsys: pytest.CaptureFixture[str]
+    fake: Backend, how: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = make_run("running", connection)
+    run = make_run(fake, "running")
+    if how == "offline":
+        fake.go_offline()
+    else:
+        fake.server.drop_on_control = True
     interrupts = Interrupts()
     interrupts.flag.set()  # Ctrl-C
     code = bounded(lambda: follow(run.client, run, args(), interrupts, cancel_on_interrupt=True))
@@ -131,6 +104,7 @@ def test_ctrl_c_when_the_cancel_cannot_be_sent_leaves_at_once(
     assert "could not send the cancel for workflow cafe01" in err
     assert "It may still be running on the server" in err
     assert "cancel was asked" not in err
+    assert fake.server.workflows["cafe01"].state == "running"
 
 
 def test_main_keeps_exit_2_for_usage_and_3_for_no_server_at_the_start(

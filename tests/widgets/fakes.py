@@ -1,157 +1,231 @@
-"""Stand-ins for the client's objects, driven by hand from any thread (no kernel, no server)."""
+"""What the widget tests drive: the client's real objects (a :class:`Client`, its
+:class:`Run` and :class:`Fleet`) talking to the fake server of the client tests
+(``tests/client/fake_server.py``: the protocol over a real WebSocket, and the REST reads).
+
+A test sets the server's records, publishes events to its rooms and waits, on
+conditions and never by sleeping, until the run or the fleet has them; the panels then
+draw what a user would see.
+"""
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vimax_nb.client import Run
+from vimax_nb.client import Client, ConnectionState, Run
+from vimax_nb.protocol import (
+    AgentRecord,
+    ClientMessage,
+    Control,
+    ControlAction,
+    ControlResponse,
+    WorkflowState,
+    agent_room,
+    workflow_room,
+)
+
+from ..client.fake_server import FakeServer, Peer, no_metrics, workflow_record
+from ..client.helpers import wait_run
 
 IDEA = "A lighthouse keeper befriends a whale"
 EVIL = "<img src=x onerror=alert(1)>"
 TIMEOUT = 10.0
 
+_AFTER = {
+    ControlAction.pause: WorkflowState.paused,
+    ControlAction.resume: WorkflowState.running,
+    ControlAction.cancel: WorkflowState.canceled,
+}
 
-class FakeConnection:
-    """The parts of Connection the widgets and the fleet use."""
+
+class ControlledServer(FakeServer):
+    """The fake server, answering a control as the real server does: the workflow's new
+    state as a progress event of its room, and the answer.
+
+    ``hold_controls`` keeps control requests unanswered until :meth:`release_controls`;
+    ``refusal``, when set, is the message every control is refused with;
+    ``drop_on_control`` drops the connection a control comes on, unanswered.
+    """
 
     def __init__(self) -> None:
-        self.state = "open"
-        self._handlers: list[Callable[[str], None]] = []
-        self.subs: dict[str, FakeSub] = {}
-        self.subscribed: list[tuple[str, int | None]] = []
-        self.unsubscribed: list[str] = []
-        self._seq = 0
-        self._lock = threading.Lock()
+        super().__init__()
+        self.hold_controls = False
+        self.refusal: str | None = None
+        self.drop_on_control = False
+        self._held: list[tuple[Peer, Control]] = []
 
-    def on_state(self, callback: Callable[[str], None]) -> Callable[[], None]:
-        """Register ``callback``; a remover, as the newer Connection returns."""
-        self._handlers.append(callback)
-        return lambda: self._handlers.remove(callback)
+    def _answer(self, peer: Peer, message: ClientMessage) -> None:
+        if not isinstance(message, Control):
+            super()._answer(peer, message)
+        elif self.drop_on_control:
+            peer.ws.transport.abort()
+        elif self.hold_controls:
+            self._held.append((peer, message))
+        else:
+            self._control(peer, message)
 
-    def set(self, state: str) -> None:
-        self.state = state
-        for handler in list(self._handlers):
-            handler(state)
+    def _control(self, peer: Peer, message: Control) -> None:
+        if self.refusal is not None:
+            peer.send(
+                ControlResponse(
+                    id=message.id,
+                    action=message.action,
+                    ok=False,
+                    state=None,
+                    message=self.refusal,
+                    workflow_id=message.workflow_id,
+                )
+            )
+            return
+        record = self.workflows[message.workflow_id]
+        # The state event goes out from a worker thread (publish waits on this loop).
+        self._loop.run_in_executor(
+            None,
+            lambda: self.publish(
+                workflow_room(record.id),
+                state=_AFTER[message.action],
+                progress=record.progress,
+                stage=record.stage,
+                message=f"{message.action}d",
+            ),
+        )
+        super()._answer(peer, message)
 
-    def subscribe(
-        self,
-        room: str,
-        callback: Callable[[dict[str, Any]], None],
-        after: int | None = None,
-        *,
-        on_subscribed: Callable[[dict[str, Any]], None] | None = None,
-        on_reset: Callable[[dict[str, Any]], None] | None = None,
-    ) -> FakeSub:
-        sub = FakeSub(room, callback, after, on_reset, on_subscribed, last_seq=after or 0)
-        with self._lock:
-            self.subs[room] = sub
-            self.subscribed.append((room, after))
-        return sub
+    def release_controls(self) -> None:
+        """Answer the controls held so far (and every later one at once)."""
 
-    def unsubscribe(self, sub: FakeSub) -> None:
-        with self._lock:
-            sub.active = False
-            self.unsubscribed.append(sub.room)
-            if self.subs.get(sub.room) is sub:
-                del self.subs[sub.room]
+        def release() -> None:
+            self.hold_controls = False
+            held, self._held = self._held, []
+            for peer, message in held:
+                self._control(peer, message)
 
-    def emit(self, room: str, **event: Any) -> None:
-        """Deliver an event of ``room`` as the connection would (its thread is the caller's)."""
-        with self._lock:
-            sub = self.subs.get(room)
-            self._seq += 1
-            seq = self._seq
-        if sub is not None and sub.active:
-            sub.callback({**event, "room": room, "seq": seq})
-
-    def reset(self, room: str, snapshot: dict[str, Any]) -> None:
-        sub = self.subs[room]
-        assert sub.on_reset is not None
-        sub.on_reset(snapshot)
-
-
-@dataclass(eq=False)
-class FakeSub:
-    room: str
-    callback: Callable[[dict[str, Any]], None]
-    after: int | None
-    on_reset: Callable[[dict[str, Any]], None] | None
-    on_subscribed: Callable[[dict[str, Any]], None] | None = None
-    last_seq: int = 0
-    active: bool = True
+        self._loop.call_soon_threadsafe(release)
 
 
-def agent_record(
-    name: str,
-    status: str = "idle",
-    capabilities: tuple[str, ...] = (),
-    **metrics: Any,
-) -> dict[str, Any]:
+@dataclass
+class Backend:
+    """A :class:`ControlledServer` and a real :class:`Client` of it (``workdir`` is where
+    the client finds the workflows' files)."""
+
+    server: ControlledServer
+    client: Client
+
+    def run(
+        self, workflow_id: str = "wf-1", *, idea: str = IDEA, state: str = "running", **record: Any
+    ) -> Run:
+        """A workflow the server knows (``workflow_record``'s, with ``idea``, ``state`` and
+        the fields of ``record``), followed by a live :class:`Run` from its start."""
+        made = workflow_record(workflow_id, state).model_copy(
+            update={"params": {"idea": idea}, **record}
+        )
+        self.server.workflows[workflow_id] = made
+        return self.client.run(workflow_id)
+
+    def publish(self, run: Run, **fields: Any) -> int:
+        """An event of ``run``'s room (a progress event unless ``type`` says otherwise,
+        running at 0 unless ``fields`` say otherwise); its seq. Does not wait."""
+        if fields.get("type") == "artifact":
+            fields = {"workflow_id": run.id, **fields}
+        return self.server.publish(workflow_room(run.id), **fields)
+
+    def send(self, run: Run, **fields: Any) -> None:
+        """:meth:`publish`, then wait until the run has received the event."""
+        seq = self.publish(run, **fields)
+        wait_run(run, lambda r: r.events >= seq, TIMEOUT)
+
+    def stages(self, run: Run, stage: str, *counts: tuple[str, int, int], **fields: Any) -> None:
+        """A progress event at ``stage`` with ``(name, done, total)`` per stage; waits."""
+        details = {"stages": [{"name": n, "done": d, "total": t} for n, d, t in counts]}
+        self.send(run, stage=stage, details=details, **fields)
+
+    def artifact(self, run: Run, kind: str, path: str, *, name: str | None = None) -> None:
+        """An artifact event for file ``path`` of the run's folder; waits."""
+        self.send(
+            run,
+            type="artifact",
+            stage="frames",
+            name=name if name is not None else path,
+            kind=kind,
+            url=f"/vimax/api/workflows/{run.id}/artifacts/{path}",
+        )
+
+    def go_offline(self) -> None:
+        """Once the client's connection is open, stop the server, and wait until the
+        connection has noticed. (Stopped while a connection is being made, the fake server
+        would leave that handshake hanging until the client gives up on it.)"""
+        connection = self.client.connection
+        changed = threading.Condition()
+
+        def on_state(_state: ConnectionState) -> None:
+            with changed:
+                changed.notify_all()
+
+        remove = connection.on_state(on_state)
+        try:
+            with changed:
+                opened = changed.wait_for(lambda: connection.state == ConnectionState.open, TIMEOUT)
+            assert opened, f"never open: {connection.state}"
+            self.server.stop_listening()
+            with changed:
+                lost = changed.wait_for(
+                    lambda: connection.state == ConnectionState.offline, TIMEOUT
+                )
+            assert lost, f"still {connection.state}"
+        finally:
+            remove()
+
+    def agents(self, *records: AgentRecord, **metrics: Any) -> None:
+        """The agents and the coordinator's metrics the server has (REST and snapshots)."""
+        self.server.agents = {r.name: r for r in records}
+        self.server.metrics = no_metrics(registered_agents=len(records), **metrics)
+
+    def status(self, name: str, status: str, **metrics: Any) -> int:
+        """An ``agent_status`` event of agent ``name``; its seq. Does not wait."""
+        return self.server.publish(
+            agent_room(name), type="agent_status", agent_name=name, status=status, metrics=metrics
+        )
+
+    def coordinator(self, **metrics: Any) -> None:
+        """A ``coordinator_metrics`` event (every figure 0 but ``metrics``). Does not wait."""
+        event = no_metrics(**metrics).model_dump(mode="json", exclude={"room", "seq", "timestamp"})
+        self.server.publish("coordinator", **event)
+
+
+@contextlib.contextmanager
+def serving(workdir: Path | None = None) -> Iterator[Backend]:
+    """A :class:`ControlledServer` on its own thread and a :class:`Client` of it whose
+    workdir is ``workdir`` (a workflow's files go in ``workdir / <its id>``); both closed
+    at the end."""
+    server = ControlledServer()
+    server.start()
+    client = Client(server.url, workdir=workdir)
+    try:
+        yield Backend(server, client)
+    finally:
+        client.close()
+        server.close()
+
+
+def agent(name: str, status: str = "idle", *capabilities: str, **metrics: Any) -> AgentRecord:
     """An agent as GET /vimax/api/agents lists it."""
-    return {
-        "name": name,
-        "description": f"the {name}",
-        "status": status,
-        "capabilities": list(capabilities),
-        "concurrency": 1,
-        "metrics": {
-            "tasks_completed": 0,
-            "tasks_failed": 0,
-            "error_rate": 0.0,
-            "avg_execution_ms": 0.0,
-            "current_task": None,
-            "last_heartbeat": None,
-            **metrics,
-        },
-    }
+    return AgentRecord.model_validate(
+        {
+            "name": name,
+            "description": f"the {name}",
+            "status": status,
+            "capabilities": list(capabilities),
+            "metrics": metrics,
+        }
+    )
 
 
-def metrics_record(**values: Any) -> dict[str, Any]:
-    base = {
-        "total_workflows": 0,
-        "active_workflows": 0,
-        "queue_size": 0,
-        "registered_agents": 0,
-        "healthy_agents": 0,
-        "tasks_per_second": 0.0,
-        "dead_letters": 0,
-        "connections": 1,
-    }
-    return {**base, **values}
-
-
-class FakeFleetClient:
-    """REST (agents, coordinator) and a connection, for a Fleet."""
-
-    def __init__(self, agents: list[dict[str, Any]], **metrics: Any) -> None:
-        self.records = agents
-        self.metrics = metrics_record(registered_agents=len(agents), **metrics)
-        self.connection = FakeConnection()
-        self.fail: Exception | None = None
-        self.rest_threads: list[int] = []
-        self.loaded = threading.Event()
-
-    def agents(self) -> list[dict[str, Any]]:
-        self.rest_threads.append(threading.get_ident())
-        if self.fail is not None:
-            raise self.fail
-        return copy.deepcopy(self.records)
-
-    def coordinator(self) -> dict[str, Any]:
-        if self.fail is not None:
-            raise self.fail
-        self.loaded.set()
-        return dict(self.metrics)
-
-
-def eight_agents() -> list[dict[str, Any]]:
+def eight_agents() -> list[AgentRecord]:
     """Six idle agents and two busy ones, as ViMax has them."""
     names = [
         ("camera_director", ("camera",)),
@@ -165,98 +239,9 @@ def eight_agents() -> list[dict[str, Any]]:
     ]
     busy = {"screenwriter", "frame_painter"}
     return [
-        agent_record(
-            n, "busy" if n in busy else "idle", caps, current_task="t-1" if n in busy else None
-        )
+        agent(n, "busy", *caps, current_task="t-1") if n in busy else agent(n, "idle", *caps)
         for n, caps in names
     ]
-
-
-class FakeClient:
-    """What WorkflowProgress asks of a run's client."""
-
-    def __init__(self, workdir: Path | None = None) -> None:
-        self.workdir = workdir
-        self.connection = FakeConnection()
-
-    def artifact(self, workflow_id: str, path: str) -> Path | str:
-        if self.workdir is not None and (self.workdir / path).is_file():
-            return self.workdir / path
-        return f"http://server/vimax/api/workflows/{workflow_id}/artifacts/{path}"
-
-
-class FakeRun:
-    """The surface of vimax_nb.client.Run that the widget reads, driven by hand.
-
-    With ``history=True`` it keeps the last 200 events it was given, and ``on_change``
-    returns a remover, as the newer Run does.
-    """
-
-    __repr__ = Run.__repr__
-
-    def __init__(
-        self, idea: str = IDEA, *, client: FakeClient | None = None, history: bool = False
-    ) -> None:
-        self.id = "wf-1"
-        self.kind = "idea2video"
-        self.params: dict[str, Any] = {"idea": idea}
-        self.state = "running"
-        self.progress = 0.0
-        self.stage: str | None = None
-        self.message = ""
-        self.stages: list[dict[str, Any]] = []
-        self.artifacts: list[dict[str, Any]] = []
-        self.events = 0
-        if history:
-            self.history: deque[dict[str, Any]] = deque(maxlen=200)
-        if client is not None:
-            self.client = client
-        self._removable = history
-        self._callbacks: list[Callable[[Any], None]] = []
-        self.calls: list[tuple[str, int]] = []
-        self.called = threading.Event()
-        self.release = threading.Event()
-        self.release.set()
-        self.fail: Exception | None = None
-
-    def on_change(self, callback: Callable[[Any], None]) -> Callable[[], None] | None:
-        self._callbacks.append(callback)
-        if not self._removable:
-            return None
-        return lambda: self._callbacks.remove(callback)
-
-    def update(self, **fields: Any) -> None:
-        for name, value in fields.items():
-            setattr(self, name, value)
-        self.events += 1
-        for callback in list(self._callbacks):
-            callback(self)
-
-    def receive(self, event: dict[str, Any]) -> None:
-        """An event as the newer Run takes it: kept in history, then applied."""
-        self.history.append(event)
-        if event.get("type") == "progress":
-            self.update(**{k: event[k] for k in ("state", "progress", "message") if k in event})
-        else:
-            self.update()
-
-    def _control(self, action: str, state: str) -> str:
-        self.calls.append((action, threading.get_ident()))
-        self.called.set()
-        assert self.release.wait(TIMEOUT)
-        if self.fail is not None:
-            raise self.fail
-        self.update(state=state)
-        return state
-
-    def pause(self) -> str:
-        return self._control("pause", "paused")
-
-    def resume(self) -> str:
-        return self._control("resume", "running")
-
-    def cancel(self) -> str:
-        return self._control("cancel", "canceled")
 
 
 class Watcher:
@@ -296,21 +281,3 @@ def coalescing_bound(times: list[float], start: float, interval: float) -> tuple
     after = [t for t in times if t >= start]
     elapsed = (after[-1] - start) if after else 0.0
     return len(after), elapsed / interval + 2
-
-
-@dataclass
-class Recorder:
-    """Records on_change calls: the thread and the value of ``probe`` at the time."""
-
-    probe: Callable[[], Any] = lambda: None
-    calls: list[tuple[int, Any]] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def __call__(self, _subject: Any) -> None:
-        with self.cond:
-            self.calls.append((threading.get_ident(), self.probe()))
-            self.cond.notify_all()
-
-    def until(self, predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-        with self.cond:
-            assert self.cond.wait_for(predicate, timeout), "never happened"

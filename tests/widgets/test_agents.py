@@ -1,34 +1,29 @@
-"""AgentStatusCard and AgentMonitor against a Fleet of a fake client (no kernel, no server)."""
+"""AgentStatusCard and AgentMonitor showing a real Fleet of the fake server's agents."""
 
 from __future__ import annotations
 
-import threading
+import gc
 import time
-from typing import Any
+import weakref
 
 import pytest
 from IPython.lib.pretty import pretty
 
-from vimax_nb.client.fleet import AgentInfo, Fleet
+from vimax_nb.client import Client
+from vimax_nb.client.fleet import Fleet
 from vimax_nb.widgets import AgentMonitor, AgentStatusCard, theme
 from vimax_nb.widgets.agents import card_html
 
 from .fakes import (
     EVIL,
     TIMEOUT,
-    FakeFleetClient,
+    Backend,
     Watcher,
-    agent_record,
+    agent,
     coalescing_bound,
     eight_agents,
     html_values,
 )
-
-
-def status(client: FakeFleetClient, name: str, state: str, **metrics: Any) -> None:
-    client.connection.emit(
-        f"agent:{name}", type="agent_status", agent_name=name, status=state, metrics=metrics
-    )
 
 
 def shown(monitor: AgentMonitor) -> list[str]:
@@ -38,11 +33,12 @@ def shown(monitor: AgentMonitor) -> list[str]:
 # -- the card ---------------------------------------------------------------------------
 
 
-def test_card_shows_every_metric() -> None:
-    info = AgentInfo(
+def test_a_card_shows_every_metric() -> None:
+    record = agent(
         "screenwriter",
         "busy",
-        ("script", "story"),
+        "script",
+        "story",
         tasks_completed=12,
         tasks_failed=3,
         error_rate=0.2,
@@ -50,7 +46,7 @@ def test_card_shows_every_metric() -> None:
         current_task="wf-7/script",
         last_heartbeat="2030-01-01T12:00:00+00:00",
     )
-    card = AgentStatusCard(info)
+    card = AgentStatusCard(record)
     html = card.html.value
     assert "<b>screenwriter</b>" in html
     assert "vimax-dot vimax-pulse" in html  # busy: the dot pulses
@@ -65,11 +61,12 @@ def test_card_shows_every_metric() -> None:
     ]:
         assert f">{label}</td><td>{value}</td>" in html
     assert "title='2030-01-01T12:00:00+00:00'" in html
+    assert "title='the screenwriter'" in html
     assert repr(card) == "AgentStatusCard(screenwriter busy)"
     assert pretty(card) == "AgentStatusCard(screenwriter busy)"
     assert card._repr_mimebundle_()["text/plain"] == "AgentStatusCard(screenwriter busy)"
 
-    card.update(AgentInfo("screenwriter", "idle"), now=True)
+    card.update(agent("screenwriter"), now=True)
     html = card.html.value
     assert "class='vimax-dot'" in html  # idle: no pulse
     assert f"background:{theme.AGENT_COLORS['idle']}" in html
@@ -78,35 +75,40 @@ def test_card_shows_every_metric() -> None:
     assert ">heartbeat</td><td title=''>never</td>" in html
 
 
-def test_card_escapes_agent_text() -> None:
-    html = card_html(
-        AgentInfo(EVIL, EVIL, (EVIL,), description=EVIL, current_task=EVIL, last_heartbeat=EVIL)
-    )
+def test_a_card_escapes_agent_text() -> None:
+    record = agent(EVIL, "error", EVIL, current_task=EVIL, last_heartbeat=EVIL)
+    html = card_html(record.model_copy(update={"description": EVIL}))
     assert "<img" not in html
-    assert html.count("&lt;img src=x onerror=alert(1)&gt;") >= 5
+    assert html.count("&lt;img src=x onerror=alert(1)&gt;") == 6
 
 
-def test_a_live_card_follows_its_agent_in_the_fleet() -> None:
-    client = FakeFleetClient(eight_agents())
-    card = AgentStatusCard("editor", fleet=Fleet(client))
+def test_a_live_card_follows_its_agent_in_the_fleet(backend: Backend) -> None:
+    backend.agents(*eight_agents())
+    fleet = Fleet(backend.client)
+    card = AgentStatusCard("editor", fleet=fleet)
     watcher = Watcher(card)
     assert repr(card) == "AgentStatusCard(editor idle)"
-    status(client, "editor", "busy", tasks_completed=2, current_task="wf-1/edit")
+    backend.status("editor", "busy", tasks_completed=2, current_task="wf-1/edit")
     watcher.until(lambda: "vimax-dot vimax-pulse" in card.html.value)
     assert ">done</td><td>2</td>" in card.html.value
+    assert ">task</td><td>wf-1/edit</td>" in card.html.value
     assert repr(card) == "AgentStatusCard(editor busy)"
-    assert repr(AgentStatusCard("nobody", client=client)) == "AgentStatusCard(nobody unknown)"
+    nobody = AgentStatusCard("nobody", client=backend.client)
+    assert repr(nobody) == "AgentStatusCard(nobody unknown)"
+    assert f"<small style='color:{theme.GREY}'>unknown</small>" in nobody.html.value
+    fleet.close()
 
 
 # -- the monitor ------------------------------------------------------------------------
 
 
-def test_monitor_counts_filters_and_repr() -> None:
-    client = FakeFleetClient(eight_agents(), total_workflows=5, active_workflows=2)
-    monitor = AgentMonitor(client)
+def test_the_monitor_counts_filters_and_repr(backend: Backend) -> None:
+    backend.agents(*eight_agents(), total_workflows=5, active_workflows=2)
+    monitor = AgentMonitor(backend.client)
     assert repr(monitor) == "AgentMonitor(8 agents: 6 idle, 2 busy)"
     assert pretty(monitor) == repr(monitor)
     assert monitor._repr_mimebundle_()["text/plain"] == repr(monitor)
+    assert monitor.counts() == {"all": 8, "idle": 6, "busy": 2, "error": 0, "offline": 0}
     descriptions = [b.description for b in monitor.buttons.values()]
     assert descriptions == ["all (8)", "idle (6)", "busy (2)", "error (0)", "offline (0)"]
     assert monitor.buttons["all"].button_style == "info"
@@ -114,7 +116,6 @@ def test_monitor_counts_filters_and_repr() -> None:
     assert shown(monitor) == sorted(shown(monitor))
     assert "workflows 2 active / 5" in monitor.metrics_html.value
     assert "agents 0/8 healthy" in monitor.metrics_html.value
-    assert "open" in monitor.connection_indicator.value
     assert "@keyframes vimax-pulse" in monitor.stylesheet.value  # once, not in every card
     assert all("@keyframes" not in card.html.value for card in monitor.cards)
     assert "vimax-dot vimax-pulse" in monitor.cards[3].html.value  # frame_painter is busy
@@ -133,10 +134,12 @@ def test_monitor_counts_filters_and_repr() -> None:
     assert "No error agents." in monitor.empty.value
     with pytest.raises(ValueError, match="unknown filter 'broken'"):
         monitor.set_filter("broken")
+    monitor.close()
 
 
-def test_monitor_search_by_name_or_capability() -> None:
-    monitor = AgentMonitor(fleet=Fleet(FakeFleetClient(eight_agents())))
+def test_the_monitor_searches_by_name_or_capability(backend: Backend) -> None:
+    backend.agents(*eight_agents())
+    monitor = AgentMonitor(fleet=Fleet(backend.client))
     monitor.set_query("paint")
     monitor.flush()
     assert shown(monitor) == ["frame_painter", "portrait_painter"]
@@ -156,11 +159,12 @@ def test_monitor_search_by_name_or_capability() -> None:
     assert "No busy agents match &#x27;&lt;img src=x onerror=alert(1)&gt;&#x27;." in (
         monitor.empty.value
     )
+    monitor.fleet.close()
 
 
-def test_monitor_escapes_agent_names_and_capabilities() -> None:
-    client = FakeFleetClient([agent_record(EVIL, "busy", (EVIL, "<script>x</script>"))])
-    monitor = AgentMonitor(client)
+def test_the_monitor_escapes_agent_names_and_capabilities(backend: Backend) -> None:
+    backend.agents(agent(EVIL, "busy", EVIL, "<script>x</script>"))
+    monitor = AgentMonitor(backend.client)
     monitor.set_query("<img")
     monitor.flush()
     assert shown(monitor) == [EVIL]
@@ -171,52 +175,56 @@ def test_monitor_escapes_agent_names_and_capabilities() -> None:
             continue
         assert "<img" not in value, value
         assert "<script>" not in value, value
+    monitor.close()
 
 
-def test_monitor_follows_live_changes_and_new_agents() -> None:
-    client = FakeFleetClient(eight_agents())
-    monitor = AgentMonitor(client)
+def test_the_monitor_follows_live_changes_and_new_agents(backend: Backend) -> None:
+    backend.agents(*eight_agents())
+    monitor = AgentMonitor(backend.client)
     watcher = Watcher(monitor)
-    status(client, "editor", "error", tasks_failed=1, error_rate=1.0)
+    watcher.until(lambda: "&#9679; open" in monitor.connection_indicator.value)
+    backend.status("editor", "error", tasks_failed=1, error_rate=1.0)
     watcher.until(lambda: monitor.buttons["error"].description == "error (1)")
     assert monitor.buttons["idle"].description == "idle (5)"
     editor = next(c for c in monitor.cards if c.name == "editor")
     assert ">error rate</td><td>100.0%</td>" in editor.html.value
     assert repr(monitor) == "AgentMonitor(8 agents: 5 idle, 2 busy, 1 error)"
 
-    client.records = [*client.records, agent_record("narrator", "offline", ("voice",))]
-    client.connection.emit(
-        "coordinator", type="coordinator_metrics", registered_agents=9, healthy_agents=8
-    )
+    backend.server.agents["narrator"] = agent("narrator", "offline", "voice")
+    backend.coordinator(registered_agents=9, healthy_agents=8)  # the fleet reloads the list
     watcher.until(lambda: "narrator" in shown(monitor))
     assert monitor.buttons["offline"].description == "offline (1)"
-    assert "agents 8/9 healthy" in monitor.metrics_html.value
+    watcher.until(lambda: "agents 8/9 healthy" in monitor.metrics_html.value)
 
-    client.connection.set("offline")
-    watcher.until(lambda: "offline" in monitor.connection_indicator.value)
+    backend.server.stop_listening()
+    watcher.until(lambda: "&#9679; offline" in monitor.connection_indicator.value)
+    monitor.close()
 
 
-def test_monitor_burst_is_coalesced_and_ends_on_the_exact_final_state() -> None:
-    client = FakeFleetClient(eight_agents())
-    monitor = AgentMonitor(client)
+def test_a_burst_is_coalesced_and_the_monitor_ends_on_the_exact_final_state(
+    backend: Backend,
+) -> None:
+    backend.agents(*eight_agents())
+    monitor = AgentMonitor(backend.client)
     watcher = Watcher(monitor)
+    watcher.until(lambda: "&#9679; open" in monitor.connection_indicator.value)
     names = [a.name for a in monitor.fleet.agents]
-    count = 5000
-
-    def drive() -> None:
-        for i in range(count):
-            name = names[i % len(names)]
-            status(client, name, "busy" if i % 3 else "idle", tasks_completed=i)
-        for name in names:
-            status(client, name, "idle", tasks_completed=count)
-        status(client, "editor", "error", tasks_completed=count, tasks_failed=1)
-
+    count = 2000
     start = time.monotonic()
-    thread = threading.Thread(target=drive)
-    thread.start()
-    thread.join(TIMEOUT)
-    assert not thread.is_alive()
-    assert time.monotonic() - start < 2.0, "the fleet callback is not cheap"
+    for i in range(count):
+        name = names[i % len(names)]
+        backend.status(name, "busy" if i % 3 else "idle", tasks_completed=i)
+    for name in names:
+        backend.status(name, "idle", tasks_completed=count)
+    backend.status("editor", "error", tasks_completed=count, tasks_failed=1)
+
+    def final(fleet: Fleet) -> bool:
+        agents = fleet.agents
+        return fleet.counts()["error"] == 1 and all(
+            a.metrics.tasks_completed == count for a in agents
+        )
+
+    assert monitor.fleet.wait_for(final, TIMEOUT)
     assert monitor.wait_drawn(TIMEOUT)
     redraws, bound = coalescing_bound(watcher.times, start, monitor.interval)
     assert 1 <= redraws <= bound, (redraws, bound)
@@ -228,37 +236,59 @@ def test_monitor_burst_is_coalesced_and_ends_on_the_exact_final_state() -> None:
     for card in monitor.cards:
         assert f">done</td><td>{count}</td>" in card.html.value
     assert repr(monitor) == "AgentMonitor(8 agents: 7 idle, 1 error)"
+    monitor.close()
 
 
-def test_monitor_without_a_client_uses_the_default_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_monitor_without_a_client_uses_the_default_one(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vimax_nb.client import discovery
 
-    client = FakeFleetClient(eight_agents())
-    monkeypatch.setattr(discovery, "default_client", lambda: client)
+    backend.agents(*eight_agents())
+    monkeypatch.setattr(discovery, "default_client", lambda: backend.client)
     monkeypatch.setattr(discovery, "connect", lambda: pytest.fail("connect() was not needed"))
     monitor = AgentMonitor()
-    assert monitor.fleet is Fleet.of(client)
+    assert monitor.fleet is Fleet.of(backend.client)
     assert repr(monitor) == "AgentMonitor(8 agents: 6 idle, 2 busy)"
+    monitor.close()
     monitor.fleet.close()
 
-    other = FakeFleetClient([agent_record("solo")])
+    other = Client(backend.server.url)
+    backend.agents(agent("solo"))
     monkeypatch.setattr(discovery, "default_client", lambda: None)
     monkeypatch.setattr(discovery, "connect", lambda: other)
-    assert repr(AgentMonitor()) == "AgentMonitor(1 agent: 1 idle)"
+    try:
+        solo = AgentMonitor()
+        assert solo.fleet.client is other
+        assert repr(solo) == "AgentMonitor(1 agent: 1 idle)"
+        solo.close()
+        solo.fleet.close()
+    finally:
+        other.close()
 
 
-def test_monitor_shows_a_failed_load_and_close_detaches() -> None:
-    client = FakeFleetClient(eight_agents())
-    client.fail = ConnectionError("<b>server down</b>")
-    fleet = Fleet(client)
+def test_the_monitor_shows_a_failed_load_and_close_detaches(backend: Backend) -> None:
+    backend.agents(*eight_agents())
+    backend.server.stop_listening()
+    fleet = Fleet(backend.client, live=False)
     monitor = AgentMonitor(fleet=fleet)
-    assert "could not load the agents: &lt;b&gt;server down&lt;/b&gt;" in monitor.notice.value
+    assert "could not load the agents: &lt;urlopen error" in monitor.notice.value
+    assert "<urlopen" not in monitor.notice.value
     assert "No agents yet." in monitor.empty.value
     assert repr(monitor) == "AgentMonitor(0 agents)"
-    assert len(fleet._callbacks) == 1
-    monitor.close()
-    assert fleet._callbacks == []
-    drawn = monitor.redraws
-    client.connection.emit("coordinator", type="coordinator_metrics", queue_size=3)
+
+    backend.server.start()
+    fleet.refresh()  # loaded now: the monitor shows it
     assert monitor.wait_drawn(TIMEOUT)
-    assert monitor.redraws == drawn
+    assert repr(monitor) == "AgentMonitor(8 agents: 6 idle, 2 busy)"
+    assert len(shown(monitor)) == 8
+    assert monitor.notice.value == ""
+
+    ref = weakref.ref(monitor)
+    monitor.close()
+    del monitor
+    gc.collect()
+    assert ref() is None  # the fleet's callback is gone: nothing keeps the panel
+    backend.agents(agent("solo"))
+    fleet.refresh()
+    assert len(fleet.agents) == 1

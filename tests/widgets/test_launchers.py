@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from IPython.lib.pretty import pretty
 
-from vimax_nb.client import Client, VimaxError
+from vimax_nb.client import Client, Run, VimaxError
 from vimax_nb.pipelines.request import describe_plan, parse_request_offline
 from vimax_nb.widgets import (
     Idea2VideoLauncher,
@@ -18,7 +19,8 @@ from vimax_nb.widgets import (
     WorkflowProgress,
 )
 
-from .fakes import EVIL, IDEA, TIMEOUT, FakeRun, Watcher, html_values
+from ..client.fake_server import workflow_record
+from .fakes import EVIL, IDEA, TIMEOUT, Backend, Watcher, html_values
 from .server_fixtures import (  # noqa: F401  (fixtures)
     fixture_live_client,
     jp_server_config,
@@ -40,29 +42,42 @@ DEFAULTS = {
 REQUEST = "a three-scene watercolor video about a fox who learns to fly, for children"
 
 
-class SubmitClient:
-    """Records submissions (kind, params, thread); ``gate`` holds them until set."""
+class SubmitClient(Client):
+    """A real client of the fake server whose :meth:`submit` records what it is given
+    (kind, params, thread) and starts the workflow on the server (whose REST cannot
+    create one); ``gate`` holds a submission until set, ``fail`` refuses it."""
 
-    def __init__(self) -> None:
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend.server.url)
+        self.server = backend.server
         self.submitted: list[tuple[str, dict[str, Any], int]] = []
         self.entered = threading.Event()
         self.gate = threading.Event()
         self.gate.set()
         self.fail: Exception | None = None
 
-    def submit(self, kind: str, **params: Any) -> FakeRun:
+    def submit(self, kind: str, **params: Any) -> Run:
         self.submitted.append((kind, params, threading.get_ident()))
         self.entered.set()
         assert self.gate.wait(TIMEOUT)
         if self.fail is not None:
             raise self.fail
-        run = FakeRun(str(params.get("idea") or params.get("script")))
-        run.kind, run.params, run.id = kind, params, f"wf-{len(self.submitted)}"
-        return run
+        workflow_id = f"wf-{len(self.submitted)}"
+        record = workflow_record(workflow_id).model_copy(update={"kind": kind, "params": params})
+        self.server.workflows[workflow_id] = record
+        return self.run(workflow_id)
 
 
-def test_idea2video_launch_submits_the_form_off_the_kernel_thread() -> None:
-    client = SubmitClient()
+@pytest.fixture(name="client")
+def fixture_client(backend: Backend) -> Iterator[SubmitClient]:
+    client = SubmitClient(backend)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def test_idea2video_launch_submits_the_form_off_the_kernel_thread(client: SubmitClient) -> None:
     launcher = Idea2VideoLauncher(client, idea="A fox who learns to fly", style="watercolor")
     watcher = Watcher(launcher)
     fields = launcher.form.fields
@@ -124,8 +139,7 @@ def test_idea2video_launch_submits_the_form_off_the_kernel_thread() -> None:
     assert launcher.runs_box.children[0] is launcher.progress[1].box
 
 
-def test_script2video_launch_sends_the_script() -> None:
-    client = SubmitClient()
+def test_script2video_launch_sends_the_script(client: SubmitClient) -> None:
     script = "INT. LIGHTHOUSE - NIGHT\nThe keeper looks out to sea."
     launcher = Script2VideoLauncher(client, script=script, scenes=2)
     assert launcher.launch()
@@ -144,8 +158,9 @@ def test_script2video_launch_sends_the_script() -> None:
         ({"style": "x" * 201}, "style: String should have at most 200 characters"),
     ],
 )
-def test_bad_input_is_a_message_and_nothing_is_sent(changes: dict[str, Any], message: str) -> None:
-    client = SubmitClient()
+def test_bad_input_is_a_message_and_nothing_is_sent(
+    client: SubmitClient, changes: dict[str, Any], message: str
+) -> None:
     launcher = Idea2VideoLauncher(client, idea=IDEA)
     for name, value in changes.items():
         launcher.form.fields[name].value = value
@@ -156,8 +171,7 @@ def test_bad_input_is_a_message_and_nothing_is_sent(changes: dict[str, Any], mes
     assert not launcher.launch_button.disabled
 
 
-def test_a_refused_submission_is_a_message_not_an_exception() -> None:
-    client = SubmitClient()
+def test_a_refused_submission_is_a_message_not_an_exception(client: SubmitClient) -> None:
     client.fail = VimaxError(400, "shots_per_scene: <b>too many</b>")
     launcher = Idea2VideoLauncher(client, idea=IDEA)
     watcher = Watcher(launcher)
@@ -172,8 +186,7 @@ def test_a_refused_submission_is_a_message_not_an_exception() -> None:
     assert repr(launcher) == "Idea2VideoLauncher(no runs)"
 
 
-def test_closing_during_a_submission_leaves_no_panel_open() -> None:
-    client = SubmitClient()
+def test_closing_during_a_submission_leaves_no_panel_open(client: SubmitClient) -> None:
     client.gate.clear()
     launcher = Idea2VideoLauncher(client, idea=IDEA)
     made: list[WorkflowProgress] = []
@@ -214,13 +227,12 @@ def test_no_server_is_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "could not connect to a vimax-nb server" in launcher.message.value
 
 
-def test_unknown_parameters_are_refused() -> None:
+def test_unknown_parameters_are_refused(client: SubmitClient) -> None:
     with pytest.raises(TypeError, match="unknown parameters: colour"):
-        Idea2VideoLauncher(SubmitClient(), colour="red")
+        Idea2VideoLauncher(client, colour="red")
 
 
-def test_request_launcher_plans_edits_and_launches() -> None:
-    client = SubmitClient()
+def test_request_launcher_plans_edits_and_launches(client: SubmitClient) -> None:
     launcher = RequestLauncher(client, request=REQUEST)
     planned = parse_request_offline(REQUEST)
     assert launcher.form.values() == planned.model_dump()
@@ -239,8 +251,7 @@ def test_request_launcher_plans_edits_and_launches() -> None:
     assert params == {**planned.model_dump(), "scenes": 2}
 
 
-def test_request_launcher_launch_makes_the_plan_when_there_is_none() -> None:
-    client = SubmitClient()
+def test_request_launcher_launch_makes_the_plan_when_there_is_none(client: SubmitClient) -> None:
     launcher = RequestLauncher(client)
     assert launcher.plan_html.value == ""
     launcher.request.value = "a 2-scene anime video about a robot who paints, seed 5"
@@ -251,8 +262,7 @@ def test_request_launcher_launch_makes_the_plan_when_there_is_none() -> None:
     assert params["idea"] == "A robot who paints"
 
 
-def test_request_launcher_explains_what_it_cannot_read() -> None:
-    client = SubmitClient()
+def test_request_launcher_explains_what_it_cannot_read(client: SubmitClient) -> None:
     launcher = RequestLauncher(client)
     launcher.plan_button.click()
     launcher.flush()
@@ -265,8 +275,8 @@ def test_request_launcher_explains_what_it_cannot_read() -> None:
     assert client.submitted == []
 
 
-def test_request_launcher_escapes_the_plan() -> None:
-    launcher = RequestLauncher(SubmitClient(), request=f"a video about {EVIL}")
+def test_request_launcher_escapes_the_plan(client: SubmitClient) -> None:
+    launcher = RequestLauncher(client, request=f"a video about {EVIL}")
     launcher.flush()
     assert "&lt;img src=x onerror=alert(1)&gt;" in launcher.plan_html.value
     for value in html_values(launcher.box):

@@ -11,10 +11,11 @@ from typing import Any
 from pydantic import ValidationError
 from rich.console import Console
 
-from ..client import Client, Run, VimaxError, discovery
+from ..client import Client, Run, discovery
 from ..pipelines.params import Idea2VideoParams, Script2VideoParams
 from ..pipelines.request import describe_plan, parse_request
-from .common import EXIT_OK, EXIT_USAGE, CliError, Interrupts, connect, fail, say, server_error
+from ..protocol import WorkflowState
+from .common import EXIT_OK, EXIT_USAGE, CliError, Interrupts, connect, fail, say, server_refusals
 from .display import agents_table, workflows_table
 from .follow import deliver, finish, follow
 
@@ -81,20 +82,16 @@ def cmd_run(args: Any, interrupts: Interrupts) -> int:
             "providers (c.VimaxApp.chat_provider, image_provider)"
         )
     interrupts.catch()  # from here Ctrl-C cancels the run
-    try:
+    with server_refusals():
         run = client.submit(kind, **params)
-    except VimaxError as exc:
-        raise server_error(exc) from None
     return follow(client, run, args, interrupts, cancel_on_interrupt=True)
 
 
 def cmd_watch(args: Any, interrupts: Interrupts) -> int:
     client = connect(args)
     interrupts.catch()  # Ctrl-C stops watching; the workflow goes on
-    try:
+    with server_refusals():
         run = client.run(args.id)
-    except VimaxError as exc:
-        raise server_error(exc) from None
     return follow(client, run, args, interrupts, cancel_on_interrupt=False)
 
 
@@ -103,10 +100,9 @@ def cmd_resume(args: Any, interrupts: Interrupts) -> int:
     client = connect(args)
     interrupts.catch()  # Ctrl-C stops watching; the workflow goes on
     try:
-        run = client.run(args.id)
-        state = run.resume()
-    except VimaxError as exc:  # not found, or not resumable (409)
-        raise server_error(exc) from None
+        with server_refusals():  # not found, or not resumable (409)
+            run = client.run(args.id)
+            state = run.resume()
     except (TimeoutError, ConnectionError) as exc:
         raise CliError(f"could not send the resume for workflow {args.id}: {exc}") from None
     if not args.quiet:
@@ -119,12 +115,15 @@ def _left_interrupted(client: Client, run: Run) -> None:
     """Wait (bounded, woken by the run's events) until the run has seen it leave
     ``interrupted``, so that ``follow`` does not take the old state for the new one."""
     changed = threading.Event()
-    run.on_change(lambda _run: changed.set())
+    remove = run.on_change(lambda _run: changed.set())
     deadline = time.monotonic() + RESUME_WAIT
-    while run.state == "interrupted" and time.monotonic() < deadline:
-        changed.wait(max(0.0, deadline - time.monotonic()))
-        changed.clear()
-    if run.state == "interrupted":
+    try:
+        while run.state == WorkflowState.interrupted and time.monotonic() < deadline:
+            changed.wait(max(0.0, deadline - time.monotonic()))
+            changed.clear()
+    finally:
+        remove()
+    if run.state == WorkflowState.interrupted:
         fail(f"workflow {run.id} was resumed but no news of it came in {RESUME_WAIT:.0f} s")
 
 
@@ -133,10 +132,8 @@ def _left_interrupted(client: Client, run: Run) -> None:
 
 def cmd_ls(args: Any, interrupts: Interrupts) -> int:
     client = connect(args)
-    try:
+    with server_refusals():
         records = client.workflows()
-    except VimaxError as exc:
-        raise server_error(exc) from None
     records.sort(key=lambda r: r.created_at, reverse=True)
     if args.limit:
         records = records[: args.limit]
@@ -151,12 +148,10 @@ def cmd_ls(args: Any, interrupts: Interrupts) -> int:
 
 def cmd_agents(args: Any, interrupts: Interrupts) -> int:
     client = connect(args)
-    try:
+    with server_refusals():
         agents = client.agents()
-    except VimaxError as exc:
-        raise server_error(exc) from None
     if args.json:
-        say(json.dumps(agents, indent=2))
+        say(json.dumps([a.model_dump(mode="json") for a in agents], indent=2))
     else:
         table_console().print(agents_table(agents))
     return EXIT_OK

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -58,11 +58,17 @@ def connect(args: Any) -> Client:
         raise CliError(str(exc), EXIT_CONNECT) from None
 
 
-def server_error(exc: VimaxError) -> CliError:
-    """A refusal of the server as a CLI error: 4xx is bad input, the rest a failure."""
-    status = exc.status
-    code = EXIT_USAGE if status is not None and 400 <= status < 500 else EXIT_FAILED
-    return CliError(exc.message if status is None else f"{exc.message} (HTTP {status})", code)
+@contextlib.contextmanager
+def server_refusals() -> Iterator[None]:
+    """Turn a refusal of the server (:class:`VimaxError`) into a :class:`CliError`: a 4xx
+    is bad input (exit 2), the rest a failure (exit 1)."""
+    try:
+        yield
+    except VimaxError as exc:
+        status = exc.status
+        code = EXIT_USAGE if status is not None and 400 <= status < 500 else EXIT_FAILED
+        message = exc.message if status is None else f"{exc.message} (HTTP {status})"
+        raise CliError(message, code) from None
 
 
 def shown_path(path: Path) -> Path:

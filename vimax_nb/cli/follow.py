@@ -15,8 +15,10 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from ..client import Client, Run, VimaxError, discovery
-from ..protocol import WorkflowRecord
+from ..client import Client, ConnectionState, Run, VimaxError, discovery
+from ..client.view import elapsed_seconds, title_of
+from ..protocol import WorkflowRecord, WorkflowState
+from ..shared import parse_timestamp
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -26,10 +28,10 @@ from .common import (
     Interrupts,
     fail,
     say,
-    server_error,
+    server_refusals,
     shown_path,
 )
-from .display import LiveView, PlainView, timestamp, title_of
+from .display import PlainLines, TerminalView
 
 CANCEL_WAIT = 15.0  # seconds to wait for the canceled state after Ctrl-C (once it was sent)
 CONNECT_GRACE = 5.0  # seconds a Ctrl-C waits for a connection being made to open
@@ -37,12 +39,12 @@ REFRESH = 10  # live display refreshes per second
 TICK = 0.5  # seconds between checks of the private server and the connection
 
 
-def connection_state(client: Client) -> str:
+def connection_state(client: Client) -> ConnectionState:
     """The WebSocket's state: connecting, open, offline or closed."""
     try:
-        return str(client.connection.state)
+        return client.connection.state
     except ConnectionError:  # the client is closed
-        return "closed"
+        return ConnectionState.closed
 
 
 class Offline:
@@ -55,7 +57,10 @@ class Offline:
         self.since: float | None = None
 
     def check(self, run: Run) -> None:
-        if discovery.private_server() is not None or connection_state(self.client) == "open":
+        if (
+            discovery.private_server() is not None
+            or connection_state(self.client) == ConnectionState.open
+        ):
             self.since = None
             return
         now = time.monotonic()
@@ -82,10 +87,9 @@ def follow(
     quiet = bool(args.quiet)
     console = Console(highlight=False)
     wake = interrupts.wake
-    run.on_change(lambda _run: wake.set())
-    remove_state: Any = None
+    removers = [run.on_change(lambda _run: wake.set())]
     with contextlib.suppress(ConnectionError):  # a closed client: no connection to watch
-        remove_state = client.connection.on_state(lambda _state: wake.set())
+        removers.append(client.connection.on_state(lambda _state: wake.set()))
     limit = getattr(args, "offline_timeout", None)
     offline = Offline(client, OFFLINE_LIMIT if limit is None else float(limit))
     source = discovery.default_source() or client.url
@@ -94,15 +98,15 @@ def follow(
         say(f"server: {source}")
         say("Ctrl-C cancels the run" if cancel_on_interrupt else "Ctrl-C stops watching")
     live: Live | None = None
-    plain: PlainView | None = None
+    plain: PlainLines | None = None
     if not quiet and console.is_terminal:
-        live = Live(LiveView(run, source), console=console, refresh_per_second=REFRESH)
+        live = Live(TerminalView(run), console=console, refresh_per_second=REFRESH)
         interrupts.on_hard_exit.append(lambda: _show_cursor(console))
         live.start()
     elif not quiet:
-        plain = PlainView(run, console)
+        plain = PlainLines(run, console)
     try:
-        while not (run.done or interrupts.flag.is_set() or run.state == "interrupted"):
+        while not (run.done or interrupts.flag.is_set() or run.state == WorkflowState.interrupted):
             if plain is not None:
                 plain.update()
             _check_server()
@@ -117,8 +121,8 @@ def follow(
     finally:
         if live is not None:
             live.stop()
-        if callable(remove_state):
-            remove_state()
+        for remove in removers:
+            remove()
     if interrupts.flag.is_set() and not run.done:
         fail(f"stopped watching workflow {run.id} ({run.state}); it goes on")
         return EXIT_INTERRUPTED
@@ -147,16 +151,18 @@ def _check_server() -> None:
 
 
 def _cancel(
-    client: Client, run: Run, args: Any, plain: PlainView | None, wake: threading.Event
+    client: Client, run: Run, args: Any, plain: PlainLines | None, wake: threading.Event
 ) -> int:
     fail(f"canceling workflow {run.id}... (Ctrl-C again to leave at once)")
     state = connection_state(client)
     deadline = time.monotonic() + CONNECT_GRACE
-    while state == "connecting" and time.monotonic() < deadline:  # woken by state changes
+    while (
+        state == ConnectionState.connecting and time.monotonic() < deadline
+    ):  # woken by state changes
         wake.wait(min(TICK, max(0.0, deadline - time.monotonic())))
         wake.clear()
         state = connection_state(client)
-    if state != "open":
+    if state != ConnectionState.open:
         return _not_sent(run, f"no connection to the server ({state})")
     try:
         run.cancel()
@@ -172,16 +178,16 @@ def _cancel(
     if plain is not None:
         plain.update()
     try:
-        state = client.workflow(run.id).state.value
+        final = client.workflow(run.id).state
     except (VimaxError, OSError, ValueError):
-        state = run.state
-    if state == "canceled":
+        final = run.state
+    if final == WorkflowState.canceled:
         fail(f"workflow {run.id} canceled (Ctrl-C)")
-    elif state in ("completed", "failed"):
-        fail(f"workflow {run.id} {state} before the cancel reached it")
+    elif final in (WorkflowState.completed, WorkflowState.failed):
+        fail(f"workflow {run.id} {final} before the cancel reached it")
         return finish(client, run, args)
     else:
-        fail(f"workflow {run.id} is still {state} after {CANCEL_WAIT:.0f} s; cancel was asked")
+        fail(f"workflow {run.id} is still {final} after {CANCEL_WAIT:.0f} s; cancel was asked")
     return EXIT_INTERRUPTED
 
 
@@ -195,15 +201,13 @@ def _not_sent(run: Run, reason: str) -> int:
 
 def finish(client: Client, run: Run, args: Any) -> int:
     """Print the outcome; the exit code."""
-    try:
+    with server_refusals():
         record = client.workflow(run.id)
-    except VimaxError as exc:
-        raise server_error(exc) from None
-    state = record.state.value
-    if state == "canceled":
+    state = record.state
+    if state == WorkflowState.canceled:
         fail(f"workflow {record.id} was canceled{_reason(record)}")
         return EXIT_INTERRUPTED
-    if state != "completed" or not record.result:
+    if state != WorkflowState.completed or not record.result:
         error = record.error or {}
         message = error.get("message") or record.message or state
         fail(f"workflow {record.id} {state}: {message}")
@@ -215,9 +219,8 @@ def finish(client: Client, run: Run, args: Any) -> int:
         return EXIT_OK
     story = result.get("story")
     title = story.get("title") if isinstance(story, dict) else None
-    started = _seconds(record.started_at, record.finished_at)
-    took = f" in {started:.1f} s" if started is not None else ""
-    say(f"workflow {record.id} completed{took}: {title_of(run)}")
+    took = _took(record)
+    say(f"workflow {record.id} completed{took}: {title_of(record.kind, record.params)}")
     if title:
         say(f"story: {title}")
     info = ""
@@ -234,9 +237,13 @@ def _reason(record: WorkflowRecord) -> str:
     return f": {record.message}" if record.message else ""
 
 
-def _seconds(start: str | None, end: str | None) -> float | None:
-    a, b = timestamp(start), timestamp(end)
-    return b - a if a is not None and b is not None else None
+def _took(record: WorkflowRecord) -> str:
+    """`` in 4.2 s``: how long the finished workflow ran, by its record (``""`` when the
+    record lacks its start or its end)."""
+    if parse_timestamp(record.finished_at) is None:
+        return ""
+    seconds = elapsed_seconds(record, done=True)
+    return f" in {seconds:.1f} s" if seconds is not None else ""
 
 
 def deliver(client: Client, record: WorkflowRecord, out: Path | None) -> Path | str:
@@ -256,9 +263,8 @@ def deliver(client: Client, record: WorkflowRecord, out: Path | None) -> Path | 
             if not (target.exists() and os.path.samefile(where, target)):
                 shutil.copyfile(where, target)
         else:
-            client.download(record.id, relative, target)
-    except VimaxError as exc:
-        raise server_error(exc) from None
+            with server_refusals():
+                client.download(record.id, relative, target)
     except OSError as exc:
         raise CliError(f"cannot save the video to {target}: {exc}") from None
     return target

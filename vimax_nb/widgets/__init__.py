@@ -1,8 +1,11 @@
-"""ipywidgets for vimax-nb: live panels that only draw what the client's objects hold."""
+"""ipywidgets for vimax-nb: live panels that only draw what the client's objects hold.
+
+How IPython shows a :class:`~vimax_nb.client.Run` (as its :class:`WorkflowProgress`) is
+:func:`vimax_nb.display.show_runs_as_widgets`'s business, not this package's.
+"""
 
 from __future__ import annotations
 
-from ..display import show_runs_as_widgets
 from .agents import AgentStatusCard
 from .launchers import Idea2VideoLauncher, RequestLauncher, Script2VideoLauncher
 from .monitor import AgentMonitor
@@ -15,5 +18,4 @@ __all__ = [
     "RequestLauncher",
     "Script2VideoLauncher",
     "WorkflowProgress",
-    "show_runs_as_widgets",
 ]

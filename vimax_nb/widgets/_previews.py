@@ -15,6 +15,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..client import Run
+from ..protocol import ArtifactEvent, ArtifactKind, WorkflowState
 from .theme import esc as _e
 
 __all__ = ["MAX_FRAMES", "Previews"]
@@ -34,13 +36,13 @@ class Previews:
         self._video: tuple[str, widgets.Video] | None = None
         self._key: tuple[Any, ...] = ()
 
-    def update(self, run: Any, state: str) -> None:
+    def update(self, run: Run, state: WorkflowState) -> None:
         """Frames and the final video; widgets of files still shown are reused, the
         others closed (a redraw never leaves a widget registered behind)."""
-        artifacts = [a for a in list(run.artifacts or ()) if isinstance(a, dict)]
-        images = [a for a in artifacts if a.get("kind") == "image"][-MAX_FRAMES:]
-        videos = [a for a in artifacts if a.get("kind") == "video"][-1:]
-        key = (state, tuple(str(a.get("url")) for a in images + videos))
+        artifacts = list(run.artifacts)
+        images = [a for a in artifacts if a.kind == ArtifactKind.image][-MAX_FRAMES:]
+        videos = [a for a in artifacts if a.kind == ArtifactKind.video][-1:]
+        key = (state, tuple(a.url for a in images + videos))
         if key == self._key:
             return
         self._key = key
@@ -63,7 +65,7 @@ class Previews:
                     continue
             links.append(_link(where, artifact))
         video: tuple[str, widgets.Video] | None = None
-        if state == "completed":
+        if state == WorkflowState.completed:
             for artifact in videos:
                 where = _locate(run, artifact)
                 if isinstance(where, Path) and where.is_file():
@@ -94,25 +96,17 @@ class Previews:
             widget.close()
 
 
-def _locate(run: Any, artifact: dict[str, Any]) -> Path | str:
-    """A local Path for ``artifact`` when the client can reach its file, else its URL."""
-    url = str(artifact.get("url") or "")
-    local = artifact.get("path")
-    if isinstance(local, str | Path) and Path(local).is_file():
-        return Path(local)
-    client = getattr(run, "client", None)
-    _, sep, rel = url.partition("/artifacts/")
-    if client is not None and sep and hasattr(client, "artifact"):
-        try:
-            where = client.artifact(run.id, urllib.parse.unquote(rel))
-        except Exception:
-            where = url
-        return where if isinstance(where, Path) else str(where)
-    return url
+def _locate(run: Run, artifact: ArtifactEvent) -> Path | str:
+    """A local Path for ``artifact`` when the client can reach its file, else its URL
+    (made absolute by the client when it is one of the server's artifacts)."""
+    _, sep, relative = artifact.url.partition("/artifacts/")
+    if not sep:
+        return artifact.url
+    return run.client.artifact(run.id, urllib.parse.unquote(relative))
 
 
-def _link(where: Path | str, artifact: dict[str, Any]) -> str:
-    name = _e(artifact.get("name") or str(where))
+def _link(where: Path | str, artifact: ArtifactEvent) -> str:
+    name = _e(artifact.name or str(where))
     target = str(where)
     if not re.match(r"^(https?:)?/", target):
         return f"<span>{name}</span>"

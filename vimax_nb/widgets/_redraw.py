@@ -1,6 +1,6 @@
 """Coalesced redraws: the machinery every vimax-nb panel shares.
 
-A panel (a :class:`LiveView`) holds no state of its own: the client's objects (a
+A panel (a :class:`PanelView`) holds no state of its own: the client's objects (a
 :class:`~vimax_nb.client.Run`, a :class:`~vimax_nb.client.fleet.Fleet`) call back on the
 connection's thread after every event, and the panel only marks itself dirty there and
 schedules one redraw, so a burst of thousands of events costs at most ~10 redraws a
@@ -24,21 +24,22 @@ from typing import Any
 
 from tornado.ioloop import IOLoop
 
-__all__ = ["MIN_INTERVAL", "LiveView", "close_tree"]
+__all__ = ["MIN_INTERVAL", "PanelView", "close_tree"]
 
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL = 0.1  # seconds between redraws: at most ~10 a second
 
 
-class LiveView:
+class PanelView:
     """The base of the panels: coalesced, thread-safe redraws of ``self.box``.
 
     Subclasses build their widgets, set ``box`` (the widget that is displayed), define
     :meth:`_draw` (which reads their model and sets widget values) and call
-    :meth:`_request_draw` from any thread when the model changed. ``redraws`` counts
-    redraws and ``on_redraw(view)``, if set, is called after each one (on the drawing
-    thread).
+    :meth:`_request_draw` from any thread when the model changed: registering
+    :meth:`_changed` as the model's change callback does that, and handing its remover
+    to :meth:`_listen` detaches it on :meth:`close`. ``redraws`` counts redraws and
+    ``on_redraw(view)``, if set, is called after each one (on the drawing thread).
     """
 
     box: Any
@@ -54,14 +55,25 @@ class LiveView:
         self._drawing = False
         self._closed = False
         self._last_draw = float("-inf")
+        self._removers: list[Callable[[], None]] = []
         self.redraws = 0
         self.on_redraw: Callable[[Any], None] | None = None
 
     def _draw(self) -> None:
         raise NotImplementedError
 
+    def _listen(self, remover: Callable[[], None]) -> None:
+        """Keep the remover of a callback this panel registered; :meth:`close` calls it."""
+        with self._lock:
+            self._removers.append(remover)
+
+    def _changed(self, _model: object) -> None:
+        """A change callback for any model: schedule a redraw."""
+        self._request_draw()
+
     def _detach(self) -> None:
-        """Stop listening to the model (called once, by :meth:`close`)."""
+        """Let go of what the panel made besides its widgets (called once, by
+        :meth:`close`, after its callbacks are removed)."""
 
     # -- display -----------------------------------------------------------------------
 
@@ -149,7 +161,10 @@ class LiveView:
                 return
             self._closed = True
             self._drawn.notify_all()
+            removers, self._removers = self._removers, []
         try:
+            for remove in removers:
+                remove()
             self._detach()
         finally:
             with self._draw_lock:  # let a redraw in progress finish first

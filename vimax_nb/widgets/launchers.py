@@ -7,8 +7,8 @@ worker thread, so a click never blocks the kernel; the new run's
 :class:`~.progress.WorkflowProgress` appears below the form. Bad input and refused or
 failed submissions become a message in the widget, never an exception in the kernel.
 
-The pipelines' parameter models are imported when the first launcher is made (they
-live with the pipelines, which take a moment to import).
+The forms are built from those models' fields (bounds, defaults); the styles offered
+and the reading of a request are :mod:`vimax_nb.pipelines.request`'s.
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ from typing import Any
 import ipywidgets as widgets
 from tornado.ioloop import IOLoop
 
+from ..client import Client, Run
+from ..pipelines.params import Idea2VideoParams, Script2VideoParams, VideoParams
+from ..pipelines.request import STYLES, describe_plan, parse_request_offline
 from . import theme
-from ._redraw import MIN_INTERVAL, LiveView
+from ._redraw import MIN_INTERVAL, PanelView
 from .agents import resolve_client
 from .progress import WorkflowProgress
 from .theme import esc
@@ -52,9 +55,7 @@ class ParamsForm:
     ``subject`` is ``"idea"`` or ``"script"``; bounds and defaults come from the model.
     """
 
-    def __init__(self, subject: str, model: Any, defaults: dict[str, Any]) -> None:
-        from ..pipelines.request import STYLES
-
+    def __init__(self, subject: str, model: type[VideoParams], defaults: dict[str, Any]) -> None:
         unknown = set(defaults) - set(model.model_fields)
         if unknown:
             raise TypeError(f"unknown parameters: {', '.join(sorted(unknown))}")
@@ -110,7 +111,7 @@ class ParamsForm:
             if name in self.fields and value is not None:
                 self.fields[name].value = value
 
-    def validated(self) -> Any:
+    def validated(self) -> VideoParams:
         """The parameters as the model; ValueError with a message a person can act on."""
         from pydantic import ValidationError
 
@@ -128,7 +129,7 @@ class ParamsForm:
             widget.observe(callback, names="value")
 
 
-class _Launcher(LiveView):
+class _Launcher(PanelView):
     """A form, a Launch button, a message line and the progress of each launched run."""
 
     kind = ""
@@ -136,19 +137,17 @@ class _Launcher(LiveView):
 
     def __init__(
         self,
-        client: Any = None,
+        client: Client | None = None,
         *,
         interval: float = MIN_INTERVAL,
         loop: IOLoop | None = None,
         **defaults: Any,
     ) -> None:
         super().__init__(interval=interval, loop=loop)
-        from ..pipelines import params as models
-
-        model = models.Idea2VideoParams if self.subject == "idea" else models.Script2VideoParams
+        model = Idea2VideoParams if self.subject == "idea" else Script2VideoParams
         self.client = client
         self.form = ParamsForm(self.subject, model, defaults)
-        self.runs: list[Any] = []
+        self.runs: list[Run] = []
         self.progress: list[WorkflowProgress] = []
         self._busy = False
         self._message = ("", "")  # (tone: "", "info", "error", "ok"; text)
@@ -209,7 +208,7 @@ class _Launcher(LiveView):
                     self.progress.append(progress)
             if closed:
                 progress.close()  # no orphan panel; the run itself goes on
-            message = ("ok", f"Launched {self.kind} {getattr(run, 'id', '')}.")
+            message = ("ok", f"Launched {self.kind} {run.id}.")
         with self._lock:
             self._busy = False
             self._message = message
@@ -298,7 +297,7 @@ class RequestLauncher(_Launcher):
 
     def __init__(
         self,
-        client: Any = None,
+        client: Client | None = None,
         *,
         request: str = "",
         interval: float = MIN_INTERVAL,
@@ -324,8 +323,6 @@ class RequestLauncher(_Launcher):
 
     def make_plan(self) -> bool:
         """Turn the request into the form's values; False (and a message) if it cannot."""
-        from ..pipelines.request import parse_request_offline
-
         text = str(self.request.value)
         if not text.strip():
             self._say("error", "Type a request first: what should the video be about?")
@@ -342,12 +339,11 @@ class RequestLauncher(_Launcher):
     @property
     def plan(self) -> str:
         """The plan the form holds now, in one line ("" while it is not valid)."""
-        from ..pipelines.request import describe_plan
-
         try:
-            return describe_plan(self.form.validated())
+            planned = self.form.validated()
         except ValueError:
             return ""
+        return describe_plan(planned) if isinstance(planned, Idea2VideoParams) else ""
 
     def _params(self) -> dict[str, Any]:
         unplanned = not str(self.form.values()["idea"]).strip()
@@ -385,7 +381,7 @@ def _number_widget(field: Any, label: str) -> Any:
     return cls(value=field.default, layout=widgets.Layout(width="190px"), **options)
 
 
-def _defaults(model: Any) -> dict[str, Any]:
+def _defaults(model: type[VideoParams]) -> dict[str, Any]:
     return {
         name: field.default
         for name, field in model.model_fields.items()

@@ -10,31 +10,24 @@ did. Redraws are coalesced to at most ~10 a second and end on the exact final st
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
 from tornado.ioloop import IOLoop
 
-from ..client.fleet import (
-    AGENT_STATUSES,
-    AgentInfo,
-    CoordinatorMetrics,
-    Fleet,
-    count_statuses,
-    summary,
-)
+from ..client import Client
+from ..client.fleet import Fleet
+from ..client.view import AGENT_FILTERS, agent_counts, summary
+from ..protocol import AgentRecord, CoordinatorMetricsEvent
 from . import theme
-from ._redraw import MIN_INTERVAL, LiveView
+from ._redraw import MIN_INTERVAL, PanelView
 from .agents import AgentStatusCard, resolve_client
 from .theme import esc
 
-__all__ = ["FILTERS", "AgentMonitor"]
-
-FILTERS = ("all", *AGENT_STATUSES)
+__all__ = ["AgentMonitor"]
 
 
-class AgentMonitor(LiveView):
+class AgentMonitor(PanelView):
     """Coordinator metrics, filter buttons with live counts, a search box and a grid of
     :class:`AgentStatusCard`.
 
@@ -45,7 +38,7 @@ class AgentMonitor(LiveView):
 
     def __init__(
         self,
-        client: Any = None,
+        client: Client | None = None,
         *,
         fleet: Fleet | None = None,
         interval: float = MIN_INTERVAL,
@@ -65,7 +58,7 @@ class AgentMonitor(LiveView):
         self.connection_indicator = widgets.HTML()
         self.buttons = {
             name: widgets.Button(description=f"{name} (0)", layout=widgets.Layout(width="auto"))
-            for name in FILTERS
+            for name in AGENT_FILTERS
         }
         for name, button in self.buttons.items():
             button.on_click(lambda _b, name=name: self.set_filter(name))
@@ -95,14 +88,14 @@ class AgentMonitor(LiveView):
             ]
         )
         self.box.add_class("vimax-monitor")
-        self._remove: Callable[[], None] | None = self.fleet.on_change(self._on_change)
+        self._listen(self.fleet.on_change(self._changed))
         self.flush()
 
     # -- what is shown -----------------------------------------------------------------
 
     @property
     def filter(self) -> str:
-        """The status filter: one of :data:`FILTERS`."""
+        """The status filter: one of :data:`~vimax_nb.client.view.AGENT_FILTERS`."""
         return self._filter
 
     @property
@@ -112,8 +105,8 @@ class AgentMonitor(LiveView):
 
     def set_filter(self, name: str) -> None:
         """Show the agents in status ``name`` (``"all"`` for every agent)."""
-        if name not in FILTERS:
-            raise ValueError(f"unknown filter {name!r}: use one of {', '.join(FILTERS)}")
+        if name not in AGENT_FILTERS:
+            raise ValueError(f"unknown filter {name!r}: use one of {', '.join(AGENT_FILTERS)}")
         with self._lock:
             self._filter = name
         self._request_draw()
@@ -142,13 +135,7 @@ class AgentMonitor(LiveView):
 
     # -- listening ---------------------------------------------------------------------
 
-    def _on_change(self, _fleet: Fleet) -> None:
-        self._request_draw()
-
     def _detach(self) -> None:
-        remove, self._remove = self._remove, None
-        if remove is not None:
-            remove()
         with self._cards_lock:
             cards, self._cards = list(self._cards.values()), {}
         for card in cards:
@@ -160,9 +147,9 @@ class AgentMonitor(LiveView):
         _version, agents, metrics = self.fleet.view()
         with self._lock:
             chosen, query = self._filter, self._query
-        counts = count_statuses(agents)
+        counts = agent_counts(agents)
         for name, button in self.buttons.items():
-            button.description = f"{name} ({counts.get(name, 0)})"
+            button.description = f"{name} ({counts[name]})"
             button.button_style = "info" if name == chosen else ""
         words = query.lower().split()
         visible = [
@@ -182,18 +169,18 @@ class AgentMonitor(LiveView):
         self.notice.value = f"<span style='color:{theme.RED}'>{esc(error)}</span>" if error else ""
         self.empty.value = "" if visible else _empty_text(chosen, query, bool(agents))
 
-    def _draw_cards(self, agents: list[AgentInfo], visible: list[AgentInfo]) -> None:
+    def _draw_cards(self, agents: list[AgentRecord], visible: list[AgentRecord]) -> None:
         names = {a.name for a in agents}
         with self._cards_lock:
             gone = [self._cards.pop(n) for n in list(self._cards) if n not in names]
-            for info in visible:
-                card = self._cards.get(info.name)
+            for record in visible:
+                card = self._cards.get(record.name)
                 if card is None:
-                    self._cards[info.name] = AgentStatusCard(
-                        info, interval=self.interval, css=False
+                    self._cards[record.name] = AgentStatusCard(
+                        record, interval=self.interval, css=False
                     )
                 else:
-                    card.update(info, now=True)
+                    card.update(record, now=True)
             shown = tuple(a.name for a in visible)
             if shown != self._shown:
                 self._shown = shown
@@ -202,13 +189,13 @@ class AgentMonitor(LiveView):
             card.close()
 
 
-def _matches(agent: AgentInfo, words: list[str]) -> bool:
+def _matches(agent: AgentRecord, words: list[str]) -> bool:
     """Whether each word is in the agent's name or one of its capabilities."""
     haystack = [agent.name.lower(), *(c.lower() for c in agent.capabilities)]
     return all(any(word in text for text in haystack) for word in words)
 
 
-def _metrics_html(m: CoordinatorMetrics) -> str:
+def _metrics_html(m: CoordinatorMetricsEvent) -> str:
     items = [
         f"workflows {m.active_workflows} active / {m.total_workflows}",
         f"queue {m.queue_size}",

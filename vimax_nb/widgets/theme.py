@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 
+from ..client.view import StageStatus
+
 __all__ = [
     "AGENT_COLORS",
     "AGENT_CSS",
@@ -53,7 +55,7 @@ CONNECTION_COLORS: dict[str, str] = {
 }
 
 # (icon, colour) per stage status.
-STAGE_ICONS: dict[str, tuple[str, str]] = {
+STAGE_ICONS: dict[StageStatus, tuple[str, str]] = {
     "done": ("&#10003;", GREEN),
     "running": ("&#9679;", BLUE),
     "pending": ("&#9675;", GREY),
