@@ -87,6 +87,18 @@ vx.AgentMonitor  # a widget asked for
 print("hook after a widget:", formatter.for_type(Run) is not None)
 """
 
+CLIENT_IN_A_SHELL = """
+from IPython.core.interactiveshell import InteractiveShell
+
+shell = InteractiveShell.instance()
+import vimax_nb as vx
+
+vx.Client  # vx.Client(url, token).idea2video(...) shows its run as a panel too
+from vimax_nb.client import Run
+
+print("hook after vx.Client:", shell.display_formatter.mimebundle_formatter.for_type(Run) is not None)
+"""
+
 
 def test_importing_vimax_nb_loads_little_and_installs_nothing_until_used() -> None:
     out = subprocess.run(
@@ -97,6 +109,17 @@ def test_importing_vimax_nb_loads_little_and_installs_nothing_until_used() -> No
         "hook after import: False",
         "hook after a widget: True",
     ]
+
+
+def test_asking_for_the_client_class_installs_the_hook() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", CLIENT_IN_A_SHELL],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.splitlines()
+    assert out == ["hook after vx.Client: True"]
 
 
 def test_every_public_name_is_there_and_unknown_names_are_refused() -> None:

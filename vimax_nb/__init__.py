@@ -13,8 +13,8 @@ The notebook API::
 ``import vimax_nb`` is light: the client, its WebSocket library and the widgets are
 imported when first used (``vx.Client``, ``vx.connect()``, ``vx.AgentMonitor``...), and
 nothing is installed into IPython. The first client or run made here (``connect``,
-``idea2video``, ``script2video``, ``workflows``), or the first widget asked for, tells a
-running IPython to show a :class:`Run` as its live :class:`WorkflowProgress`
+``idea2video``, ``script2video``, ``workflows``), or the first ``vx.Client``, ``vx.Run``
+or widget asked for, tells a running IPython to show a :class:`Run` as its live :class:`WorkflowProgress`
 (:func:`vimax_nb.display.show_runs_as_widgets`).
 """
 
@@ -93,6 +93,8 @@ _WIDGETS = frozenset(
         "WorkflowProgress",
     }
 )
+# Asking for one of these means runs are about to be made (or shown) here.
+_SHOWS_RUNS = _WIDGETS | {"Client", "Run"}
 
 
 def _show_runs_in_ipython() -> None:
@@ -145,14 +147,13 @@ def workflows() -> WorkflowTable:
 
 
 def __getattr__(name: str) -> Any:
-    if name in _WIDGETS:
-        widget = getattr(import_module(".widgets", __name__), name)
-        _show_runs_in_ipython()
-        return widget
-    where = _LAZY.get(name)
+    where = ".widgets" if name in _WIDGETS else _LAZY.get(name)
     if where is None:
         raise AttributeError(f"module 'vimax_nb' has no attribute {name!r}")
-    return getattr(import_module(where, __name__), name)
+    value = getattr(import_module(where, __name__), name)
+    if name in _SHOWS_RUNS:
+        _show_runs_in_ipython()
+    return value
 
 
 def __dir__() -> list[str]:

@@ -259,6 +259,8 @@ def test_a_run_survives_a_server_restart_with_every_event_once(
         wait_run(run, lambda r: r.state == "running" and r.progress > 0 and r.events > 0)
         assert client.workflow(run.id).state == "running"
         assert 0 < run.progress < 1
+        stages_before = {s.name: s.done for s in run.stages}
+        assert any(stages_before.values())
         seen_before = run.events
         assert [e.seq for e in run.history] == list(range(1, seen_before + 1))
 
@@ -276,6 +278,10 @@ def test_a_run_survives_a_server_restart_with_every_event_once(
         assert info.value.run is run
         assert run.state == "interrupted"
         assert not run.done
+        # the stage table still says how far it got (the interrupted event has no counts)
+        assert {s.name: s.done for s in run.stages} == stages_before
+        assert widget.wait_drawn(TIMEOUT)
+        assert "interrupted" in widget.stages_html.value
 
         # -- resume: it completes from its checkpoints, and wait() waits for that end
         images.opened.set()

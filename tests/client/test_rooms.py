@@ -201,7 +201,8 @@ def test_answers_to_unknown_requests_and_refused_requests_are_forgotten() -> Non
     assert a._confirm is None
     play.room.reconnected()  # every subscription asks again on a new connection
     assert play.request("s2") is not None
-    assert play.answer(None, top=0) is not None  # no id: the oldest request
+    assert play.answer(None, top=0) is None  # an answer without an id answers nothing
+    assert play.answer("s2", top=0) is not None
 
 
 def test_a_removed_subscription_takes_nothing_more() -> None:

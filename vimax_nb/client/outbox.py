@@ -3,8 +3,9 @@ of outgoing frames and the requests that wait for their answers.
 
 Both are shared between the threads that send and the connection's thread, so every
 method takes the outbox's own lock; none blocks. Answers are protocol models
-(:mod:`vimax_nb.protocol`): a request is answered by the frame with its ``id``, or else
-by the first frame of its answer's type.
+(:mod:`vimax_nb.protocol`): a request is answered by the frame with its ``id``; a frame
+without one that is not a stored event (``coordinator_metrics`` answering
+``get_metrics``) answers the oldest request waiting for a frame of its type.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._queue: collections.deque[tuple[str, str | None]] = collections.deque(maxlen=limit)
         self._pending: dict[str, _Pending] = {}
-        self._closed: Exception | None = None
+        self._closed: ConnectionError | None = None
 
     def put(self, text: str, request_id: str | None = None) -> None:
         """Queue ``text`` (request ``request_id``, if it is one) last. When the queue is
@@ -95,7 +96,7 @@ class Outbox:
         pending = _Pending(concurrent.futures.Future(), answer_type)
         with self._lock:
             if self._closed is not None:
-                raise self._closed
+                raise ConnectionError(*self._closed.args)
             self._pending[request_id] = pending
         return pending.future
 
@@ -129,7 +130,7 @@ class Outbox:
         rid = getattr(message, "id", None)
         with self._lock:
             pending = self._pending.get(rid) if isinstance(rid, str) else None
-            if pending is None and getattr(message, "seq", None) is None:
+            if rid is None and getattr(message, "seq", None) is None:
                 pending = next(
                     (p for p in self._pending.values() if isinstance(message, p.answer_type)),
                     None,
@@ -148,7 +149,7 @@ class Outbox:
             lost = [p for p in self._pending.values() if p.sent]
         _fail(lost, error)
 
-    def close(self, error: Exception) -> None:
+    def close(self, error: ConnectionError) -> None:
         """Fail every request with ``error``, and every request expected from now on."""
         with self._lock:
             self._closed = error

@@ -195,11 +195,7 @@ class Room:
         up to ``top`` after a ``recovered: false`` answer is asked for again, since the
         server may send it no replay.
         """
-        rid = message.id
-        if rid is not None:
-            req = self._requests.pop(rid, None)
-        else:  # a server that does not echo ids: answers come in the order of requests
-            req = self._requests.pop(next(iter(self._requests)), None) if self._requests else None
+        req = self._requests.pop(message.id, None) if message.id is not None else None
         if req is None:
             return None
         top = message.top

@@ -74,7 +74,7 @@ class Run:
 
     Attributes are updated on the connection's thread; read them from any thread.
     ``state``, ``progress``, ``stage`` and ``message`` are those of the latest progress
-    event (or snapshot); ``stages`` the latest progress event's ``details.stages``, each
+    event (or snapshot); ``stages`` the latest ``details.stages`` a progress event carried, each
     stage's counts; ``artifacts`` and ``errors`` every artifact and error event, in
     order; ``events`` how many events were received; ``record`` the workflow's latest
     record (made at the start, replaced by a snapshot and by the end's REST read).
@@ -118,7 +118,8 @@ class Run:
             self.history.append(event)
             ended = False
             if isinstance(event, ProgressEvent):
-                self.stages = event.details.stages
+                if event.details.stages is not None:
+                    self.stages = event.details.stages
                 ended = self._apply(event)
             elif isinstance(event, ArtifactEvent):
                 self.artifacts.append(event)

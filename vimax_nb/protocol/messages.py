@@ -154,8 +154,10 @@ class ProgressDetails(_Lenient):
 
     ``event`` is ``state`` (the workflow's state changed), ``task_started``,
     ``task_completed``, ``task_retrying`` (with ``attempt``, ``retry_in``, ``error``) or
-    ``task_restored``; ``task`` and ``agent`` name the task and its agent. Fields that
-    are not set are left out of the frame.
+    ``task_restored``; ``task`` and ``agent`` name the task and its agent. ``stages``
+    counts every stage's tasks; an event that does not know them (the one that marks a
+    workflow interrupted when the server starts) leaves it out, and the last counts
+    stand. Fields that are not set are left out of the frame.
     """
 
     event: str | None = None
@@ -165,7 +167,7 @@ class ProgressDetails(_Lenient):
     attempt: int | None = None
     retry_in: float | None = None
     error: str | None = None
-    stages: list[StageProgress] = Field(default_factory=list)
+    stages: list[StageProgress] | None = None
 
 
 class ProgressEvent(_Event):
