@@ -1,5 +1,5 @@
-"""The layers import one way: each front end, imported in a fresh process, loads only
-what it should (see docs/architecture.md, "Layers")."""
+"""The layers import one way: each layer and front end, imported in a fresh process, loads
+only what it should (see docs/architecture.md, "Layers")."""
 
 from __future__ import annotations
 
@@ -29,6 +29,40 @@ def offenders(modules: set[str], forbidden: tuple[str, ...]) -> list[str]:
 
 
 CASES = {
+    "the protocol and the shared leaf": (
+        "import vimax_nb.protocol, vimax_nb.shared",
+        (
+            "vimax_nb.store",
+            "vimax_nb.coordinator",
+            "vimax_nb.providers",
+            "vimax_nb.pipelines",
+            "vimax_nb.server",
+            "vimax_nb.client",
+            "vimax_nb.widgets",
+            "vimax_nb.cli",
+        ),
+    ),
+    "the store": (
+        "import vimax_nb.store",
+        (
+            "vimax_nb.coordinator",
+            "vimax_nb.providers",
+            "vimax_nb.pipelines",
+            "vimax_nb.server",
+            "vimax_nb.client",
+            *MEDIA,
+        ),
+    ),
+    "the coordinator": (
+        "import vimax_nb.coordinator",
+        (
+            "vimax_nb.providers",
+            "vimax_nb.pipelines",
+            "vimax_nb.server",
+            "vimax_nb.client",
+            *MEDIA,
+        ),
+    ),
     "import vimax_nb": (
         "import vimax_nb",
         ("ipywidgets", "websockets", "IPython", *MEDIA, *SERVER_HALF, "vimax_nb.client"),

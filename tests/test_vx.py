@@ -96,7 +96,8 @@ import vimax_nb as vx
 vx.Client  # vx.Client(url, token).idea2video(...) shows its run as a panel too
 from vimax_nb.client import Run
 
-print("hook after vx.Client:", shell.display_formatter.mimebundle_formatter.for_type(Run) is not None)
+hooked = shell.display_formatter.mimebundle_formatter.for_type(Run) is not None
+print("hook after vx.Client:", hooked)
 """
 
 

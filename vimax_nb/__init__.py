@@ -14,8 +14,8 @@ The notebook API::
 imported when first used (``vx.Client``, ``vx.connect()``, ``vx.AgentMonitor``...), and
 nothing is installed into IPython. The first client or run made here (``connect``,
 ``idea2video``, ``script2video``, ``workflows``), or the first ``vx.Client``, ``vx.Run``
-or widget asked for, tells a running IPython to show a :class:`Run` as its live :class:`WorkflowProgress`
-(:func:`vimax_nb.display.show_runs_as_widgets`).
+or widget asked for, tells a running IPython to show a :class:`Run` as its live
+:class:`WorkflowProgress` (:func:`vimax_nb.display.show_runs_as_widgets`).
 """
 
 from __future__ import annotations

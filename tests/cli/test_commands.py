@@ -168,6 +168,10 @@ def test_the_live_view_shows_each_stage_with_its_counts(fake: Backend) -> None:
     assert "abc123  paused" in text
     assert re.search(r"^‖ frames +3/8 paused", text, re.MULTILINE), text
     assert "(connection offline, reconnecting)" in text
+    fake.client.close()  # for good: the run is shown as it was last heard of
+    text = render(view)
+    assert "abc123  paused  (connection closed)" in text
+    assert "reconnecting" not in text
 
 
 def test_plain_lines_say_each_change_of_state_or_stage_once(fake: Backend) -> None:

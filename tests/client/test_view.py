@@ -9,20 +9,27 @@ from typing import Any
 
 import pytest
 
+from vimax_nb.client import Client, ConnectionState
 from vimax_nb.client.view import (
     AGENT_FILTERS,
     ETA_MIN_SECONDS,
+    OFFLINE,
     RunClock,
     StageRow,
+    WorkflowRow,
     agent_counts,
+    connection_state,
+    cut_off,
     elapsed_seconds,
     format_duration,
     log_line,
+    run_status,
     stage_rows,
     subject_of,
     summary,
     time_of_day,
     title_of,
+    workflow_row,
 )
 from vimax_nb.protocol import (
     AgentRecord,
@@ -240,3 +247,47 @@ def test_agent_counts_and_summary() -> None:
     assert summary(agents) == "8 agents: 6 idle, 2 busy"
     assert summary([agent("solo", "offline")]) == "1 agent: 1 offline"
     assert summary([]) == "0 agents"
+
+
+# -- the connection and the workflows ------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", list(WorkflowState))
+@pytest.mark.parametrize("connection", list(ConnectionState))
+def test_a_run_is_cut_off_until_it_ends_while_its_connection_is_down(
+    state: WorkflowState, connection: ConnectionState
+) -> None:
+    ended = state in (WorkflowState.completed, WorkflowState.failed, WorkflowState.canceled)
+    down = connection in (ConnectionState.offline, ConnectionState.closed)
+    assert cut_off(state, connection) is (down and not ended)
+    assert run_status(state, connection) == (OFFLINE if down and not ended else state)
+
+
+def test_the_connection_state_of_a_closed_client_is_closed() -> None:
+    client = Client("http://127.0.0.1:9/")  # never connected: its connection waits
+    assert connection_state(client) == ConnectionState.offline
+    client.close()
+    assert connection_state(client) == ConnectionState.closed
+
+
+def test_a_workflow_row_is_display_strings() -> None:
+    record = WorkflowRecord(
+        id="wf-1",
+        kind="idea2video",
+        params={"idea": "A lighthouse keeper befriends a whale who sings at night"},
+        state=WorkflowState.running,
+        progress=0.456,
+        stage=None,
+        created_at="2030-01-02T03:04:05.678+00:00",
+        updated_at="2030-01-02T03:04:05.678+00:00",
+    )
+    assert workflow_row(record, 24) == WorkflowRow(
+        id="wf-1",
+        kind="idea2video",
+        state="running",
+        progress="46%",
+        stage="",
+        created="2030-01-02 03:04:05",
+        subject="A lighthouse keeper...",
+    )
+    assert workflow_row(record).subject == "A lighthouse keeper befriends a whale..."

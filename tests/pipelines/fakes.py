@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from vimax_nb.coordinator import Coordinator, RetryPolicy, TaskCanceled
+from vimax_nb.coordinator import Coordinator, RetryPolicy
 from vimax_nb.pipelines import register_vimax
 from vimax_nb.providers import ChatRequest, ImageOutput, Providers, VideoRequest, make_providers
 from vimax_nb.providers.base import PathLike, ProviderError
+from vimax_nb.shared import TaskCanceled
 from vimax_nb.store import Store
 
 from ..coordinator.toy import Recorder

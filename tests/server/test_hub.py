@@ -1,25 +1,34 @@
 """The hub's subscriptions on a real event log, inside the process: a replay that
-retention cuts short closes the client with 4008, so that it resumes afresh."""
+retention cuts short closes the client with 4008 and a reason of its own, so that it
+resumes afresh."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from vimax_nb.server.hub import Hub
 from vimax_nb.store import Retention, Store
 
+from ..store.helpers import backdate, maintained
 from .ws_helpers import IdleWriter
 
 ROOM = "workflow:w1"
 
 
 async def test_a_replay_cut_short_by_retention_closes_the_client_with_4008(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = await Store.open(tmp_path / "s.db", retention=Retention(max_age=60), readers=1)
+    caplog.set_level(logging.INFO, logger="vimax_nb.server.hub")
+    store = await Store.open(
+        tmp_path / "s.db", retention=Retention(max_age=60), readers=1, maintenance_interval=0.01
+    )
+    busy, release = threading.Event(), threading.Event()
     try:
         log = store.events
         hub = Hub()
@@ -27,17 +36,9 @@ async def test_a_replay_cut_short_by_retention_closes_the_client_with_4008(
         for i in range(20):
             log.append_nowait(ROOM, "progress", {"i": i})
         await log.flush()
-        await store.db.run_in_writer(
-            lambda conn: (
-                conn.execute(
-                    "UPDATE events SET stored_at = stored_at - 1000 WHERE seq <= 10"
-                ).rowcount
-            )
-        )
         writer = IdleWriter()
         connection = hub.register(writer, "tester")
         answers: list[tuple[bool, int]] = []
-        busy, release = threading.Event(), threading.Event()
 
         def block(conn: sqlite3.Connection) -> bool:
             busy.set()
@@ -48,17 +49,34 @@ async def test_a_replay_cut_short_by_retention_closes_the_client_with_4008(
         subscribing = asyncio.ensure_future(
             hub.subscribe(connection, ROOM, 2, log.epoch, lambda *answer: answers.append(answer))
         )
-        # The subscription decides (all of 3..20 kept) before this prune is delivered,
-        # then waits for the reader; the prune drops 1..10 meanwhile.
-        assert await log.prune() == {ROOM: 10}
+        # The subscription decides (all of 3..20 kept) in its first step, which runs
+        # before this ageing returns, then waits for the reader; meanwhile the
+        # database's maintenance drops the events that grew old, 1..10.
+        await backdate(store, 61, ROOM, through=10)
         assert answers == [(True, 20)]
+        await maintained(store)
+        assert log.floor(ROOM) == 10
         release.set()
         assert await blocker
         await asyncio.wait_for(subscribing, 10)
 
-        assert writer.closes == [4008]
+        assert writer.closes == [
+            (
+                4008,
+                "the log changed during your replay (retention or a reset); "
+                "reconnect and resume from your last seq",
+            )
+        ]
         assert connection.closed
-        assert hub.slow_consumer_closes == 1
         assert ROOM not in hub.rooms
+        # Counted and logged as what it is, not as a slow consumer.
+        stats = hub.stats()
+        assert (stats["replay_gap_closes"], stats["slow_consumer_closes"]) == (1, 0)
+        closing = [r.getMessage() for r in caplog.records if r.name == "vimax_nb.server.hub"]
+        assert closing == [
+            f"client {connection.id}: retention dropped events of room {ROOM!r} after seq 2 "
+            "while they were being replayed; closing it (4008) so it can resume"
+        ]
     finally:
+        release.set()
         await store.close()

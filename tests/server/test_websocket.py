@@ -812,6 +812,7 @@ async def test_a_slow_consumer_is_closed_with_4008_while_the_others_get_everythi
 
         stats = await hub_stats(jp_fetch)
         assert stats["slow_consumer_closes"] == 1
+        assert stats["replay_gap_closes"] == 0
         assert stats["connections"] == 1
         assert slow_id not in json.dumps(stats["rooms"])
         await fails_404(jp_fetch, slow_id)
@@ -819,6 +820,7 @@ async def test_a_slow_consumer_is_closed_with_4008_while_the_others_get_everythi
         # what the slow one was sent before it was dropped: contiguous, then 4008
         frames, close = await read_to_close(slow)
         assert close.close_code == 4008, close
+        assert close.close_reason.startswith("slow consumer: more than"), close
         assert "resume" in close.close_reason
         texts = [f.json() for f in frames if f.opcode == OP_TEXT]
         got = seqs(texts, room)
@@ -864,7 +866,9 @@ async def test_a_subscribe_arriving_after_a_4008_close_joins_nothing(service: An
     # what a 4008 does; tornado keeps reading (and calling on_message) until the client's
     # close frame comes back
     hub.slow_consumer(connection)
-    assert writer.closes == [4008]
+    ((code, reason),) = writer.closes
+    assert code == 4008
+    assert reason.startswith("slow consumer")
     session.receive(json.dumps({"type": "subscribe", "room": "coordinator"}))
     pending = list(session._tasks)  # the subscription's work, if it was started
     if pending:

@@ -264,7 +264,7 @@ class IdleWriter:
     remote = "in-process"
 
     def __init__(self) -> None:
-        self.closes: list[int] = []
+        self.closes: list[tuple[int, str]] = []
 
     def raw_writable(self) -> bool:
         return not self.closes
@@ -281,4 +281,4 @@ class IdleWriter:
         return self._done()
 
     def close_with(self, code: int, reason: str) -> None:
-        self.closes.append(code)
+        self.closes.append((code, reason))

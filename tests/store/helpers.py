@@ -1,4 +1,5 @@
-"""Opening stores, holding the writer thread and reading replays, for the store tests."""
+"""Opening stores, holding the writer thread, ageing events and waiting for the
+maintenance that drops them, and reading replays, for the store and hub tests."""
 
 from __future__ import annotations
 
@@ -55,6 +56,33 @@ async def held_writer(db: Database) -> AsyncIterator[asyncio.Future[Any]]:
         yield future
     finally:
         release.set()
+
+
+async def backdate(
+    store: Store, seconds: float, room: str | None = None, through: int | None = None
+) -> None:
+    """Make stored events ``seconds`` older, as if that much time had passed since they
+    were stored: those of ``room`` (every room when None) up to seq ``through`` (all
+    when None)."""
+    sql = "UPDATE events SET stored_at = stored_at - ? WHERE room = coalesce(?, room)"
+    sql += " AND seq <= coalesce(?, seq)"
+    await store.db.run_in_writer(lambda conn: conn.execute(sql, (seconds, room, through)).rowcount)
+
+
+async def maintained(store: Store) -> None:
+    """Wait until the database's maintenance has applied the event log's age retention
+    to everything committed before this call.
+
+    Open the store with a small ``maintenance_interval``. The writer thread runs a
+    maintenance round between batches, each round's hooks in the order they were added:
+    when the hook added here runs, the event log's hook (added when the log was opened)
+    has just run in the same round, after every commit before this call, and queued its
+    prune; the flush queued after that returns once the prune is stored and delivered.
+    """
+    ran = threading.Event()
+    store.db.add_maintenance(ran.set)
+    assert await asyncio.to_thread(ran.wait, 60), "the database never ran its maintenance"
+    await store.events.flush()
 
 
 async def replayed(replay: Replay, page: int = 500) -> list[StoredEvent]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from vimax_nb.protocol import ENVELOPE
 from vimax_nb.store import (
     EventLog,
     ReplayGap,
@@ -26,7 +27,7 @@ from vimax_nb.store import (
     StoreError,
 )
 
-from .helpers import held_writer, opened, replayed
+from .helpers import backdate, held_writer, maintained, opened, replayed
 
 ROOM = "workflow:w1"
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -96,7 +97,7 @@ async def test_frame_layout_and_timestamp(tmp_path: Path) -> None:
         after = time.time()
         (event,) = await log.read(ROOM)
         decoded = json.loads(event.frame)
-        assert list(decoded) == ["type", "room", "seq", "timestamp", *payload]
+        assert list(decoded) == [*ENVELOPE, *payload]
         assert decoded == {
             "type": "progress",
             "room": ROOM,
@@ -586,7 +587,7 @@ async def test_reset_and_appends_in_one_batch(tmp_path: Path) -> None:
 
 async def test_reset_in_a_batch_does_not_keep_old_floors(tmp_path: Path) -> None:
     retention = Retention(max_events_per_room=100, max_age=3600)
-    async with opened(tmp_path / "s.db", retention) as store:
+    async with opened(tmp_path / "s.db", retention, maintenance_interval=0.01) as store:
         log = store.events
         await append_many(log, ROOM, 500)
         await append_many(log, "agent:a", 500)
@@ -596,18 +597,21 @@ async def test_reset_in_a_batch_does_not_keep_old_floors(tmp_path: Path) -> None
             await asyncio.sleep(0)
             for i in range(3):
                 log.append_nowait(ROOM, "e", {"i": i})
-            pruning = asyncio.ensure_future(log.prune(now=time.time() + 3601))
-            await asyncio.sleep(0)
             for i in range(150):  # more than a room keeps: count retention in this batch
                 log.append_nowait("agent:a", "e", {"i": i})
         await resetting
-        assert await pruning == {ROOM: 3}
         await log.flush()
-        # The new epoch's floors come from the new epoch alone.
-        assert log.floor(ROOM) == 3
+        # The new epoch's floors come from the new epoch alone: count retention in the
+        # reset's batch ...
+        assert log.floor(ROOM) == 0
         assert log.top(ROOM) == 3
         assert log.floor("agent:a") == 50
         assert log.top("agent:a") == 150
+        # ... and age retention in a later one.
+        await backdate(store, 3601, ROOM)
+        await maintained(store)
+        assert log.floor(ROOM) == 3
+        assert log.floor("agent:a") == 50
         assert log.replay(ROOM, after=3, epoch=log.epoch).recovered
         assert not log.replay(ROOM, after=2, epoch=log.epoch).recovered
         replay = log.replay("agent:a", after=60, epoch=log.epoch)
@@ -698,24 +702,21 @@ async def test_no_count_retention(tmp_path: Path) -> None:
 
 
 async def test_age_retention(tmp_path: Path) -> None:
+    """The database's maintenance drops the events older than ``max_age``."""
     max_age = 60.0
-    async with opened(tmp_path / "s.db", Retention(max_age=max_age)) as store:
+    async with opened(
+        tmp_path / "s.db", Retention(max_age=max_age), maintenance_interval=0.01
+    ) as store:
         log = store.events
         await append_many(log, ROOM, 10)
         await append_many(log, "agent:a", 4)
         # Nothing is old yet.
-        assert await log.prune() == {}
+        await maintained(store)
         assert log.floor(ROOM) == 0
+        assert len(await log.read(ROOM)) == 10
         # Make ROOM's first five events old.
-        await store.db.run_in_writer(
-            lambda conn: (
-                conn.execute(
-                    "UPDATE events SET stored_at = stored_at - 1000 WHERE room = ? AND seq <= 5",
-                    (ROOM,),
-                ).rowcount
-            )
-        )
-        assert await log.prune() == {ROOM: 5}
+        await backdate(store, max_age + 1, ROOM, through=5)
+        await maintained(store)
         assert log.floor(ROOM) == 5
         assert log.floor("agent:a") == 0
         assert seqs(await log.read(ROOM)) == [6, 7, 8, 9, 10]
@@ -724,9 +725,10 @@ async def test_age_retention(tmp_path: Path) -> None:
         assert replay.recovered
         assert seqs(await replayed(replay)) == [6, 7, 8, 9, 10]
         # Everything is old a little after max_age.
-        floors = await log.prune(now=time.time() + max_age + 1)
-        assert floors == {ROOM: 10, "agent:a": 4}
+        await backdate(store, max_age + 1)
+        await maintained(store)
         assert log.floor(ROOM) == log.top(ROOM) == 10
+        assert log.floor("agent:a") == log.top("agent:a") == 4
         assert await log.read(ROOM) == []
         assert not log.replay(ROOM, after=None).recovered
         empty = log.replay(ROOM, after=10)
@@ -738,30 +740,15 @@ async def test_age_retention(tmp_path: Path) -> None:
 
 
 async def test_age_retention_off(tmp_path: Path) -> None:
-    async with opened(tmp_path / "s.db", Retention(max_age=None)) as store:
-        log = store.events
-        await append_many(log, ROOM, 3)
-        assert await log.prune(now=time.time() + 10**9) == {}
-        assert len(await log.read(ROOM)) == 3
-
-
-async def test_maintenance_prunes_by_age(tmp_path: Path) -> None:
     async with opened(
-        tmp_path / "s.db", Retention(max_age=3600), maintenance_interval=0.01
+        tmp_path / "s.db", Retention(max_age=None), maintenance_interval=0.01
     ) as store:
         log = store.events
-        await append_many(log, ROOM, 5)
-        await store.db.run_in_writer(
-            lambda conn: conn.execute("UPDATE events SET stored_at = 0").rowcount
-        )
-        armed, fired = threading.Event(), threading.Event()
-        # Runs after the log's own hook, which queued a prune before this returns.
-        store.db.add_maintenance(lambda: fired.set() if armed.is_set() else None)
-        armed.set()
-        assert await asyncio.to_thread(fired.wait, 60)
-        await log.flush()
-        assert log.floor(ROOM) == 5
-        assert await log.read(ROOM) == []
+        await append_many(log, ROOM, 3)
+        await backdate(store, 10**9)
+        await maintained(store)
+        assert log.floor(ROOM) == 0
+        assert len(await log.read(ROOM)) == 3
 
 
 # -- replay ---------------------------------------------------------------------------
@@ -832,20 +819,15 @@ async def test_replay_top_and_listener_meet_without_gap_or_duplicate(tmp_path: P
 
 async def test_a_replay_cut_by_retention_says_so(tmp_path: Path) -> None:
     """Retention dropping events a recovered replay has yet to send leaves a gap."""
-    async with opened(tmp_path / "s.db", Retention(max_age=60)) as store:
+    async with opened(tmp_path / "s.db", Retention(max_age=60), maintenance_interval=0.01) as store:
         log = store.events
         await append_many(log, ROOM, 20)
-        await store.db.run_in_writer(
-            lambda conn: (
-                conn.execute(
-                    "UPDATE events SET stored_at = stored_at - 1000 WHERE seq <= 10"
-                ).rowcount
-            )
-        )
         replay = log.replay(ROOM, after=2)
         assert replay.recovered
         assert seqs(await replay.next_page(3)) == [3, 4, 5]
-        assert await log.prune() == {ROOM: 10}
+        await backdate(store, 61, ROOM, through=10)
+        await maintained(store)
+        assert log.floor(ROOM) == 10
         # Events 6..10 are gone: this replay cannot bring the client up to date.
         with pytest.raises(
             ReplayGap, match=r"retention dropped events of room 'workflow:w1' after seq 5"
@@ -886,5 +868,3 @@ async def test_append_after_close_raises(tmp_path: Path) -> None:
         await pending.next_page(10)
     with pytest.raises(StoreError):
         await log.reset()
-    with pytest.raises(StoreError):
-        await log.prune()

@@ -245,22 +245,60 @@ def eight_agents() -> list[AgentRecord]:
 
 
 class Watcher:
-    """Wait (on a condition, with a timeout) until a panel has drawn something."""
+    """Wait until a panel shows something: woken by every change of a widget in its tree
+    (what the front end is sent; widgets added later are watched too), never by a sleep.
 
-    def __init__(self, widget: Any) -> None:
-        self.widget = widget
-        self.times: list[float] = []
+    :meth:`until` checks its predicate without holding any lock the panel's drawing
+    thread could be waiting for.
+    """
+
+    def __init__(self, panel: Any) -> None:
+        self.panel = panel
         self._cond = threading.Condition()
-        widget.on_redraw = self._redrawn
+        self._changes = 0
+        self._watch_lock = threading.Lock()
+        self._watched: dict[int, Any] = {}  # id -> widget (kept, so no id is reused)
+        self._watch([panel.box])
 
-    def _redrawn(self, _widget: Any) -> None:
+    def _watch(self, widgets: Any) -> None:
+        stack = list(widgets)
+        while stack:
+            widget = stack.pop()
+            with self._watch_lock:
+                if id(widget) in self._watched:
+                    continue
+                self._watched[id(widget)] = widget
+            widget.observe(self._changed)
+            stack.extend(getattr(widget, "children", ()) or ())
+
+    def _changed(self, change: Any) -> None:
+        if change["name"] == "children":
+            self._watch(change["new"])
         with self._cond:
-            self.times.append(time.monotonic())
+            self._changes += 1
             self._cond.notify_all()
 
     def until(self, predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-        with self._cond:
-            assert self._cond.wait_for(predicate, timeout), "the widget never drew that"
+        """Wait until ``predicate()`` holds, then until the panel has finished drawing."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                seen = self._changes
+            if predicate():
+                break
+            with self._cond:
+                left = deadline - time.monotonic()
+                changed = self._cond.wait_for(lambda n=seen: self._changes != n, max(0.0, left))
+            assert changed, "the panel never showed that"
+        assert self.panel.wait_drawn(max(0.0, deadline - time.monotonic()))
+
+
+def change_times(widget: Any, name: str = "value") -> list[float]:
+    """The moments (monotonic) at which ``widget``'s trait ``name`` changes from now on:
+    a list that grows as the panel draws."""
+    times: list[float] = []
+    widget.observe(lambda _change: times.append(time.monotonic()), names=name)
+    return times
 
 
 def html_values(root: Any) -> Iterator[str]:
@@ -274,10 +312,3 @@ def html_values(root: Any) -> Iterator[str]:
                 yield value
         yield from (t for t in getattr(node, "titles", ()) or () if isinstance(t, str))
         stack.extend(getattr(node, "children", ()) or ())
-
-
-def coalescing_bound(times: list[float], start: float, interval: float) -> tuple[int, float]:
-    """How many redraws happened after ``start``, and the most the coalescing allows."""
-    after = [t for t in times if t >= start]
-    elapsed = (after[-1] - start) if after else 0.0
-    return len(after), elapsed / interval + 2

@@ -99,14 +99,12 @@ def test_idea2video_launch_submits_the_form_off_the_kernel_thread(client: Submit
     client.gate.clear()  # the REST call blocks: the click must return before it ends
     launcher.launch_button.click()
     assert client.entered.wait(TIMEOUT)
-    assert launcher.launching
     assert repr(launcher) == "Idea2VideoLauncher(launching)"
     watcher.until(lambda: launcher.launch_button.disabled)
     assert launcher.launch_button.description == "Launching\N{HORIZONTAL ELLIPSIS}"
     assert not launcher.launch()  # a second click while one is in flight does nothing
     client.gate.set()
-    assert launcher.wait_idle(TIMEOUT)
-    assert launcher.wait_drawn(TIMEOUT)
+    watcher.until(lambda: "Launched" in launcher.message.value)
 
     ((kind, params, thread),) = client.submitted
     assert kind == "idea2video"
@@ -134,7 +132,6 @@ def test_idea2video_launch_submits_the_form_off_the_kernel_thread(client: Submit
     assert pretty(launcher) == expected
 
     launcher.launch()  # another run: newest on top
-    assert launcher.wait_idle(TIMEOUT)
     watcher.until(lambda: len(launcher.runs_box.children) == 2)
     assert launcher.runs_box.children[0] is launcher.progress[1].box
 
@@ -142,8 +139,9 @@ def test_idea2video_launch_submits_the_form_off_the_kernel_thread(client: Submit
 def test_script2video_launch_sends_the_script(client: SubmitClient) -> None:
     script = "INT. LIGHTHOUSE - NIGHT\nThe keeper looks out to sea."
     launcher = Script2VideoLauncher(client, script=script, scenes=2)
+    watcher = Watcher(launcher)
     assert launcher.launch()
-    assert launcher.wait_idle(TIMEOUT)
+    watcher.until(lambda: "Launched script2video wf-1." in launcher.message.value)
     ((kind, params, _),) = client.submitted
     assert kind == "script2video"
     assert params == {**DEFAULTS, "script": script, "scenes": 2}
@@ -176,7 +174,6 @@ def test_a_refused_submission_is_a_message_not_an_exception(client: SubmitClient
     launcher = Idea2VideoLauncher(client, idea=IDEA)
     watcher = Watcher(launcher)
     assert launcher.launch()
-    assert launcher.wait_idle(TIMEOUT)
     watcher.until(lambda: "failed" in launcher.message.value)
     assert "The launch failed: 400: shots_per_scene: &lt;b&gt;too many&lt;/b&gt;" in (
         launcher.message.value
@@ -190,21 +187,28 @@ def test_closing_during_a_submission_leaves_no_panel_open(client: SubmitClient) 
     client.gate.clear()
     launcher = Idea2VideoLauncher(client, idea=IDEA)
     made: list[WorkflowProgress] = []
-    original = WorkflowProgress.__init__
+    closed = threading.Event()
+    original, original_close = WorkflowProgress.__init__, WorkflowProgress.close
 
     def record(panel: WorkflowProgress, *args: Any, **kwargs: Any) -> None:
         original(panel, *args, **kwargs)
         made.append(panel)
 
+    def close(panel: WorkflowProgress) -> None:
+        original_close(panel)
+        closed.set()
+
     WorkflowProgress.__init__ = record  # type: ignore[method-assign]
+    WorkflowProgress.close = close  # type: ignore[method-assign]
     try:
         assert launcher.launch()
         assert client.entered.wait(TIMEOUT)
         launcher.close()  # while the submission is in flight
         client.gate.set()
-        assert launcher.wait_idle(TIMEOUT)
+        assert closed.wait(TIMEOUT)  # the new run's panel, closed as soon as it was made
     finally:
         WorkflowProgress.__init__ = original  # type: ignore[method-assign]
+        WorkflowProgress.close = original_close  # type: ignore[method-assign]
     assert [run.id for run in launcher.runs] == ["wf-1"]  # the run itself goes on
     assert len(made) == 1
     assert made[0].closed
@@ -222,7 +226,6 @@ def test_no_server_is_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
     launcher = Idea2VideoLauncher(idea=IDEA)
     watcher = Watcher(launcher)
     assert launcher.launch()
-    assert launcher.wait_idle(TIMEOUT)
     watcher.until(lambda: "connection refused" in launcher.message.value)
     assert "could not connect to a vimax-nb server" in launcher.message.value
 
@@ -245,7 +248,7 @@ def test_request_launcher_plans_edits_and_launches(client: SubmitClient) -> None
     launcher.form.fields["scenes"].value = 2  # edit the plan: the line follows
     watcher.until(lambda: "2 scenes" in launcher.plan_html.value)
     assert launcher.launch()
-    assert launcher.wait_idle(TIMEOUT)
+    watcher.until(lambda: "Launched" in launcher.message.value)
     ((kind, params, _),) = client.submitted
     assert kind == "idea2video"
     assert params == {**planned.model_dump(), "scenes": 2}
@@ -253,10 +256,11 @@ def test_request_launcher_plans_edits_and_launches(client: SubmitClient) -> None
 
 def test_request_launcher_launch_makes_the_plan_when_there_is_none(client: SubmitClient) -> None:
     launcher = RequestLauncher(client)
+    watcher = Watcher(launcher)
     assert launcher.plan_html.value == ""
     launcher.request.value = "a 2-scene anime video about a robot who paints, seed 5"
     assert launcher.launch()
-    assert launcher.wait_idle(TIMEOUT)
+    watcher.until(lambda: "Launched" in launcher.message.value)
     ((_, params, _),) = client.submitted
     assert (params["scenes"], params["style"], params["seed"]) == (2, "anime", 5)
     assert params["idea"] == "A robot who paints"
@@ -288,13 +292,18 @@ def test_request_launcher_escapes_the_plan(client: SubmitClient) -> None:
 # -- end to end ------------------------------------------------------------------------
 
 
+def outcome(message: str) -> bool:
+    """Whether a launcher's message tells how the launch ended."""
+    return "Launched" in message or "failed" in message
+
+
 async def test_a_launch_on_a_real_server_shows_the_run_to_completion(
     live_client: Client,
 ) -> None:
     launcher = Idea2VideoLauncher(live_client, idea=IDEA, **small_params())
+    watcher = Watcher(launcher)
     assert launcher.launch()  # on the server's loop thread: it must not block it
-    assert await asyncio.to_thread(launcher.wait_idle, 60)
-    assert await asyncio.to_thread(launcher.wait_drawn, TIMEOUT)
+    await asyncio.to_thread(watcher.until, lambda: outcome(launcher.message.value), 60)
     assert "Launched idea2video" in launcher.message.value, launcher.message.value
     (run,) = launcher.runs
     assert run.params == {**DEFAULTS, "idea": IDEA, **small_params()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -15,11 +16,13 @@ from IPython.lib.pretty import pretty
 from PIL import Image
 from tornado.ioloop import IOLoop
 
-from vimax_nb.client import Run
+from vimax_nb.client import ConnectionState, Run
+from vimax_nb.client.view import OFFLINE
+from vimax_nb.protocol import WorkflowState
 from vimax_nb.widgets import WorkflowProgress, theme
 
 from ..client.helpers import wait_run
-from .fakes import IDEA, TIMEOUT, Backend, Watcher, html_values
+from .fakes import IDEA, TIMEOUT, Backend, Watcher, change_times, html_values
 
 SCRIPT = "<script>alert(1)</script>"
 
@@ -27,7 +30,7 @@ SCRIPT = "<script>alert(1)</script>"
 def test_a_burst_is_coalesced_and_the_final_state_is_drawn(backend: Backend) -> None:
     run = backend.run()
     widget = WorkflowProgress(run)
-    watcher = Watcher(widget)
+    times = change_times(widget.message)  # every event has its own message
     first_draws = widget.redraws
     count = 5000
     start = time.monotonic()
@@ -37,16 +40,16 @@ def test_a_burst_is_coalesced_and_the_final_state_is_drawn(backend: Backend) -> 
     wait_run(run, lambda r: r.events >= seq, TIMEOUT)
 
     assert widget.wait_drawn(TIMEOUT)
-    elapsed = watcher.times[-1] - start
+    elapsed = times[-1] - start
     redraws = widget.redraws - first_draws
-    assert 1 <= redraws <= elapsed * 10 + 2, (redraws, elapsed)
-    gaps = [b - a for a, b in zip(watcher.times, watcher.times[1:], strict=False)]
+    assert 1 <= redraws <= elapsed / widget.interval + 2, (redraws, elapsed)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(gap >= widget.interval * 0.9 for gap in gaps), gaps
 
     assert widget.bar.value == 1.0
     assert widget.percent.value == "100%"
     assert ">completed<" in widget.badge.value
-    assert theme.STATE_COLORS["completed"] in widget.badge.value
+    assert theme.STATE_COLORS[WorkflowState.completed] in widget.badge.value
     assert "all done" in widget.message.value
     assert widget.cancel_button.disabled
     assert repr(widget) == "WorkflowProgress(idea2video 'A lighthouse keeper...' completed 100%)"
@@ -109,7 +112,7 @@ def test_the_buttons_are_enabled_by_state(
     assert widget.resume_button.disabled is not resume
     assert widget.cancel_button.disabled is not cancel
     assert f">{state}<" in widget.badge.value
-    assert theme.color_of_state(state) in widget.badge.value
+    assert theme.color_of_status(WorkflowState(state)) in widget.badge.value
 
 
 def test_a_click_is_sent_off_the_calling_thread_and_its_outcome_shown(backend: Backend) -> None:
@@ -284,14 +287,16 @@ def test_the_connection_indicator_and_the_offline_badge(backend: Backend) -> Non
     watcher = Watcher(widget)
     watcher.until(lambda: "&#9679; open" in widget.connection_indicator.value)
     backend.server.stop_listening()
-    watcher.until(lambda: ">offline<" in widget.badge.value)
-    assert theme.STATE_COLORS["offline"] in widget.badge.value
+    watcher.until(lambda: f">{OFFLINE}<" in widget.badge.value)
+    assert theme.OFFLINE_COLOR in widget.badge.value
+    assert "&#9679; offline" in widget.connection_indicator.value
     backend.server.start()  # the client reconnects
     watcher.until(lambda: "&#9679; open" in widget.connection_indicator.value)
     assert ">running<" in widget.badge.value
 
 
 def test_redraws_can_run_on_an_ioloop(backend: Backend) -> None:
+    """With ``loop=``, what the user sees changes on that loop's thread."""
     started = threading.Event()
     holder: dict[str, Any] = {}
 
@@ -310,8 +315,8 @@ def test_redraws_can_run_on_an_ioloop(backend: Backend) -> None:
     try:
         run = backend.run()
         widget = WorkflowProgress(run, loop=loop)
-        threads: list[int] = []
-        widget.on_redraw = lambda _w: threads.append(threading.get_ident())
+        threads: list[int] = []  # the threads that changed the bar (what the user sees)
+        widget.bar.observe(lambda _change: threads.append(threading.get_ident()), names="value")
         for i in range(1000):
             backend.publish(run, progress=i / 1000)
         backend.send(run, state="completed", progress=1.0)
@@ -355,11 +360,21 @@ def test_close_detaches_from_the_run_and_stops_drawing(backend: Backend) -> None
     assert "after close" not in widget.message.value
 
 
-def test_a_run_of_a_closed_client_shows_without_a_connection(backend: Backend) -> None:
+def test_a_run_of_a_closed_client_shows_its_connection_closed(backend: Backend) -> None:
     run: Run = backend.run()
-    backend.send(run, state="completed", progress=1.0)
+    ended: Run = backend.run("wf-2")
+    backend.send(run, progress=0.5)
+    backend.send(ended, state="completed", progress=1.0)
+    before = WorkflowProgress(run)  # made while the client was open
     backend.client.close()
+    Watcher(before).until(lambda: "&#9679; closed" in before.connection_indicator.value)
     widget = WorkflowProgress(run)
-    assert widget.connection_indicator.value == ""
-    assert ">completed<" in widget.badge.value
+    assert widget.badge.value == before.badge.value
+    assert "&#9679; closed" in widget.connection_indicator.value
+    assert theme.color_of_connection(ConnectionState.closed) in widget.connection_indicator.value
+    assert f">{OFFLINE}<" in widget.badge.value  # no more updates: what it shows may be old
+    assert widget.percent.value == "50%"
     assert IDEA in widget.title.value
+    done = WorkflowProgress(ended)
+    assert "&#9679; closed" in done.connection_indicator.value
+    assert ">completed<" in done.badge.value  # an ended run is shown as it ended

@@ -18,10 +18,12 @@ from ..client import ConnectionState, Run
 from ..client.view import (
     RunClock,
     StageStatus,
+    connection_state,
+    cut_off,
     format_duration,
     stage_rows,
-    subject_of,
     title_of,
+    workflow_row,
 )
 from ..protocol import AgentRecord, AgentState, WorkflowRecord, WorkflowState
 
@@ -34,6 +36,7 @@ __all__ = [
     "workflows_table",
 ]
 
+LS_SUBJECT_WIDTH = 48  # characters of the idea or script in the ``ls`` subject column
 STATE_STYLES = {
     WorkflowState.pending: "grey62",
     WorkflowState.running: "bold blue",
@@ -63,12 +66,6 @@ class TerminalView:
         self.clock = RunClock()
         self.spinner = Spinner("dots", style="blue")
 
-    def _connection(self) -> ConnectionState:
-        try:
-            return self.run.client.connection.state
-        except ConnectionError:  # the client is closed
-            return ConnectionState.closed
-
     def __rich__(self) -> RenderableType:
         run = self.run
         state, progress = run.state, run.progress
@@ -80,9 +77,10 @@ class TerminalView:
             ("  ", ""),
             (state, STATE_STYLES[state]),
         )
-        connection = self._connection()
-        if connection not in (ConnectionState.open, ConnectionState.closed) and not run.done:
-            head.append(f"  (connection {connection}, reconnecting)", style="yellow")
+        connection = connection_state(run.client)
+        if cut_off(state, connection):
+            again = ", reconnecting" if connection != ConnectionState.closed else ""
+            head.append(f"  (connection {connection}{again})", style="yellow")
         times = format_duration(self.clock.elapsed(run.record, done=run.done), "clock")
         left = self.clock.remaining(state, progress)
         if left is not None:
@@ -138,14 +136,15 @@ def workflows_table(records: list[WorkflowRecord]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("id", "kind", "state", "progress", "created", "subject"):
         table.add_column(name, no_wrap=name != "subject", overflow="fold")
-    for r in records:
+    for record in records:
+        row = workflow_row(record, LS_SUBJECT_WIDTH)
         table.add_row(
-            r.id,
-            r.kind,
-            Text(r.state, style=STATE_STYLES[r.state]),
-            f"{r.progress:.0%}",
-            r.created_at[:19].replace("T", " "),
-            Text(subject_of(r.params, 48)),
+            row.id,
+            row.kind,
+            Text(row.state, style=STATE_STYLES[record.state]),
+            row.progress,
+            row.created,
+            Text(row.subject),
         )
     return table
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 
 from ..client import Client, ConnectionState, Run, VimaxError, discovery
-from ..client.view import elapsed_seconds, title_of
+from ..client.view import connection_state, elapsed_seconds, title_of
 from ..protocol import WorkflowRecord, WorkflowState
 from ..shared import parse_timestamp
 from .common import (
@@ -37,14 +37,6 @@ CANCEL_WAIT = 15.0  # seconds to wait for the canceled state after Ctrl-C (once 
 CONNECT_GRACE = 5.0  # seconds a Ctrl-C waits for a connection being made to open
 REFRESH = 10  # live display refreshes per second
 TICK = 0.5  # seconds between checks of the private server and the connection
-
-
-def connection_state(client: Client) -> ConnectionState:
-    """The WebSocket's state: connecting, open, offline or closed."""
-    try:
-        return client.connection.state
-    except ConnectionError:  # the client is closed
-        return ConnectionState.closed
 
 
 class Offline:

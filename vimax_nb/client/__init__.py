@@ -7,10 +7,12 @@ a live view of one workflow. Everything read from the server is a model of
 """
 
 from .api import Client, EventPage
-from .connection import ClientConnection, RequestError, RoomSubscription
+from .connection import ClientConnection
 from .discovery import VimaxConnectError, connect
 from .errors import RunCanceled, RunFailed, RunInterrupted, VimaxError
+from .outbox import RequestError
 from .reconnecting import ConnectionState, SocketOptions
+from .rooms import RoomSubscription
 from .run import Run, RunResult
 
 __all__ = [

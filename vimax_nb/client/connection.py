@@ -54,18 +54,10 @@ from ..protocol import (
     parse_room,
     parse_server_message,
 )
-from .outbox import RequestError
 from .reconnecting import ConnectionState, ReconnectingSocket, SocketOptions
 from .rooms import Room, RoomSubscription, Snapshot
 
-__all__ = [
-    "ClientConnection",
-    "ConnectionState",
-    "RequestError",
-    "RoomSubscription",
-    "Snapshot",
-    "SocketOptions",
-]
+__all__ = ["ClientConnection"]
 
 log = logging.getLogger(__name__)
 

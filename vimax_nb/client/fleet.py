@@ -36,7 +36,9 @@ from ..protocol import (
 )
 from .api import Client
 from .callbacks import Callbacks
-from .connection import ClientConnection, ConnectionState, RoomSubscription, Snapshot
+from .connection import ClientConnection
+from .reconnecting import ConnectionState
+from .rooms import RoomSubscription, Snapshot
 from .view import agent_counts, summary
 
 __all__ = ["LIVE_ONLY", "Fleet"]
@@ -83,8 +85,6 @@ class Fleet:
         self._next_refresh = 0.0
         self._connection: ClientConnection | None = None
         self._remove_state: Callable[[], None] | None = None
-        self.version = 0
-        """Bumped on every change."""
         self.error: str | None = None
         """Why the last load or follow failed (None once a load succeeds)."""
         try:
@@ -108,7 +108,7 @@ class Fleet:
     @property
     def agents(self) -> list[AgentRecord]:
         """Every agent, sorted by name."""
-        return self.view()[1]
+        return self.snapshot()[0]
 
     def agent(self, name: str) -> AgentRecord | None:
         """Agent ``name``, or None when the fleet does not know it."""
@@ -121,11 +121,11 @@ class Fleet:
         with self._lock:
             return self._metrics
 
-    def view(self) -> tuple[int, list[AgentRecord], CoordinatorMetricsEvent]:
-        """``(version, agents sorted by name, metrics)``, consistent with each other."""
+    def snapshot(self) -> tuple[list[AgentRecord], CoordinatorMetricsEvent]:
+        """``(agents sorted by name, metrics)``, read together: consistent with each other."""
         with self._lock:
             agents = [self._agents[name] for name in sorted(self._agents)]
-            return self.version, agents, self._metrics
+            return agents, self._metrics
 
     def counts(self) -> dict[str, int]:
         """How many agents there are (``"all"``) and how many in each
@@ -170,8 +170,6 @@ class Fleet:
             remove()
 
     def _changed(self) -> None:
-        with self._lock:
-            self.version += 1
         self._callbacks.call(self)
 
     # -- loading -----------------------------------------------------------------------

@@ -40,8 +40,9 @@ from ..protocol import (
     workflow_room,
 )
 from .callbacks import Callbacks
-from .connection import RequestError, RoomSubscription, Snapshot
 from .errors import RunCanceled, RunFailed, RunInterrupted, VimaxError
+from .outbox import RequestError
+from .rooms import RoomSubscription, Snapshot
 from .view import subject_of
 
 if TYPE_CHECKING:

@@ -7,11 +7,11 @@ from collections.abc import Iterator, Sequence
 from typing import overload
 
 from ..protocol import WorkflowRecord
-from .view import subject_of
+from .view import WorkflowRow, workflow_row
 
 __all__ = ["COLUMNS", "SUBJECT_WIDTH", "WorkflowTable"]
 
-COLUMNS = ("id", "kind", "state", "progress", "stage", "created", "subject")
+COLUMNS: tuple[str, ...] = WorkflowRow._fields
 SUBJECT_WIDTH = 40  # characters of the idea or script in the subject column
 
 
@@ -46,20 +46,10 @@ class WorkflowTable(Sequence[WorkflowRecord]):
         """The workflows in any of ``states`` (``"running"``, ``"completed"``, ...)."""
         return WorkflowTable([r for r in self._records if r.state.value in states])
 
-    def rows(self) -> list[tuple[str, ...]]:
-        """One tuple of display strings per workflow, in :data:`COLUMNS` order."""
-        return [
-            (
-                r.id,
-                r.kind,
-                r.state.value,
-                f"{r.progress:.0%}",
-                r.stage or "",
-                r.created_at[:19].replace("T", " "),
-                subject_of(r.params, SUBJECT_WIDTH),
-            )
-            for r in self._records
-        ]
+    def rows(self) -> list[WorkflowRow]:
+        """One :class:`~vimax_nb.client.view.WorkflowRow` (display strings, in
+        :data:`COLUMNS` order) per workflow."""
+        return [workflow_row(r, SUBJECT_WIDTH) for r in self._records]
 
     def __repr__(self) -> str:
         rows = self.rows()

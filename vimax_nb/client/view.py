@@ -2,45 +2,59 @@
 and the terminal).
 
 Nothing here draws: the panels and the terminal only render what these functions and
-:class:`RunClock` return. This module imports the protocol, :mod:`vimax_nb.shared` and
-the standard library only, so a front end may use it without ipywidgets or rich.
+:class:`RunClock` return. This module imports the protocol, :mod:`vimax_nb.shared`,
+the client's :class:`~vimax_nb.client.reconnecting.ConnectionState` and the standard
+library only, so a front end may use it without ipywidgets or rich.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from ..protocol import (
+    TERMINAL_STATES,
     AgentRecord,
     AgentState,
     ArtifactEvent,
     ErrorEvent,
+    Event,
     ProgressEvent,
     StageProgress,
     WorkflowRecord,
     WorkflowState,
 )
 from ..shared import parse_timestamp
+from .reconnecting import ConnectionState
+
+if TYPE_CHECKING:
+    from .api import Client
 
 __all__ = [
     "AGENT_FILTERS",
     "ETA_MIN_PROGRESS",
     "ETA_MIN_SECONDS",
+    "OFFLINE",
     "DurationStyle",
     "RunClock",
+    "RunStatus",
     "StageRow",
     "StageStatus",
+    "WorkflowRow",
     "agent_counts",
+    "connection_state",
+    "cut_off",
     "elapsed_seconds",
     "format_duration",
     "log_line",
+    "run_status",
     "stage_rows",
     "subject_of",
     "summary",
     "time_of_day",
     "title_of",
+    "workflow_row",
 ]
 
 StageStatus = Literal["done", "running", "paused", "failed", "canceled", "interrupted", "pending"]
@@ -62,6 +76,12 @@ ETA_MIN_SECONDS = 1.0
 """Seconds a run must be watched running before it gets an estimate."""
 
 DurationStyle = Literal["clock", "words", "fine"]
+
+OFFLINE: Final = "offline"
+"""The status shown instead of a run's state while it is :func:`cut_off`: not a
+:class:`~vimax_nb.protocol.WorkflowState`."""
+RunStatus = WorkflowState | Literal["offline"]
+"""What a front end shows as a run's status: its state, or :data:`OFFLINE`."""
 
 
 # -- a run --------------------------------------------------------------------------------
@@ -214,14 +234,15 @@ def time_of_day(timestamp: str | None) -> str | None:
     return time.strftime("%H:%M:%S", time.localtime(seconds))
 
 
-def log_line(event: ProgressEvent | ArtifactEvent | ErrorEvent | Any) -> str:
-    """One line of a run's log for an event of its room, led by the event's local time
-    of day (now, for an event without a timestamp):
+def log_line(event: Event) -> str:
+    """One line of a run's log for an event of its room (what :attr:`Run.history
+    <vimax_nb.client.Run.history>` holds), led by the event's local time of day (now, for
+    an event without a timestamp):
 
     ``12:00:01 running 40% [frames] frame 3 of 8``, ``12:00:02 artifact image shot.png``,
     ``12:00:03 error task_failed: boom``; another event gives its time and type.
     """
-    clock = time_of_day(getattr(event, "timestamp", None)) or time.strftime("%H:%M:%S")
+    clock = time_of_day(event.timestamp) or time.strftime("%H:%M:%S")
     if isinstance(event, ProgressEvent):
         stage = f" [{event.stage}]" if event.stage else ""
         return f"{clock} {event.state} {event.progress:.0%}{stage} {event.message}".rstrip()
@@ -229,7 +250,64 @@ def log_line(event: ProgressEvent | ArtifactEvent | ErrorEvent | Any) -> str:
         return f"{clock} artifact {event.kind} {event.name}"
     if isinstance(event, ErrorEvent):
         return f"{clock} error {event.code}: {event.message}"
-    return f"{clock} {getattr(event, 'type', type(event).__name__)}"
+    return f"{clock} {event.type}"
+
+
+# -- the connection -----------------------------------------------------------------------
+
+
+def connection_state(client: Client) -> ConnectionState:
+    """The state of ``client``'s connection (its WebSocket): ``closed`` for a closed client."""
+    try:
+        return client.connection.state
+    except ConnectionError:  # the client is closed
+        return ConnectionState.closed
+
+
+def cut_off(state: WorkflowState, connection: ConnectionState) -> bool:
+    """Whether what a front end shows of a run in ``state`` may be out of date because its
+    updates are not coming: the run has not ended and its ``connection`` is ``offline``
+    (lost: it reconnects) or ``closed`` (for good). A connection being made is not."""
+    return state not in TERMINAL_STATES and connection in (
+        ConnectionState.offline,
+        ConnectionState.closed,
+    )
+
+
+def run_status(state: WorkflowState, connection: ConnectionState) -> RunStatus:
+    """The status to show of a run in ``state`` whose connection is ``connection``:
+    :data:`OFFLINE` while it is :func:`cut_off`, else ``state``."""
+    return OFFLINE if cut_off(state, connection) else state
+
+
+# -- the workflows --------------------------------------------------------------------------
+
+
+class WorkflowRow(NamedTuple):
+    """One workflow as a table lists it: display strings, one per column."""
+
+    id: str
+    kind: str
+    state: str
+    progress: str
+    stage: str
+    created: str
+    subject: str
+
+
+def workflow_row(record: WorkflowRecord, subject_width: int = 40) -> WorkflowRow:
+    """``record``'s :class:`WorkflowRow`: its progress as a percentage, its stage (``""``
+    for none), when it was created (``2030-01-01 12:00:00``, as the record says it) and
+    its subject (at most ``subject_width`` characters, see :func:`subject_of`)."""
+    return WorkflowRow(
+        id=record.id,
+        kind=record.kind,
+        state=record.state.value,
+        progress=f"{record.progress:.0%}",
+        stage=record.stage or "",
+        created=record.created_at[:19].replace("T", " "),
+        subject=subject_of(record.params, subject_width),
+    )
 
 
 # -- the agents ---------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """The A2A-style agent coordinator: agents, workflows as task graphs, scheduling."""
 
-from ..shared import CancelToken, TaskCanceled
 from .agents import Agent, AgentCard, AgentNotFound, AgentRegistry, Skill, skill
 from .context import Artifact, TaskContext, TaskResult
 from .coordinator import Coordinator
@@ -24,7 +23,6 @@ __all__ = [
     "AgentNotFound",
     "AgentRegistry",
     "Artifact",
-    "CancelToken",
     "Coordinator",
     "CoordinatorEvent",
     "EventBus",
@@ -37,7 +35,6 @@ __all__ = [
     "Skill",
     "Stage",
     "Task",
-    "TaskCanceled",
     "TaskContext",
     "TaskGraph",
     "TaskResult",

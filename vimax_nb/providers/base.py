@@ -54,7 +54,8 @@ class ChatRequest(Generic[M]):
 
     ``task`` names what is asked (``develop_story``, ``extract_characters``,
     ``write_script``, ``design_storyboard``, ``decompose_shot``,
-    ``construct_camera_tree``, ``parse_request``); ``instructions`` is the
+    ``construct_camera_tree``, and ``parse_request``, which only hosted models are asked:
+    offline, :mod:`vimax_nb.pipelines.request` uses its rules); ``instructions`` is the
     system prompt a hosted model gets; ``inputs`` are the task's JSON-able
     inputs; the answer must validate as ``response_model``. ``seed`` makes
     deterministic providers repeatable.

@@ -5,8 +5,10 @@ same bytes are queued for every member of its room; at the end of the loop turn
 each connection's queue is handed to its socket in one write, however many events
 it holds. A connection whose socket leaves more than ``send_queue_limit`` bytes
 untaken is closed with 4008: it reconnects, resumes from its last seq, and loses
-nothing, while nobody else waits for it. Each connection's send queue and framing
-are in :mod:`vimax_nb.server.connection`.
+nothing, while nobody else waits for it. A connection whose replay the log can no
+longer send in full (retention or a reset cut in) is closed with 4008 too, with its
+own reason. Each connection's send queue and framing are in
+:mod:`vimax_nb.server.connection`.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Hub:
         self.rooms: dict[str, set[HubConnection]] = {}
         self.started = time.time()
         self.slow_consumer_closes = 0
+        self.replay_gap_closes = 0
         self.rate_limit_closes = 0
         self.delivered = 0
         self.events_in = 0
@@ -123,6 +126,18 @@ class Hub:
             "reconnect and resume from your last seq",
         )
 
+    def replay_gap(self, connection: HubConnection, gap: ReplayGap) -> None:
+        """Close a connection whose replay ``gap`` cut short (4008): it resumes afresh."""
+        self.replay_gap_closes += 1
+        log.info("client %s: %s; closing it (4008) so it can resume", connection.id, gap)
+        self.unregister(connection)
+        # 4008 is the code the client already answers by reconnecting and resuming.
+        connection.writer.close_with(
+            CLOSE_SLOW_CONSUMER,
+            "the log changed during your replay (retention or a reset); "
+            "reconnect and resume from your last seq",
+        )
+
     def close_all(self) -> None:
         """Close every connection (the server is stopping)."""
         for connection in list(self.connections.values()):
@@ -183,8 +198,8 @@ class Hub:
         once (:meth:`EventLog.replay`), so every later event is held. ``answer(recovered,
         top)`` sends ``subscribed``; then the replay's events are sent page by page, at
         the client's pace, then the held live events above them, and the room goes live.
-        A replay cut short by retention or a reset closes the connection with 4008, so
-        the client resumes afresh.
+        A replay cut short by retention or a reset (:class:`ReplayGap`) closes the
+        connection with 4008 (:meth:`replay_gap`), so the client resumes afresh.
         """
         assert self.log is not None
         if connection.closed:
@@ -197,8 +212,7 @@ class Hub:
             try:
                 page = await replay.next_page(REPLAY_PAGE)
             except ReplayGap as gap:
-                log.info("client %s: %s", connection.id, gap)
-                self.slow_consumer(connection)
+                self.replay_gap(connection, gap)
                 return
             for event in page:
                 connection.send(event.frame)
@@ -227,7 +241,8 @@ class Hub:
         return metrics.model_copy(update={"connections": len(self.connections)})
 
     def stats(self) -> dict[str, Any]:
-        """Connections, rooms and their members, traffic, slow-consumer closes, uptime."""
+        """Connections, rooms and their members, traffic, closes (slow consumers, replay
+        gaps, rate limits), uptime."""
         connections = list(self.connections.values())
         return {
             "connections": len(connections),
@@ -240,6 +255,7 @@ class Hub:
             "events": self.events_in,
             "deliveries": self.delivered,
             "slow_consumer_closes": self.slow_consumer_closes,
+            "replay_gap_closes": self.replay_gap_closes,
             "rate_limit_closes": self.rate_limit_closes,
             "uptime": time.time() - self.started,
         }

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from ..protocol import ENVELOPE
 from ..shared import format_timestamp
 from .database import Database, StoreError
 from .records import Retention, StoredEvent, encode_payload
@@ -22,6 +23,31 @@ log = logging.getLogger(__name__)
 
 _APPEND, _PRUNE, _RESET, _FLUSH = range(4)
 _PREFIX_CACHE_LIMIT = 10_000
+
+
+def _envelope_splice() -> tuple[tuple[str, ...], bytes, bytes]:
+    """How the writer splices :data:`~vimax_nb.protocol.ENVELOPE` in front of a payload.
+
+    A stored frame is ``{``, the envelope's fields in ENVELOPE's order, then the
+    payload's fields. The fields before ``seq`` (the type and the room) are the same
+    for every event of a room and type: they go into a prefix formatted once per
+    (room, type) and cached, which ends with the key of ``seq``. The seq and the
+    timestamp (one per batch) follow per event. Returns the names of the prefix's
+    fields in order, the prefix's format (one ``%s`` for each of their JSON values)
+    and the per-event format (prefix, seq, timestamp, the rest of the payload).
+    """
+    keys = {name: to_json(name) for name in ENVELOPE}
+    split = ENVELOPE.index("seq")
+    prefix_fields, event_fields = ENVELOPE[:split], ENVELOPE[split:]
+    if sorted(prefix_fields) != ["room", "type"] or event_fields != ("seq", "timestamp"):
+        raise RuntimeError(f"the event log cannot splice ENVELOPE = {ENVELOPE!r}")
+    prefix_format = b"{%s," % b",".join(keys[name] + b":%s" for name in prefix_fields)
+    prefix_format += keys["seq"] + b":"
+    event_format = b"%s%d," + keys["timestamp"] + b':"%s"%s'
+    return prefix_fields, prefix_format, event_format
+
+
+_PREFIX_FIELDS, _PREFIX_FORMAT, _EVENT_FORMAT = _envelope_splice()
 
 
 EventListener = Callable[[Sequence[StoredEvent]], None]
@@ -103,11 +129,6 @@ class EventLog:
         """Wait until every event queued before this call is stored and delivered."""
         await self._call(_FLUSH, None)
 
-    async def prune(self, now: float | None = None) -> dict[str, int]:
-        """Apply retention now (``now`` defaults to the clock); return the new floors."""
-        result: dict[str, int] = await self._call(_PRUNE, now)
-        return result
-
     async def reset(self) -> str:
         """Drop every event and start a new epoch; return it.
 
@@ -182,6 +203,7 @@ class EventLog:
         results: list[Any] = []
         epoch: str | None = None
         prefixes = self._prefixes
+        event_format = _EVENT_FORMAT
         for item in items:
             kind = item[0]
             if kind == _APPEND:
@@ -199,7 +221,7 @@ class EventLog:
                 tops[room] = seq
                 prefix = prefixes.get((room, type_)) or self._prefix(room, type_)
                 tail = b"," + body[1:] if has_fields else b"}"
-                frame = b'%s%d,"timestamp":"%s"%s' % (prefix, seq, stamp, tail)
+                frame = event_format % (prefix, seq, stamp, tail)
                 rows.append((room, seq, now, type_, frame))
                 stored.append(StoredEvent(room, seq, type_, timestamp, frame))
                 results.append(seq)
@@ -207,8 +229,8 @@ class EventLog:
             self._insert(conn, rows, tops, floors, base_floors)
             rows = []
             if kind == _PRUNE:
-                cutoff_now = item[1] if item[1] is not None else now
-                results.append(self._prune_by_age(conn, cutoff_now, floors, base_floors))
+                self._prune_by_age(conn, now, floors, base_floors)
+                results.append(None)
             elif kind == _RESET:
                 conn.execute("DELETE FROM events")
                 conn.execute("DELETE FROM rooms")
@@ -227,7 +249,8 @@ class EventLog:
     def _prefix(self, room: str, type_: str) -> bytes:
         if len(self._prefixes) > _PREFIX_CACHE_LIMIT:
             self._prefixes.clear()
-        prefix = b'{"type":%s,"room":%s,"seq":' % (to_json(type_), to_json(room))
+        values = {"type": to_json(type_), "room": to_json(room)}
+        prefix = _PREFIX_FORMAT % tuple(values[name] for name in _PREFIX_FIELDS)
         self._prefixes[(room, type_)] = prefix
         return prefix
 
@@ -276,16 +299,15 @@ class EventLog:
         now: float,
         floors: dict[str, int],
         base_floors: dict[str, int],
-    ) -> dict[str, int]:
+    ) -> None:
         if self.retention.max_age is None:
-            return {}
+            return
         cutoff = now - self.retention.max_age
         expired = conn.execute(
             "SELECT room, max(seq) FROM events WHERE stored_at < ? GROUP BY room", (cutoff,)
         ).fetchall()
         for room, seq in expired:
             self._drop_through(conn, room, seq, floors, base_floors)
-        return {room: floors[room] for room, _ in expired}
 
     def applied(self, items: list[Any], result: Any) -> None:
         _results, tops, floors, epoch, _stored = result
@@ -327,8 +349,8 @@ class EventLog:
 
 
 class ReplayGap(Exception):
-    """The events a replay was to send are no longer all kept: retention dropped some,
-    or the log was reset, after the replay was decided."""
+    """A replay cannot be sent as it was decided: the log was reset since, or retention
+    dropped events a recovered replay was to send."""
 
 
 class Replay:

@@ -53,8 +53,9 @@ class Retention:
     """How much of each room's history the log keeps.
 
     ``max_events_per_room`` keeps the newest events of each room (pruned in steps
-    of about a tenth of it); ``max_age`` drops events older than that many seconds.
-    ``None`` turns a limit off.
+    of about a tenth of it, as events are appended); ``max_age`` drops events older
+    than that many seconds (at each of the database's maintenance rounds). ``None``
+    turns a limit off.
     """
 
     max_events_per_room: int | None = 50_000

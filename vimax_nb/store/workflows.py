@@ -61,10 +61,6 @@ class WorkflowStore:
         """Queue ``checkpoint`` to be stored, replacing one for the same task."""
         self.db.submit(self, (_CHECKPOINT, _checkpoint_row(checkpoint), None))
 
-    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Store ``checkpoint`` and wait until it is durable."""
-        await self._call(_CHECKPOINT, _checkpoint_row(checkpoint))
-
     async def delete(self, workflow_id: str) -> None:
         """Forget a workflow and its checkpoints."""
         await self._call(_DELETE, workflow_id)

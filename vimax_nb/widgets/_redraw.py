@@ -38,8 +38,7 @@ class PanelView:
     :meth:`_draw` (which reads their model and sets widget values) and call
     :meth:`_request_draw` from any thread when the model changed: registering
     :meth:`_changed` as the model's change callback does that, and handing its remover
-    to :meth:`_listen` detaches it on :meth:`close`. ``redraws`` counts redraws and
-    ``on_redraw(view)``, if set, is called after each one (on the drawing thread).
+    to :meth:`_listen` detaches it on :meth:`close`. ``redraws`` counts redraws.
     """
 
     box: Any
@@ -57,7 +56,6 @@ class PanelView:
         self._last_draw = float("-inf")
         self._removers: list[Callable[[], None]] = []
         self.redraws = 0
-        self.on_redraw: Callable[[Any], None] | None = None
 
     def _draw(self) -> None:
         raise NotImplementedError
@@ -135,9 +133,6 @@ class PanelView:
                     self._drawing = False
                     self.redraws += 1
                     self._drawn.notify_all()
-            hook = self.on_redraw
-            if hook is not None:
-                hook(self)
 
     def wait_drawn(self, timeout: float | None = None) -> bool:
         """Block until every update so far is drawn; False on timeout."""

@@ -102,12 +102,13 @@ def card_html(agent: AgentRecord | str, *, css: bool = True) -> str:
     nobody knows: status :data:`UNKNOWN`, no metrics."""
     record = agent if isinstance(agent, AgentRecord) else None
     name = agent.name if isinstance(agent, AgentRecord) else agent
-    status = record.status.value if record is not None else UNKNOWN
+    state = record.status if record is not None else None
+    status = state.value if state is not None else UNKNOWN
     metrics = record.metrics if record is not None else AgentMetrics()
     capabilities = record.capabilities if record is not None else []
     description = record.description if record is not None else ""
-    color = theme.color_of_agent(status)
-    pulse = " vimax-pulse" if status == AgentState.busy else ""
+    color = theme.color_of_agent(state)
+    pulse = " vimax-pulse" if state == AgentState.busy else ""
     tags = "".join(f"<span style='{theme.TAG_STYLE}'>{esc(c)}</span>" for c in capabilities)
     tags = tags or f"<small style='color:{theme.GREY}'>no capabilities</small>"
     average = metrics.avg_execution_ms

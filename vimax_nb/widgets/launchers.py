@@ -151,7 +151,6 @@ class _Launcher(PanelView):
         self.progress: list[WorkflowProgress] = []
         self._busy = False
         self._message = ("", "")  # (tone: "", "info", "error", "ok"; text)
-        self._idle = threading.Condition(self._lock)
         self._shown_runs = 0
         self.launch_button = widgets.Button(
             description="Launch", icon="rocket", button_style="primary"
@@ -212,20 +211,7 @@ class _Launcher(PanelView):
         with self._lock:
             self._busy = False
             self._message = message
-            self._dirty = True  # so that wait_drawn() after wait_idle() waits for the redraw
-            self._idle.notify_all()
         self._request_draw()
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until no launch is in flight; False on timeout (:meth:`wait_drawn` then
-        waits until its outcome is drawn)."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._busy, timeout)
-
-    @property
-    def launching(self) -> bool:
-        """Whether a submission is in flight."""
-        return self._busy
 
     def _say(self, tone: str, text: str) -> None:
         with self._lock:

@@ -126,10 +126,6 @@ class AgentMonitor(PanelView):
         with self._cards_lock:
             return [self._cards[name] for name in self._shown]
 
-    def counts(self) -> dict[str, int]:
-        """The agents in each status, and ``all`` (what the filter buttons show)."""
-        return self.fleet.counts()
-
     def __repr__(self) -> str:
         return f"AgentMonitor({summary(self.fleet.agents)})"
 
@@ -144,7 +140,7 @@ class AgentMonitor(PanelView):
     # -- drawing -----------------------------------------------------------------------
 
     def _draw(self) -> None:
-        _version, agents, metrics = self.fleet.view()
+        agents, metrics = self.fleet.snapshot()
         with self._lock:
             chosen, query = self._filter, self._query
         counts = agent_counts(agents)

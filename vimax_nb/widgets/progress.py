@@ -16,17 +16,25 @@ errors) is escaped before it goes into an HTML widget.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import ipywidgets as widgets
 from tornado.ioloop import IOLoop
 
-from ..client import ClientConnection, ConnectionState, Run
-from ..client.view import RunClock, format_duration, log_line, stage_rows, subject_of
-from ..protocol import TERMINAL_STATES, WorkflowState
+from ..client import Run
+from ..client.view import (
+    RunClock,
+    connection_state,
+    format_duration,
+    log_line,
+    run_status,
+    stage_rows,
+    subject_of,
+)
+from ..protocol import TERMINAL_STATES, Event, WorkflowState
 from . import theme
 from ._previews import Previews
 from ._redraw import MIN_INTERVAL, PanelView
@@ -35,7 +43,6 @@ from .theme import esc as _e
 __all__ = ["WorkflowProgress"]
 
 TITLE_WIDTH = 80  # characters of the idea or script in the title
-_OFFLINE = frozenset({ConnectionState.offline, ConnectionState.closed})
 _BAR_STYLES = {
     WorkflowState.completed: "success",
     WorkflowState.failed: "danger",
@@ -62,18 +69,12 @@ class WorkflowProgress(PanelView):
         self._clock = RunClock()
         self._busy: str | None = None
         self._notice = ""
-        self._lines: dict[int, tuple[object, str]] = {}  # id(event) -> (event, its line)
+        self._lines: dict[int, tuple[Event, str]] = {}  # id(event) -> (event, its line)
         self._actions: dict[str, Callable[[], object]] = {
             "pause": run.pause,
             "resume": run.resume,
             "cancel": run.cancel,
         }
-        self._connection: ClientConnection | None
-        try:
-            self._connection = run.client.connection
-        except ConnectionError:  # a closed client: no connection to show
-            self._connection = None
-
         self.title = widgets.HTML()
         self.badge = widgets.HTML()
         self.connection_indicator = widgets.HTML()
@@ -114,8 +115,8 @@ class WorkflowProgress(PanelView):
         self.box.add_class("vimax-progress")
 
         self._listen(run.on_change(self._changed))
-        if self._connection is not None:
-            self._listen(self._connection.on_state(self._changed))
+        with contextlib.suppress(ConnectionError):  # a closed client: its state stays closed
+            self._listen(run.client.connection.on_state(self._changed))
         self.flush()
 
     def __repr__(self) -> str:
@@ -148,24 +149,21 @@ class WorkflowProgress(PanelView):
     def _draw(self) -> None:
         run = self.run
         state = run.state
-        progress = min(1.0, max(0.0, run.progress))
-        connection = self._connection.state if self._connection is not None else None
-        shown = "offline" if connection in _OFFLINE and state not in TERMINAL_STATES else state
+        progress = run.progress
+        connection = connection_state(run.client)
+        shown = run_status(state, connection)
 
         self.title.value = (
             f"<b>{_e(run.kind)}</b> {_e(subject_of(run.params, TITLE_WIDTH))} "
             f"<small style='color:{theme.GREY}'>{_e(run.id)}</small>"
         )
-        style = theme.BADGE_STYLE.format(color=theme.color_of_state(shown))
+        style = theme.BADGE_STYLE.format(color=theme.color_of_status(shown))
         self.badge.value = f"<span class='vimax-badge' style='{style}'>{_e(shown)}</span>"
-        if connection is None:
-            self.connection_indicator.value = ""
-        else:
-            color = theme.color_of_connection(connection)
-            self.connection_indicator.value = (
-                f"<span style='color:{color};white-space:nowrap' title='connection'>"
-                f"&#9679; {_e(connection)}</span>"
-            )
+        color = theme.color_of_connection(connection)
+        self.connection_indicator.value = (
+            f"<span style='color:{color};white-space:nowrap' title='connection'>"
+            f"&#9679; {_e(connection)}</span>"
+        )
 
         self.bar.value = progress
         self.bar.bar_style = _BAR_STYLES.get(state, "")
@@ -233,7 +231,7 @@ class WorkflowProgress(PanelView):
         self._request_draw()
 
 
-def _copy(events: Iterable[Any]) -> list[Any]:
+def _copy(events: Iterable[Event]) -> list[Event]:
     """A copy of a deque the connection's thread may be appending to."""
     for _ in range(100):
         try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import html
 
-from ..client.view import StageStatus
+from ..client import ConnectionState
+from ..client.view import RunStatus, StageStatus
+from ..protocol import AgentState, WorkflowState
 
 __all__ = [
     "AGENT_COLORS",
@@ -14,12 +16,14 @@ __all__ = [
     "CONNECTION_COLORS",
     "GREY",
     "LOG_STYLE",
+    "OFFLINE_COLOR",
     "STAGE_ICONS",
     "STATE_COLORS",
     "TAG_STYLE",
+    "UNKNOWN_AGENT_COLOR",
     "color_of_agent",
     "color_of_connection",
-    "color_of_state",
+    "color_of_status",
     "esc",
 ]
 
@@ -29,29 +33,34 @@ BLUE = "#1565c0"
 AMBER = "#ef8f00"
 GREY = "#757575"
 
-STATE_COLORS: dict[str, str] = {
-    "completed": GREEN,
-    "failed": RED,
-    "running": BLUE,
-    "paused": AMBER,
-    "interrupted": AMBER,
-    "pending": GREY,
-    "canceled": GREY,
-    "offline": GREY,
+# The badge colour of each workflow state.
+STATE_COLORS: dict[WorkflowState, str] = {
+    WorkflowState.completed: GREEN,
+    WorkflowState.failed: RED,
+    WorkflowState.running: BLUE,
+    WorkflowState.paused: AMBER,
+    WorkflowState.interrupted: AMBER,
+    WorkflowState.pending: GREY,
+    WorkflowState.canceled: GREY,
 }
+# The badge colour of a run shown as offline (client.view.OFFLINE: not a workflow state).
+OFFLINE_COLOR = GREY
 
-AGENT_COLORS: dict[str, str] = {
-    "idle": GREEN,
-    "busy": BLUE,
-    "error": RED,
-    "offline": GREY,
+# The dot colour of each agent state, and of an agent nobody knows.
+AGENT_COLORS: dict[AgentState, str] = {
+    AgentState.idle: GREEN,
+    AgentState.busy: BLUE,
+    AgentState.error: RED,
+    AgentState.offline: GREY,
 }
+UNKNOWN_AGENT_COLOR = GREY
 
-CONNECTION_COLORS: dict[str, str] = {
-    "open": GREEN,
-    "connecting": AMBER,
-    "offline": GREY,
-    "closed": GREY,
+# The indicator colour of each connection state.
+CONNECTION_COLORS: dict[ConnectionState, str] = {
+    ConnectionState.open: GREEN,
+    ConnectionState.connecting: AMBER,
+    ConnectionState.offline: GREY,
+    ConnectionState.closed: GREY,
 }
 
 # (icon, colour) per stage status.
@@ -93,16 +102,17 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def color_of_state(state: str) -> str:
-    """The badge colour of a workflow state (grey for anything unknown)."""
-    return STATE_COLORS.get(state, GREY)
+def color_of_status(status: RunStatus) -> str:
+    """The badge colour of a run's shown status: its state's, or :data:`OFFLINE_COLOR`."""
+    return STATE_COLORS[status] if isinstance(status, WorkflowState) else OFFLINE_COLOR
 
 
-def color_of_agent(status: str) -> str:
-    """The dot colour of an agent status (grey for anything unknown)."""
-    return AGENT_COLORS.get(status, GREY)
+def color_of_agent(status: AgentState | None) -> str:
+    """The dot colour of an agent state; :data:`UNKNOWN_AGENT_COLOR` for None (an agent
+    nobody knows)."""
+    return UNKNOWN_AGENT_COLOR if status is None else AGENT_COLORS[status]
 
 
-def color_of_connection(state: str) -> str:
-    """The indicator colour of a connection state (grey for anything unknown)."""
-    return CONNECTION_COLORS.get(state, GREY)
+def color_of_connection(state: ConnectionState) -> str:
+    """The indicator colour of a connection state."""
+    return CONNECTION_COLORS[state]
