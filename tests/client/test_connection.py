@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -231,3 +232,20 @@ async def test_the_server_is_unsubscribed_when_the_last_subscription_leaves(
     assert await room_members(jp_fetch, room) == []
     assert len(one.messages) == seen_by_one
     assert one.seqs() == list(range(1, seen_by_one + 1))
+
+
+def test_a_started_connection_is_connecting_until_welcomed() -> None:
+    """From start() on, a connection that has not been welcomed yet says ``connecting``
+    (a Ctrl-C in the CLI then waits for it), never ``offline``."""
+    with socket.socket() as listener:  # accepts TCP connections, never answers the upgrade
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        connection = ClientConnection(f"http://127.0.0.1:{port}/", None)
+        try:
+            assert connection.state == ConnectionState.offline  # not started
+            connection.start()
+            assert connection.state == ConnectionState.connecting
+        finally:
+            connection.close()
+        assert connection.state == ConnectionState.closed

@@ -50,7 +50,7 @@ CLOSE_TIMEOUT = 5.0  # the longest wait for a closing handshake (a dead peer nev
 
 class ConnectionState(StrEnum):
     """Where a connection is: ``connecting``; ``open`` (its ``welcome`` received);
-    ``offline`` (lost, or not started yet: it waits to connect again); ``closed`` (for good)."""
+    ``offline`` (not started yet, or lost: it waits to connect again); ``closed`` (for good)."""
 
     connecting = "connecting"
     open = "open"
@@ -125,11 +125,20 @@ class ReconnectingSocket:
     # -- any thread ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the connection's thread (idempotent); raises ConnectionError once closed."""
+        """Start the connection's thread (idempotent); raises ConnectionError once closed.
+
+        From the first start on, the state is ``connecting`` until the first ``welcome``
+        (never ``offline`` while the thread is only starting).
+        """
         with self._lock:
             if self._closed:
                 raise ConnectionError("the connection is closed")
-            self._thread.start()
+            first = not self._thread.started
+        if first:  # before the thread runs, so that it can only move on from here
+            self._set_state(ConnectionState.connecting)
+        with self._lock:
+            if not self._closed:
+                self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
         """Close the socket, fail pending requests, stop and join the thread (idempotent)."""
