@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from vimax_nb.client import Run
+from vimax_nb.client import Run, SocketOptions
 
 from .fake_server import FakeServer
 
@@ -66,6 +66,10 @@ def wait_run(run: Run, predicate: Callable[[Run], bool], timeout: float = TIMEOU
     finally:
         remove()
     assert ok, f"timed out waiting on {run!r}"
+
+
+QUICK_RECONNECT = SocketOptions(backoff=(0.05,))
+"""Socket options for test clients: reconnect at once."""
 
 
 @pytest.fixture(name="server")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from vimax_nb.client import Client, ClientConnection, ConnectionState, SocketOptions
+from vimax_nb.client import Client, ConnectionState
 from vimax_nb.client.fleet import LIVE_ONLY, Fleet
 from vimax_nb.protocol import (
     ENVELOPE,
@@ -33,7 +33,7 @@ from ..widgets.server_fixtures import (  # noqa: F401  (fixtures)
     vimax_workdir,
 )
 from .fake_server import FakeServer, no_metrics
-from .helpers import Recorder, fixture_server  # noqa: F401  (a fixture)
+from .helpers import QUICK_RECONNECT, Recorder, fixture_server  # noqa: F401  (a fixture)
 
 TIMEOUT = 10.0
 NAMES = {
@@ -75,8 +75,7 @@ def fleet_server(server: FakeServer) -> FakeServer:
 
 @pytest.fixture
 def client(fleet_server: FakeServer) -> Iterator[Client]:
-    made = Client(fleet_server.url, "token")
-    made._connection = ClientConnection(fleet_server.url, "token", SocketOptions(backoff=(0.05,)))
+    made = Client(fleet_server.url, "token", socket_options=QUICK_RECONNECT)
     try:
         yield made
     finally:
@@ -212,8 +211,7 @@ def test_a_failed_load_is_kept_as_an_error_and_the_rooms_still_fill_it(
     server: FakeServer, fleets: Callable[[Client], Fleet]
 ) -> None:
     server.stop_listening()
-    client = Client(server.url, "token")
-    client._connection = ClientConnection(server.url, "token", SocketOptions(backoff=(0.05,)))
+    client = Client(server.url, "token", socket_options=QUICK_RECONNECT)
     try:
         fleet = fleets(client)
         assert fleet.agents == []

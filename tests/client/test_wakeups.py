@@ -25,12 +25,11 @@ from vimax_nb.client import (
     RunFailed,
     RunInterrupted,
     RunResult,
-    SocketOptions,
 )
 from vimax_nb.protocol import ArtifactEvent, ErrorEvent, ProgressEvent, StageProgress
 
 from .fake_server import FakeServer, workflow_record
-from .helpers import Recorder, fixture_server, wait_run  # noqa: F401  (a fixture)
+from .helpers import QUICK_RECONNECT, Recorder, fixture_server, wait_run  # noqa: F401  (a fixture)
 
 TIMEOUT = 10.0
 WID = "w1"
@@ -61,8 +60,7 @@ class Waiter:
 @pytest.fixture
 def client(server: FakeServer) -> Iterator[Client]:
     """A Client of the fake server, whose connection reconnects at once."""
-    made = Client(server.url, "token")
-    made._connection = ClientConnection(server.url, "token", SocketOptions(backoff=(0.05,)))
+    made = Client(server.url, "token", socket_options=QUICK_RECONNECT)
     try:
         yield made
     finally:
@@ -295,7 +293,7 @@ def test_a_run_that_ended_before_the_close_still_gives_its_result(
 
 
 def test_on_state_returns_a_remover(server: FakeServer) -> None:
-    conn = ClientConnection(server.url, "token", SocketOptions(backoff=(0.05,)))
+    conn = ClientConnection(server.url, "token", QUICK_RECONNECT)
     cond = threading.Condition()
     kept: list[ConnectionState] = []
     removed: list[ConnectionState] = []

@@ -28,6 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 from ..protocol import AgentRecord, CoordinatorMetricsEvent, Event, WorkflowRecord
 from .connection import ClientConnection
 from .errors import VimaxError
+from .reconnecting import SocketOptions
 from .run import Run
 
 __all__ = ["Client", "EventPage"]
@@ -61,7 +62,9 @@ class Client:
     """A vimax-nb server at ``url`` (``http(s)://host:port/base_url/``) with ``token``.
 
     ``workdir`` is the server's workflow folder when it is on this machine (its files are
-    then given as local paths); without it results are artifact URLs.
+    then given as local paths); without it results are artifact URLs. ``socket_options``
+    say how its WebSocket reconnects (:class:`~vimax_nb.client.reconnecting.SocketOptions`;
+    the defaults without).
     """
 
     def __init__(
@@ -71,8 +74,10 @@ class Client:
         *,
         workdir: str | Path | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        socket_options: SocketOptions | None = None,
     ) -> None:
         self.url = url.rstrip("/") + "/"
+        self.socket_options = socket_options
         self.token = token or None
         self.workdir = Path(workdir) if workdir is not None else None
         self.timeout = timeout
@@ -218,7 +223,7 @@ class Client:
             if self._closed:
                 raise ConnectionError("the client is closed")
             if self._connection is None:
-                self._connection = ClientConnection(self.url, self.token)
+                self._connection = ClientConnection(self.url, self.token, self.socket_options)
             return self._connection
 
     def _attach(self, record: WorkflowRecord) -> Run:
