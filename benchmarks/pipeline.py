@@ -42,6 +42,9 @@ TARGET_SECONDS = 20.0
 class TimedProviders:
     """Procedural providers that record when each call ran."""
 
+    provider = "procedural"
+    model = "timed-procedural"
+
     def __init__(self) -> None:
         self.inner = make_providers()
         self.intervals: list[tuple[float, float]] = []
@@ -60,21 +63,32 @@ class TimedProviders:
                 self.per_role[role] += end - start
                 self.calls[role] += 1
 
-    def complete(self, request: ChatRequest[Any]) -> Any:
-        return self._timed("chat", self.inner.chat.complete, request)
+    def probe(self) -> None:
+        pass
+
+    def complete(self, request: ChatRequest[Any], call: Any = None) -> Any:
+        return self._timed("chat", self.inner.chat.complete, request, call)
 
     def generate_single_image(
-        self, prompt: str, reference_image_paths: Sequence[Any] = (), size: str = "640x360"
+        self,
+        prompt: str,
+        reference_image_paths: Sequence[Any] = (),
+        size: str = "640x360",
+        call: Any = None,
     ) -> ImageOutput:
         fn = self.inner.image.generate_single_image
-        result: ImageOutput = self._timed("image", fn, prompt, reference_image_paths, size)
+        result: ImageOutput = self._timed("image", fn, prompt, reference_image_paths, size, call)
         return result
 
     def generate_single_video(
-        self, prompt: str, reference_image_paths: Sequence[Any], request: VideoRequest
+        self,
+        prompt: str,
+        reference_image_paths: Sequence[Any],
+        request: VideoRequest,
+        call: Any = None,
     ) -> Path:
         fn = self.inner.video.generate_single_video
-        result: Path = self._timed("video", fn, prompt, reference_image_paths, request)
+        result: Path = self._timed("video", fn, prompt, reference_image_paths, request, call)
         return result
 
     def busy_seconds(self) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 from vimax_nb.coordinator import Coordinator, RetryPolicy
 from vimax_nb.pipelines import register_vimax
 from vimax_nb.providers import ChatRequest, ImageOutput, Providers, VideoRequest, make_providers
-from vimax_nb.providers.base import PathLike, ProviderError
+from vimax_nb.providers.base import PathLike, ProviderCall, ProviderError
 from vimax_nb.shared import TaskCanceled
 from vimax_nb.store import Store
 
@@ -29,6 +29,9 @@ class Wrapped:
     ``gate``, when set for a role, holds that role's calls until it is opened
     (a canceled task stops waiting).
     """
+
+    provider = "procedural"
+    model = "wrapped-procedural"
 
     def __init__(self, fail: Callable[[str, int], Exception | None] | None = None) -> None:
         self.inner = make_providers()
@@ -58,21 +61,34 @@ class Wrapped:
         if self.fail is not None and (error := self.fail(role, number)) is not None:
             raise error
 
-    def complete(self, request: ChatRequest[Any]) -> Any:
+    def probe(self) -> None:
+        pass
+
+    def complete(self, request: ChatRequest[Any], call: ProviderCall | None = None) -> Any:
         self._enter("chat")
-        return self.inner.chat.complete(request)
+        return self.inner.chat.complete(request, call)
 
     def generate_single_image(
-        self, prompt: str, reference_image_paths: Sequence[PathLike] = (), size: str = "640x360"
+        self,
+        prompt: str,
+        reference_image_paths: Sequence[PathLike] = (),
+        size: str = "640x360",
+        call: ProviderCall | None = None,
     ) -> ImageOutput:
         self._enter("image")
-        return self.inner.image.generate_single_image(prompt, reference_image_paths, size)
+        return self.inner.image.generate_single_image(prompt, reference_image_paths, size, call)
 
     def generate_single_video(
-        self, prompt: str, reference_image_paths: Sequence[PathLike], request: VideoRequest
+        self,
+        prompt: str,
+        reference_image_paths: Sequence[PathLike],
+        request: VideoRequest,
+        call: ProviderCall | None = None,
     ) -> Path:
-        self._enter("video", request.cancel_token)
-        return self.inner.video.generate_single_video(prompt, reference_image_paths, request)
+        self._enter("video", call.cancel_token if call is not None else None)
+        return self.inner.video.generate_single_video(
+            prompt, reference_image_paths, request, call
+        )
 
     def providers(self) -> Providers:
         return Providers(chat=self, image=self, video=self)

@@ -192,14 +192,27 @@ def test_out_of_range_values_are_errors() -> None:
 
 
 class RecordingChat:
-    """A chat model that remembers what it was asked and answers with fixed parameters."""
+    """A chat model that remembers what it was asked and answers with fixed parameters
+    (and, unasked, a provider and a budget of its own)."""
+
+    provider = "recording"
+    model = "recording-chat"
 
     def __init__(self) -> None:
         self.requests: list[ChatRequest[Any]] = []
 
-    def complete(self, request: ChatRequest[Any]) -> Any:
+    def probe(self) -> None:
+        pass
+
+    def complete(self, request: ChatRequest[Any], call: Any = None) -> Any:
         self.requests.append(request)
-        answer = {"idea": "A whale who sings", "style": "anime", "scenes": 2}
+        answer = {
+            "idea": "A whale who sings",
+            "style": "anime",
+            "scenes": 2,
+            "providers": {"video": "google"},
+            "max_cost": 900,
+        }
         return request.response_model.model_validate(answer)
 
 

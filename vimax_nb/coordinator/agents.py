@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from ..protocol import AgentMetrics, AgentRecord, AgentState
+from ..protocol import AgentMetrics, AgentRecord, AgentState, ProviderStatus
 from ..shared import format_timestamp
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -104,6 +104,7 @@ class Agent:
                     self.skills[found.id] = found
                     self.handlers[found.id] = getattr(self, attr)
         self.running: dict[str, float] = {}
+        self.activities: dict[str, str] = {}
         self.assigned = 0
         self.offline = False
         self.failed_last = False
@@ -160,6 +161,7 @@ class Agent:
         (not ``counted``) only frees its slot."""
         now = time.time()
         started = self.running.pop(label, now)
+        self.activities.pop(label, None)
         counters = self._counters
         counters.last_heartbeat = now
         if not counted:
@@ -170,6 +172,19 @@ class Agent:
         else:
             counters.tasks_failed += 1
         self.failed_last = not ok
+
+    def task_activity(self, label: str, activity: str) -> None:
+        """Record what the running task ``label`` waits on (``""``: nothing)."""
+        if label not in self.running:
+            return
+        if activity:
+            self.activities[label] = activity
+        else:
+            self.activities.pop(label, None)
+
+    def provider_statuses(self) -> list[ProviderStatus]:
+        """The providers this agent's skills use, with their readiness; none by default."""
+        return []
 
     def heartbeat(self) -> None:
         """Record that the agent is alive."""
@@ -186,6 +201,7 @@ class Agent:
             avg_execution_ms=c.total_ms / c.tasks_completed if c.tasks_completed else 0.0,
             current_task=next(iter(self.running), None),
             last_heartbeat=format_timestamp(c.last_heartbeat),
+            activity=next(iter(self.activities.values()), None),
         )
 
     def record(self) -> AgentRecord:
@@ -197,6 +213,7 @@ class Agent:
             capabilities=self.capabilities,
             concurrency=self.concurrency,
             metrics=self.metrics(),
+            providers=self.provider_statuses(),
         )
 
     def card(self) -> AgentCard:

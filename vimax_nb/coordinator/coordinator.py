@@ -24,7 +24,7 @@ from ..shared import format_timestamp
 from ..store import Store
 from .agents import Agent, AgentRegistry
 from .driver import RunDriver
-from .errors import RetryPolicy, UnknownPipeline, WorkflowNotFound
+from .errors import InvalidTransition, RetryPolicy, UnknownPipeline, WorkflowNotFound
 from .events import EventBus, EventCallback
 from .executors import Executor, LocalExecutor
 from .graph import Task
@@ -84,6 +84,7 @@ class Coordinator:
             self._task_outcome,
             max_concurrent_tasks=max_concurrent_tasks,
             workdir=self.workdir,
+            save_job=store.workflows.save_job if store is not None else None,
         )
         self.driver = RunDriver(
             self.agents,
@@ -165,8 +166,20 @@ class Coordinator:
         if self.store is not None:
             await self.store.workflows.save(run.record())
         self.reporter.emit(run.progress_event("state", "queued"))
-        self.driver.begin(run)
+        problem = await self._preflight(run)
+        if problem is None:
+            self.driver.begin(run)
+        else:
+            self.driver.fail(run, None, None, problem, retryable=False, why="it cannot start")
         return run.record()
+
+    async def _preflight(self, run: WorkflowRun) -> Exception | None:
+        """What stops ``run`` from starting (its pipeline's :meth:`Pipeline.preflight`)."""
+        try:
+            await run.pipeline.preflight(run.params)
+        except Exception as exc:
+            return exc
+        return None
 
     async def get_workflow(self, workflow_id: str) -> WorkflowRecord:
         """The workflow's record, live or stored; raises :class:`WorkflowNotFound`."""
@@ -204,7 +217,8 @@ class Coordinator:
         checkpoints; cancel drops its pending tasks and stops its running ones.
 
         Raises :class:`WorkflowNotFound`, or :class:`InvalidTransition` when the
-        action does not apply to the workflow's state.
+        action does not apply to the workflow's state (or an interrupted workflow's
+        pipeline says it cannot start now: see :meth:`Pipeline.preflight`).
         """
         action = ControlAction(action)
         run = self._runs.get(workflow_id)
@@ -219,6 +233,9 @@ class Coordinator:
             self.reporter.state_changed(run, "paused: running tasks finish, no new task starts")
         elif action == ControlAction.resume:
             if run.state == S.interrupted:
+                problem = await self._preflight(run)
+                if problem is not None:  # it stays interrupted, to be resumed once fixed
+                    raise InvalidTransition(run.id, run.state, S.running, str(problem))
                 run.transition(S.running)
                 self.reporter.state_changed(run, "resumed after an interruption")
                 self.driver.plan(run)
@@ -245,12 +262,14 @@ class Coordinator:
             record.owner,
             workflow_id=record.id,
             created_at=record.created_at,
+            cost=record.cost,
         )
         run.state = record.state
         run.progress = record.progress
         run.started_at = record.started_at
         if self.store is not None:
             run.checkpoints = dict(await self.store.workflows.checkpoints(record.id))
+            run.jobs = await self.store.workflows.jobs(record.id)
         # Another control call may have revived it while this one awaited the store.
         return self._runs.setdefault(run.id, run)
 

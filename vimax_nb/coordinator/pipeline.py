@@ -26,6 +26,11 @@ class Pipeline:
         """Return the cleaned parameters or raise ``ValueError`` naming what is wrong."""
         return dict(params)
 
+    async def preflight(self, params: Mapping[str, Any]) -> None:
+        """Raise an exception saying what stops a workflow with these (validated)
+        parameters from starting (a provider it needs is not ready); it then fails at
+        once with that reason, before any task runs."""
+
     def plan(self, params: Mapping[str, Any]) -> Iterable[TaskSpec]:
         """The first tasks of a workflow with these (validated) parameters."""
         raise NotImplementedError

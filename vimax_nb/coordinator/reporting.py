@@ -133,6 +133,7 @@ class Reporter:
                     status=agent.status,
                     capabilities=agent.capabilities,
                     metrics=agent.metrics(),
+                    providers=agent.provider_statuses(),
                 )
             )
 

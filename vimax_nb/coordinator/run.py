@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from ..protocol import (
     TERMINAL_STATES,
+    CostSummary,
     ProgressDetails,
     ProgressEvent,
     WorkflowRecord,
@@ -23,11 +24,21 @@ from .agents import Agent
 from .context import TaskContext
 from .graph import Task, TaskGraph
 from .pipeline import Pipeline
+from .spend import Spend
 from .transitions import check_transition
 
-#: What a progress event says happened: the workflow's state changed, or one of its tasks
-#: started, completed, is to be retried or was restored from its checkpoint.
-ProgressKind = Literal["state", "task_started", "task_completed", "task_retrying", "task_restored"]
+#: What a progress event says happened: the workflow's state changed, one of its tasks
+#: started, completed, is to be retried, was restored from its checkpoint or says what it
+#: waits on (``task_activity``), or the workflow spent money (``spend``).
+ProgressKind = Literal[
+    "state",
+    "task_started",
+    "task_completed",
+    "task_retrying",
+    "task_restored",
+    "task_activity",
+    "spend",
+]
 
 
 def progress_event_for(record: WorkflowRecord, details: ProgressDetails) -> ProgressEvent:
@@ -62,6 +73,7 @@ class WorkflowRun:
         *,
         workflow_id: str | None = None,
         created_at: str | None = None,
+        cost: CostSummary | None = None,
     ) -> None:
         self.id = workflow_id or new_workflow_id()
         self.pipeline = pipeline
@@ -72,6 +84,9 @@ class WorkflowRun:
         self.running: dict[str, tuple[asyncio.Future[Any], TaskContext]] = {}
         self.held: list[Task] = []  # ready tasks kept back while paused
         self.checkpoints: dict[str, Any] = {}
+        self.jobs: dict[str, str] = {}  # task key -> the remote job it waits on
+        max_cost = params.get("max_cost")
+        self.spend = Spend(cost, max_cost=max_cost if isinstance(max_cost, int | float) else None)
         self.progress = 0.0
         self.message = ""
         self.result: dict[str, Any] | None = None
@@ -139,18 +154,21 @@ class WorkflowRun:
         attempt: int | None = None,
         retry_in: float | None = None,
         error: str | None = None,
+        activity: str | None = None,
     ) -> ProgressEvent:
         """A progress event for the workflow as it is now, saying that ``event`` happened.
 
         A ``state`` event carries the workflow's state; a task event names ``task``, its
         ``agent`` and, for a retry, the failed ``attempt``, the seconds until the next
-        (``retry_in``) and the ``error``. Every event carries each stage's counts.
+        (``retry_in``) and the ``error``; a ``task_activity`` event what the task waits on
+        (``activity``); ``task_activity`` and ``spend`` events carry the spend so far.
+        Every event carries each stage's counts.
         ``message`` becomes the workflow's message; without one, a running workflow's
         message becomes the counts of the task's stage (or of the current stage).
         """
         if self.state != WorkflowState.completed:
             self.progress = max(self.progress, self.graph.fraction_done())
-        if message is None and self.state == WorkflowState.running:
+        if message is None and self.state == WorkflowState.running and event != "spend":
             about = task.spec.stage if task is not None else self.stage_position()[0]
             done, total = self.graph.counts(about)
             message = f"{about}: {done}/{total} done"
@@ -164,6 +182,8 @@ class WorkflowRun:
             attempt=attempt,
             retry_in=retry_in,
             error=error,
+            activity=activity,
+            cost=self.spend.total if event in ("task_activity", "spend") else None,
             stages=self.graph.stage_counts(),
         )
         return progress_event_for(self.record(), details)
@@ -188,6 +208,7 @@ class WorkflowRun:
             finished_at=self.finished_at,
             result=self.result,
             error=self.error,
+            cost=self.spend.summary(),
         )
 
 

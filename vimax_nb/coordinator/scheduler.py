@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 from ..protocol import WorkflowState
 from ..shared import CancelToken, TaskCanceled
 from .agents import Agent, AgentRegistry
-from .context import TaskContext
+from .context import TaskContext, TaskJob
 from .executors import Executor
 from .graph import Task, TaskState
 from .reporting import Reporter
@@ -19,6 +19,8 @@ from .run import ReadyQueue, WorkflowRun
 
 #: Called with (run, task, agent, error, result) when a task's handler returns or raises.
 TaskOutcome = Callable[[WorkflowRun, Task, Agent, BaseException | None, Any], None]
+#: Stores (workflow id, task key, remote job id or None) durably.
+SaveJob = Callable[[str, str, str | None], Coroutine[Any, Any, None]]
 
 
 class Scheduler:
@@ -38,6 +40,7 @@ class Scheduler:
         *,
         max_concurrent_tasks: int,
         workdir: Path | None,
+        save_job: SaveJob | None = None,
     ) -> None:
         if max_concurrent_tasks < 1:
             raise ValueError(
@@ -50,8 +53,10 @@ class Scheduler:
         self.max_concurrent_tasks = max_concurrent_tasks
         self.workdir = workdir
         self.running = 0
+        self.save_job = save_job
         self._queue = ReadyQueue()
         self._scheduled = False
+        self._spend_pending: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -116,6 +121,9 @@ class Scheduler:
         task.attempts += 1
         task.agent = agent.name
         label = f"{run.id}/{task.key}"
+        loop = asyncio.get_running_loop()
+        if run.spend.on_change is None:
+            run.spend.on_change = partial(self._spent_threadsafe, loop, run)
         ctx = TaskContext(
             workflow_id=run.id,
             task_key=task.key,
@@ -127,6 +135,9 @@ class Scheduler:
             attempt=task.attempts,
             cancel_token=CancelToken(),
             workdir=self.workdir / run.id if self.workdir is not None else None,
+            report=partial(self._report_threadsafe, loop, run, task, agent, label),
+            spend=run.spend,
+            job=TaskJob(run.jobs.get(task.key), partial(self._save_job, loop, run, task.key)),
         )
         agent.task_started(label)
         self.running += 1
@@ -139,6 +150,56 @@ class Scheduler:
         run.running[task.key] = (future, ctx)
         future.add_done_callback(partial(self._done, run, task, agent, label))
         self.reporter.emit(run.progress_event("task_started", task=task, agent=agent.name))
+
+    def _report_threadsafe(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        run: WorkflowRun,
+        task: Task,
+        agent: Agent,
+        label: str,
+        activity: str,
+    ) -> None:
+        loop.call_soon_threadsafe(self._activity, run, task, agent, label, activity)
+
+    def _activity(
+        self, run: WorkflowRun, task: Task, agent: Agent, label: str, activity: str
+    ) -> None:
+        if task.state != TaskState.running or label not in agent.running:
+            return  # said after the task ended: nothing waits any more
+        agent.task_activity(label, activity)
+        self.reporter.agent_changed(agent)
+        self.reporter.emit(
+            run.progress_event("task_activity", task=task, agent=agent.name, activity=activity)
+        )
+
+    def _spent_threadsafe(self, loop: asyncio.AbstractEventLoop, run: WorkflowRun) -> None:
+        loop.call_soon_threadsafe(self._spent, run)
+
+    def _spent(self, run: WorkflowRun) -> None:
+        """Report ``run``'s spend once per loop iteration however many calls were paid."""
+        if run.id in self._spend_pending:
+            return
+        self._spend_pending.add(run.id)
+        asyncio.get_running_loop().call_soon(self._report_spend, run)
+
+    def _report_spend(self, run: WorkflowRun) -> None:
+        self._spend_pending.discard(run.id)
+        if not run.finished:
+            self.reporter.emit(run.progress_event("spend"))
+        self.reporter.progress_changed(run)
+
+    def _save_job(
+        self, loop: asyncio.AbstractEventLoop, run: WorkflowRun, key: str, job_id: str | None
+    ) -> None:
+        """Keep ``job_id`` for task ``key`` of ``run``; blocks the task's thread until it
+        is durable."""
+        if job_id is None:
+            run.jobs.pop(key, None)
+        else:
+            run.jobs[key] = job_id
+        if self.save_job is not None:
+            asyncio.run_coroutine_threadsafe(self.save_job(run.id, key, job_id), loop).result()
 
     def _done(
         self, run: WorkflowRun, task: Task, agent: Agent, label: str, future: asyncio.Future[Any]

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ..coordinator import Agent, Artifact, TaskContext, TaskResult, skill
-from ..providers import ChatRequest, Providers, VideoRequest
+from ..protocol import ProviderStatus
+from ..providers import ChatRequest, ProviderCatalog, Role, VideoRequest
 from ..providers.base import M
 from . import prompts
+from .calls import chosen_model, provider_call, provider_status
 from .editing import concatenate_videos, probe_video
 from .models import (
     CameraTree,
@@ -65,9 +67,15 @@ def _characters(data: list[dict[str, Any]]) -> list[CharacterInScene]:
 
 
 class _ProviderAgent(Agent):
-    def __init__(self, providers: Providers, name: str | None = None, concurrency: int = 1):
+    #: The provider roles this agent's skills call.
+    roles: tuple[Role, ...] = ("chat",)
+
+    def __init__(self, catalog: ProviderCatalog, name: str | None = None, concurrency: int = 1):
         super().__init__(name, concurrency=concurrency)
-        self.providers = providers
+        self.catalog = catalog
+
+    def provider_statuses(self) -> list[ProviderStatus]:
+        return [provider_status(self.catalog.entry(role)) for role in self.roles]
 
     def ask(
         self,
@@ -81,7 +89,10 @@ class _ProviderAgent(Agent):
         workflow's seed. Raises TaskCanceled first if the task was canceled."""
         ctx.cancel_token.raise_if_cancelled()
         request = ChatRequest(task, instructions, inputs, model, seed=ctx.workflow_params["seed"])
-        return self.providers.chat.complete(request)
+        chat = chosen_model(self.catalog, ctx, "chat")
+        with provider_call(ctx, self.catalog.prices) as call:
+            answer: M = chat.complete(request, call)
+        return answer
 
 
 class Screenwriter(_ProviderAgent):
@@ -128,6 +139,7 @@ class CharacterExtractor(_ProviderAgent):
 
 class PortraitPainter(_ProviderAgent):
     description = "Paints front, side and back portraits of a character"
+    roles = ("image",)
 
     @skill(description="Paint one character's portraits")
     def paint_portraits(self, ctx: TaskContext) -> TaskResult:
@@ -140,9 +152,10 @@ class PortraitPainter(_ProviderAgent):
         for view in PORTRAIT_VIEWS:
             ctx.cancel_token.raise_if_cancelled()
             references = [workdir(ctx) / result["front"]] if view != "front" else []
-            image = self.providers.image.generate_single_image(
-                prompts.portrait_prompt(character, view, style), references, PORTRAIT_SIZE
-            )
+            with provider_call(ctx, self.catalog.prices) as call:
+                image = chosen_model(self.catalog, ctx, "image").generate_single_image(
+                    prompts.portrait_prompt(character, view, style), references, PORTRAIT_SIZE, call
+                )
             relative = f"{folder}/{view}.png"
             image.save(workdir(ctx) / relative)
             result[view] = relative
@@ -219,6 +232,7 @@ class CameraDirector(_ProviderAgent):
 
 class FramePainter(_ProviderAgent):
     description = "Paints the first and last frame of each shot"
+    roles = ("image",)
 
     @skill(description="Paint a shot's first and last frames")
     def paint_frames(self, ctx: TaskContext) -> TaskResult:
@@ -236,9 +250,10 @@ class FramePainter(_ProviderAgent):
             seen = [characters[i] for i in visible if i in portraits and i < len(characters)]
             references = [workdir(ctx) / portraits[c.idx]["front"] for c in seen]
             prompt = prompts.frame_prompt(shot, frame, scene, seen, p["style"])
-            image = self.providers.image.generate_single_image(
-                prompt, references, f"{p['width']}x{p['height']}"
-            )
+            with provider_call(ctx, self.catalog.prices) as call:
+                image = chosen_model(self.catalog, ctx, "image").generate_single_image(
+                    prompt, references, f"{p['width']}x{p['height']}", call
+                )
             relative = f"{shot_dir}/{frame}_frame.png"
             image.save(workdir(ctx) / relative)
             value[f"{frame}_frame"] = relative
@@ -248,6 +263,7 @@ class FramePainter(_ProviderAgent):
 
 class VideoGenerator(_ProviderAgent):
     description = "Makes each shot's clip from its frames"
+    roles = ("video",)
 
     @skill(description="Make one shot's clip")
     def generate_clip(self, ctx: TaskContext) -> TaskResult:
@@ -262,11 +278,12 @@ class VideoGenerator(_ProviderAgent):
             size=(p["width"], p["height"]),
             fps=p["fps"],
             duration=p["seconds_per_shot"],
-            cancel_token=ctx.cancel_token,
         )
-        self.providers.video.generate_single_video(
-            prompts.clip_prompt(shot, p["style"]), references, request
-        )
+        video = chosen_model(self.catalog, ctx, "video")
+        with provider_call(ctx, self.catalog.prices, remote_job=True) as call:
+            video.generate_single_video(
+                prompts.clip_prompt(shot, p["style"]), references, request, call
+            )
         value = {"scene_idx": plan["scene_idx"], "shot": shot.idx, "video": relative}
         return TaskResult(value, [Artifact(f"shot {shot.idx} clip", "video", relative)])
 
@@ -315,15 +332,15 @@ class Editor(Agent):
         )
 
 
-def vimax_agents(providers: Providers) -> list[Agent]:
+def vimax_agents(catalog: ProviderCatalog) -> list[Agent]:
     """One of each ViMax agent; the painters and the video generator take two tasks at once."""
     return [
-        Screenwriter(providers, "screenwriter"),
-        CharacterExtractor(providers, "character_extractor"),
-        PortraitPainter(providers, "portrait_painter", concurrency=2),
-        StoryboardArtist(providers, "storyboard_artist", concurrency=2),
-        CameraDirector(providers, "camera_director"),
-        FramePainter(providers, "frame_painter", concurrency=2),
-        VideoGenerator(providers, "video_generator", concurrency=2),
+        Screenwriter(catalog, "screenwriter"),
+        CharacterExtractor(catalog, "character_extractor"),
+        PortraitPainter(catalog, "portrait_painter", concurrency=2),
+        StoryboardArtist(catalog, "storyboard_artist", concurrency=2),
+        CameraDirector(catalog, "camera_director"),
+        FramePainter(catalog, "frame_painter", concurrency=2),
+        VideoGenerator(catalog, "video_generator", concurrency=2),
         Editor("editor"),
     ]

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..coordinator import Pipeline, Stage, TaskGraph, TaskResult, TaskSpec
+from ..providers import ProviderCatalog
 from ..store import Checkpoint
+from .calls import check_providers
 
 FINAL = "final"
 #: The stages of the tasks a storyboard plans for its scene, with their weights.
@@ -150,14 +152,29 @@ def content_hash(folder: Path, relatives: list[str]) -> str | None:
 
 
 class ViMaxPipeline(Pipeline):
-    """Checkpoints and results shared by the ViMax pipelines.
+    """Checkpoints, results and provider checks shared by the ViMax pipelines.
 
     A finished task's checkpoint is its JSON result plus a hash of the files it
-    wrote; it is reused only while every file is still there, unchanged.
+    wrote; it is reused only while every file is still there, unchanged. A workflow
+    starts only when the providers it picks are ready (:meth:`preflight`); one that sets
+    no ``max_cost`` gets the pipeline's.
     """
 
-    def __init__(self, workdir: str | Path) -> None:
+    def __init__(
+        self, workdir: str | Path, catalog: ProviderCatalog, *, max_cost: float | None = None
+    ) -> None:
         self.workdir = Path(workdir)
+        self.catalog = catalog
+        self.max_cost = max_cost
+
+    def with_defaults(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Validated ``params`` with the pipeline's ``max_cost`` where they set none."""
+        if params.get("max_cost") is None and self.max_cost is not None:
+            params["max_cost"] = self.max_cost
+        return params
+
+    async def preflight(self, params: Mapping[str, Any]) -> None:
+        await check_providers(self.catalog, params)
 
     def checkpoint(
         self, workflow_id: str, spec: TaskSpec, result: TaskResult

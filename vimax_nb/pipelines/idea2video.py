@@ -28,7 +28,7 @@ class Idea2VideoPipeline(ViMaxPipeline):
     )
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        return Idea2VideoParams.model_validate(params).model_dump()
+        return self.with_defaults(Idea2VideoParams.model_validate(params).model_dump())
 
     def plan(self, params: Mapping[str, Any]) -> Iterable[TaskSpec]:
         return [

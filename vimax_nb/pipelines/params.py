@@ -7,6 +7,18 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+
+
+class ProviderChoice(BaseModel):
+    """The provider a workflow uses for each role, among those the server has
+    configured (``GET /vimax/api/providers``); None means the server's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chat: ProviderName | None = None
+    image: ProviderName | None = None
+    video: ProviderName | None = None
 
 
 class VideoParams(BaseModel):
@@ -23,6 +35,10 @@ class VideoParams(BaseModel):
     fps: int = Field(default=12, ge=1, le=60)
     seconds_per_shot: float = Field(default=2.0, gt=0, le=30)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    providers: ProviderChoice = Field(default_factory=ProviderChoice)
+    max_cost: float | None = Field(
+        default=None, gt=0, description="US dollars the workflow may spend on provider calls"
+    )
 
 
 class Idea2VideoParams(VideoParams):

@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from ..providers.base import ChatModel, ChatRequest
-from .params import Idea2VideoParams
+from .params import Idea2VideoParams, ProviderChoice
 
 __all__ = [
     "PARSE_REQUEST_INSTRUCTIONS",
@@ -40,6 +40,7 @@ into the parameters of an idea-to-video workflow. Answer with these fields:
 - fps: frames per second (1 to 60, default 12).
 - seconds_per_shot: the length of one shot in seconds (above 0, at most 30, default 2).
 - seed: a whole number for repeatable results (default 0).
+- providers and max_cost: leave them out; they are set by the person, not from the request.
 Leave every field the user did not ask for at its default."""
 
 _NUMBERS = {
@@ -119,9 +120,10 @@ def parse_request(text: str, chat: ChatModel | None = None, *, seed: int = 0) ->
     """The Idea2Video parameters a request in plain words asks for.
 
     With ``chat``, a hosted chat model, asks it (task ``parse_request``, the request as
-    ``inputs["request"]``, ``seed`` as the request's seed) and returns its answer; with
-    ``chat=None``, applies :func:`parse_request_offline`. Offline, pass no chat model: the
-    procedural one does not answer ``parse_request``. Raises ValueError for a blank request.
+    ``inputs["request"]``, ``seed`` as the request's seed) and returns its answer, less
+    the providers and budget, which only the person asking sets; with ``chat=None``,
+    applies :func:`parse_request_offline`. Offline, pass no chat model: the procedural one
+    does not answer ``parse_request``. Raises ValueError for a blank request.
     """
     if not text.strip():
         raise ValueError("the request is empty: say what the video should be about")
@@ -134,7 +136,8 @@ def parse_request(text: str, chat: ChatModel | None = None, *, seed: int = 0) ->
         response_model=Idea2VideoParams,
         seed=seed,
     )
-    return chat.complete(request)
+    answer = chat.complete(request)
+    return answer.model_copy(update={"providers": ProviderChoice(), "max_cost": None})
 
 
 def parse_request_offline(text: str) -> Idea2VideoParams:

@@ -57,7 +57,7 @@ class Script2VideoPipeline(ViMaxPipeline):
     )
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        return Script2VideoParams.model_validate(params).model_dump()
+        return self.with_defaults(Script2VideoParams.model_validate(params).model_dump())
 
     def plan(self, params: Mapping[str, Any]) -> Iterable[TaskSpec]:
         scenes = split_scenes(params["script"], params["scenes"])

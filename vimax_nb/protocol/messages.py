@@ -99,6 +99,47 @@ class AgentMetrics(_Lenient):
     avg_execution_ms: float = 0.0
     current_task: str | None = None
     last_heartbeat: str | None = None
+    activity: str | None = None
+    """What the agent's running task waits on (``waiting on veo-3.0-generate-001 (42 s)``)."""
+
+
+class ModelSpend(_Lenient):
+    """What a workflow's calls to one model used, and their estimated cost (US dollars)."""
+
+    provider: str
+    role: str
+    calls: int = 0
+    cached_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+    video_seconds: float = 0.0
+    cost: float = 0.0
+
+
+class CostSummary(_Lenient):
+    """A workflow's spend: the estimated total in US dollars, the provider calls made and
+    those answered from the cache, per model (keyed by model name), and the workflow's
+    ``max_cost`` if it has one."""
+
+    total: float = 0.0
+    calls: int = 0
+    cached_calls: int = 0
+    max_cost: float | None = None
+    models: dict[str, ModelSpend] = Field(default_factory=dict)
+
+
+class ProviderStatus(_Lenient):
+    """One provider configured for one role (chat, image, video): the model it uses,
+    whether it is ready, and if not, ``problem`` saying what to fix. ``default`` marks
+    the role's provider for workflows that name none."""
+
+    role: str
+    provider: str
+    model: str
+    ready: bool
+    problem: str | None = None
+    default: bool = False
 
 
 class WorkflowRecord(_Lenient):
@@ -120,10 +161,12 @@ class WorkflowRecord(_Lenient):
     finished_at: str | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    cost: CostSummary = Field(default_factory=CostSummary)
 
 
 class AgentRecord(_Lenient):
-    """An agent as REST returns it and as an agent room's snapshot."""
+    """An agent as REST returns it and as an agent room's snapshot; ``providers`` are
+    the default providers of the roles its skills use, each with its readiness."""
 
     name: str
     description: str = ""
@@ -131,6 +174,7 @@ class AgentRecord(_Lenient):
     capabilities: list[str] = Field(default_factory=list)
     concurrency: int = 1
     metrics: AgentMetrics = Field(default_factory=AgentMetrics)
+    providers: list[ProviderStatus] = Field(default_factory=list)
 
 
 class _Event(_ServerMessage):
@@ -153,8 +197,10 @@ class ProgressDetails(_Lenient):
     """What a progress event says happened, and every stage's counts.
 
     ``event`` is ``state`` (the workflow's state changed), ``task_started``,
-    ``task_completed``, ``task_retrying`` (with ``attempt``, ``retry_in``, ``error``) or
-    ``task_restored``; ``task`` and ``agent`` name the task and its agent. ``stages``
+    ``task_completed``, ``task_retrying`` (with ``attempt``, ``retry_in``, ``error``),
+    ``task_restored`` or ``task_activity`` (a running task says what it waits on in
+    ``activity``, or spent money: ``cost`` is then the workflow's spend so far); ``task``
+    and ``agent`` name the task and its agent. ``stages``
     counts every stage's tasks; an event that does not know them (the one that marks a
     workflow interrupted when the server starts) leaves it out, and the last counts
     stand. Fields that are not set are left out of the frame.
@@ -167,6 +213,8 @@ class ProgressDetails(_Lenient):
     attempt: int | None = None
     retry_in: float | None = None
     error: str | None = None
+    activity: str | None = None
+    cost: float | None = None
     stages: list[StageProgress] | None = None
 
 
@@ -192,6 +240,7 @@ class AgentStatusEvent(_Event):
     status: AgentState
     capabilities: list[str] = Field(default_factory=list)
     metrics: AgentMetrics = Field(default_factory=AgentMetrics)
+    providers: list[ProviderStatus] | None = None
 
 
 class CoordinatorMetricsEvent(_Event):

@@ -1,49 +1,80 @@
 """Model providers for the pipelines: which chat, image and video model to use.
 
 ``procedural`` (the default) runs offline and deterministically; ``openai`` speaks to
-any OpenAI-compatible service for chat and images. Providers know their parameters and
-the cancel token of :mod:`vimax_nb.shared`; they import nothing of the coordinator, the
-store or the pipelines.
+any OpenAI-compatible service (chat, images), ``google`` to Gemini, Nano Banana and
+Veo (chat, images, video), ``replicate`` to Replicate's hosted models (images, video).
+Providers know their parameters and :mod:`vimax_nb.shared`; they import nothing of the
+coordinator, the store or the pipelines.
 
-Importing this package loads only :mod:`.base` (pydantic, no Pillow, PyAV or
-``openai``); :func:`make_providers` imports the procedural providers, and the OpenAI
-ones only when asked for.
+:class:`ProviderCatalog` holds every provider a server has configured, per role, each
+either built or with the problem that stops it; a workflow picks among them. Importing
+this package loads only :mod:`.base` (pydantic); a provider's package, and its SDK, is
+imported when that provider is configured.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import importlib
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from .base import (
+    ROLES,
     ChatModel,
     ChatRequest,
     ImageModel,
     ImageOutput,
+    ProviderCall,
     ProviderError,
+    Role,
+    Usage,
     VideoModel,
     VideoRequest,
 )
-
-if TYPE_CHECKING:
-    from .openai import OpenAIConfig
+from .cache import ResultCache, with_cache
+from .prices import PriceTable
+from .settings import ProviderSettings
 
 __all__ = [
+    "PROVIDER_ROLES",
     "ChatModel",
     "ChatRequest",
     "ImageModel",
     "ImageOutput",
+    "ProviderCall",
+    "ProviderCatalog",
+    "ProviderEntry",
     "ProviderError",
+    "ProviderSettings",
     "Providers",
+    "Role",
+    "Usage",
     "VideoModel",
     "VideoRequest",
+    "build_model",
     "make_providers",
 ]
 
-#: The provider names each role accepts.
-CHAT_PROVIDERS = ("procedural", "openai")
-IMAGE_PROVIDERS = ("procedural", "openai")
-VIDEO_PROVIDERS = ("procedural",)
+log = logging.getLogger(__name__)
+
+#: Each provider and the roles it serves.
+PROVIDER_ROLES: dict[str, tuple[Role, ...]] = {
+    "procedural": ROLES,
+    "openai": ("chat", "image"),
+    "google": ROLES,
+    "replicate": ("image", "video"),
+}
+#: The pip extra that installs each hosted provider's SDK.
+_EXTRAS = {"openai": "openai", "google": "google", "replicate": "replicate"}
+#: Environment variables whose presence means a provider is set up on this machine.
+_CREDENTIALS = {
+    "openai": ("OPENAI_API_KEY", "VIMAX_OPENAI_API_KEY"),
+    "google": ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT"),
+    "replicate": ("REPLICATE_API_TOKEN",),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,37 +85,205 @@ class Providers:
     image: ImageModel
     video: VideoModel
 
+    def __getitem__(self, role: Role) -> Any:
+        return getattr(self, role)
+
+
+def build_model(
+    role: Role, settings: ProviderSettings, environ: Mapping[str, str] | None = None
+) -> Any:
+    """The model ``settings`` describe for ``role``.
+
+    Raises a non-retryable :class:`ProviderError` saying what to fix: an unknown
+    provider, one that has no model for the role, its SDK not installed, or its own
+    configuration problems (a missing key...).
+    """
+    name = settings.provider
+    roles = PROVIDER_ROLES.get(name)
+    if roles is None:
+        raise ProviderError(
+            f"unknown {role} provider {name!r}: choose one of "
+            f"{', '.join(p for p, r in PROVIDER_ROLES.items() if role in r)}",
+            provider=name,
+        )
+    if role not in roles:
+        others = ", ".join(p for p, r in PROVIDER_ROLES.items() if role in r)
+        raise ProviderError(
+            f"{name} has no {role} model; {role} providers: {others}", provider=name
+        )
+    try:
+        module = importlib.import_module(f"{__name__}.{name}")
+    except ImportError as exc:
+        raise ProviderError(
+            f'the {name} provider needs its SDK: pip install "vimax-nb[{_EXTRAS[name]}]" ({exc})',
+            provider=name,
+        ) from None
+    try:
+        model = module.build(role, settings, environ)
+    except ValueError as exc:
+        raise ProviderError(f"{name} {role}: {exc}", provider=name) from None
+    return model
+
+
+@dataclass(slots=True)
+class ProviderEntry:
+    """One configured provider for one role: its model, or the problem that stops it.
+
+    ``problem`` is set when the model could not be built (it is then None) or when its
+    last :meth:`ProviderCatalog.probe` failed; ``probed`` says whether a probe ran.
+    """
+
+    role: Role
+    name: str
+    settings: ProviderSettings
+    model: Any = None
+    problem: str | None = None
+    default: bool = False
+    probed: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None and self.problem is None
+
+    @property
+    def model_name(self) -> str:
+        """The model's name, or what the settings asked for when it could not be built."""
+        if self.model is not None:
+            return str(self.model.model)
+        return self.settings.model or "(default)"
+
+
+@dataclass(slots=True)
+class ProviderCatalog:
+    """Every provider a server offers, per role, each role's default, and what their
+    calls cost (``prices``).
+
+    Build one with :meth:`configure` (or :meth:`of` for fixed models). Nothing falls
+    back: asking for a provider that is not ready raises its problem.
+    """
+
+    entries: list[ProviderEntry] = field(default_factory=list)
+    prices: PriceTable = field(default_factory=PriceTable)
+    cache: ResultCache | None = None
+    cache_roles: tuple[Role, ...] = ()
+
+    @classmethod
+    def of(cls, providers: Providers, prices: PriceTable | None = None) -> ProviderCatalog:
+        """A catalog of exactly these models, each its role's default."""
+        catalog = cls(prices=prices or PriceTable())
+        for role in ROLES:
+            model = providers[role]
+            settings = ProviderSettings(provider=model.provider)
+            catalog.entries.append(
+                ProviderEntry(role, model.provider, settings, model, default=True)
+            )
+        return catalog
+
+    @classmethod
+    def configure(
+        cls,
+        defaults: Mapping[Role, ProviderSettings],
+        also: Mapping[Role, Iterable[ProviderSettings]] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        discover: bool = True,
+        prices: PriceTable | None = None,
+        cache: ResultCache | None = None,
+        cache_roles: Iterable[Role] = ROLES,
+    ) -> ProviderCatalog:
+        """The catalog of ``defaults`` (one per role; procedural where missing), the
+        settings in ``also``, ``procedural`` for every role, and (with ``discover``)
+        each hosted provider whose credentials are in ``environ`` for the roles it
+        serves. Models are built now (no network); failures become problems. Hosted
+        models of ``cache_roles`` answer from ``cache`` when they can."""
+        env = os.environ if environ is None else environ
+        catalog = cls(prices=prices or PriceTable(), cache=cache, cache_roles=tuple(cache_roles))
+        for role in ROLES:
+            chosen = defaults.get(role) or ProviderSettings()
+            catalog._add(role, chosen, env, default=True)
+            for settings in (also or {}).get(role, ()):
+                catalog._add(role, settings, env)
+            catalog._add(role, ProviderSettings(), env)
+            if discover:
+                for name, names in _CREDENTIALS.items():
+                    if role in PROVIDER_ROLES[name] and any(env.get(n, "").strip() for n in names):
+                        catalog._add(role, ProviderSettings(provider=name), env)
+        return catalog
+
+    def _add(
+        self, role: Role, settings: ProviderSettings, env: Mapping[str, str], default: bool = False
+    ) -> None:
+        if any(e.role == role and e.name == settings.provider for e in self.entries):
+            return
+        entry = ProviderEntry(role, settings.provider, settings, default=default)
+        try:
+            model = build_model(role, settings, env)
+        except ProviderError as exc:
+            entry.problem = str(exc)
+        else:
+            hosted = settings.provider != "procedural"
+            if hosted and self.cache is not None and role in self.cache_roles:
+                model = with_cache(model, role, self.cache)
+            entry.model = model
+        self.entries.append(entry)
+
+    def entry(self, role: Role, name: str | None = None) -> ProviderEntry:
+        """The entry of provider ``name`` for ``role`` (None: the role's default).
+
+        Raises :class:`ProviderError` when the server has no such provider configured.
+        """
+        for entry in self.entries:
+            if entry.role == role and (entry.name == name if name else entry.default):
+                return entry
+        offered = ", ".join(e.name for e in self.entries if e.role == role)
+        raise ProviderError(
+            f"the server has no {role} provider {name!r} configured (it has {offered}); "
+            "configure it with c.VimaxApp.providers_file or its environment variables",
+            provider=name or "",
+        )
+
+    def model(self, role: Role, name: str | None = None) -> Any:
+        """The ready model of provider ``name`` for ``role``; raises :class:`ProviderError`
+        with the entry's problem when it is not ready."""
+        entry = self.entry(role, name)
+        if not entry.ready:
+            raise ProviderError(
+                f"the {role} provider {entry.name!r} is not ready: {entry.problem}",
+                provider=entry.name,
+            )
+        return entry.model
+
+    def defaults(self) -> Providers:
+        """Each role's default model, ready or not (None where it could not be built)."""
+        return Providers(*(self.entry(role).model for role in ROLES))
+
+    def probe(self, entry: ProviderEntry) -> None:
+        """Ask ``entry``'s service whether it answers; record the problem, or clear it.
+        Blocks (network): call it from a worker thread."""
+        if entry.model is None:
+            return
+        try:
+            entry.model.probe()
+        except ProviderError as exc:
+            entry.problem = str(exc)
+        except Exception as exc:  # a probe must never take the server down
+            entry.problem = f"{type(exc).__name__}: {exc}"
+        else:
+            entry.problem = None
+        entry.probed = True
+
 
 def make_providers(
     chat: str = "procedural",
     image: str = "procedural",
     video: str = "procedural",
-    openai: OpenAIConfig | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Providers:
-    """The providers named for each role; ``openai`` configures the OpenAI-compatible
-    ones (read from the environment when not given).
+    """The providers named for each role, built from their environment variables.
 
-    Raises ``ValueError`` naming the role and the choices for an unknown name, and
-    :class:`ProviderError` when the OpenAI settings are incomplete.
+    Raises :class:`ProviderError` naming the role and what to fix when one cannot be
+    built.
     """
-    _check("chat", chat, CHAT_PROVIDERS)
-    _check("image", image, IMAGE_PROVIDERS)
-    _check("video", video, VIDEO_PROVIDERS)
-    from .procedural import ProceduralChatModel, ProceduralImageModel, ProceduralVideoModel
-
-    chat_model: ChatModel = ProceduralChatModel()
-    image_model: ImageModel = ProceduralImageModel()
-    if "openai" in (chat, image):
-        from .openai import OpenAIChatModel, OpenAIConfig, OpenAIImageModel
-
-        config = openai or OpenAIConfig.from_env()
-        if chat == "openai":
-            chat_model = OpenAIChatModel(config)
-        if image == "openai":
-            image_model = OpenAIImageModel(config)
-    return Providers(chat_model, image_model, ProceduralVideoModel())
-
-
-def _check(role: str, name: str, choices: tuple[str, ...]) -> None:
-    if name not in choices:
-        raise ValueError(f"unknown {role} provider {name!r}: choose one of {', '.join(choices)}")
+    names = {"chat": chat, "image": image, "video": video}
+    built = [build_model(role, ProviderSettings(provider=names[role]), environ) for role in ROLES]
+    return Providers(*built)

@@ -6,6 +6,11 @@ model), ``ImageModel.generate_single_image(prompt, reference_image_paths, size)`
 ``VideoModel.generate_single_video(prompt, reference_image_paths, request)``. Providers
 are called from worker threads and may block.
 
+Every call may be given a :class:`ProviderCall`: the caller's side of the call (its
+cancel token, where usage and progress go, the budget that may refuse a paid request,
+and the slot that remembers a remote job's id across restarts). Each model names its
+``provider`` and ``model`` and can :meth:`~ChatModel.probe` its service.
+
 Prompts are plain text made of labelled sections (``Style: watercolor``), built
 with :func:`compose_prompt`; a hosted model reads them as a description, and the
 procedural provider reads the sections with :func:`parse_prompt`.
@@ -18,10 +23,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -33,6 +38,10 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=BaseModel)
 
 PathLike = str | os.PathLike[str]
+
+#: The three things a provider may do for the agents.
+Role = Literal["chat", "image", "video"]
+ROLES: tuple[Role, ...] = ("chat", "image", "video")
 
 
 class ProviderError(Exception):
@@ -46,6 +55,96 @@ class ProviderError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.provider = provider
+
+
+class BudgetExceeded(ProviderError):
+    """A paid request was refused before it was sent: it would take the workflow's spend
+    over its ``max_cost``. Never retryable."""
+
+    def __init__(self, message: str, *, provider: str = "") -> None:
+        super().__init__(message, retryable=False, provider=provider)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What one provider call used: the units a price table charges for.
+
+    ``cost`` is the estimated price in US dollars; providers leave it at 0 and the
+    caller's :class:`ProviderCall` prices it. ``cached`` marks an answer served from
+    the result cache (nothing was paid).
+    """
+
+    provider: str
+    model: str
+    role: Role
+    input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+    video_seconds: float = 0.0
+    cost: float = 0.0
+    cached: bool = False
+
+
+class JobSlot(Protocol):
+    """Where a call keeps the id of the remote job it started (a Veo operation, a
+    Replicate prediction), so that a later attempt, even after a server restart, polls
+    the same job instead of paying for a new one."""
+
+    def get(self) -> str | None: ...
+
+    def set(self, job_id: str | None) -> None: ...
+
+
+@dataclass(slots=True)
+class ProviderCall:
+    """The caller's side of one provider call; every hook is optional.
+
+    * ``cancel_token``: providers check it between requests and while polling, and
+      raise :class:`~vimax_nb.shared.TaskCanceled` once it is set.
+    * ``seed``: the workflow's seed; providers that take a seed send it.
+    * ``on_usage``: told the :class:`Usage` of each request that was answered.
+    * ``on_progress``: told, in words, what a long call is waiting on
+      (``"waiting on veo-3.0-generate-001 (42 s)"``).
+    * ``budget``: given a request's :class:`Usage` *before* it is sent; raises
+      :class:`BudgetExceeded` to refuse it.
+    * ``job``: the slot of a remote job's id (see :class:`JobSlot`).
+    """
+
+    cancel_token: CancelToken | None = None
+    seed: int = 0
+    on_usage: Callable[[Usage], None] | None = None
+    on_progress: Callable[[str], None] | None = None
+    budget: Callable[[Usage], None] | None = None
+    job: JobSlot | None = None
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`~vimax_nb.shared.TaskCanceled` if the call was canceled."""
+        if self.cancel_token is not None:
+            self.cancel_token.raise_if_cancelled()
+
+    def authorize(self, usage: Usage) -> None:
+        """Ask the budget whether a request that will use ``usage`` may be sent."""
+        if self.budget is not None:
+            self.budget(usage)
+
+    def record(self, usage: Usage) -> None:
+        """Report what an answered request used."""
+        if self.on_usage is not None:
+            self.on_usage(usage)
+
+    def report(self, message: str) -> None:
+        """Say what the call is doing now."""
+        if self.on_progress is not None:
+            self.on_progress(message)
+
+    def recall_job(self) -> str | None:
+        """The id of the remote job an earlier attempt started, if any."""
+        return self.job.get() if self.job is not None else None
+
+    def remember_job(self, job_id: str | None) -> None:
+        """Keep ``job_id`` (None once the job is over) for later attempts."""
+        if self.job is not None:
+            self.job.set(job_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +167,25 @@ class ChatRequest(Generic[M]):
     seed: int = 0
 
 
+class ProviderModel(Protocol):
+    """What every model says of itself: its ``provider`` (``"google"``) and ``model``
+    (``"veo-3.0-generate-001"``) names, and whether its service answers."""
+
+    provider: str
+    model: str
+
+    def probe(self) -> None:
+        """Ask the service whether this model can be used now (a cheap request, such as
+        reading the model's description); raises :class:`ProviderError` saying what is
+        wrong (unreachable, unknown model, bad key). Offline models return at once."""
+        ...
+
+
 @runtime_checkable
-class ChatModel(Protocol):
+class ChatModel(ProviderModel, Protocol):
     """Answers :class:`ChatRequest` s with an instance of their response model."""
 
-    def complete(self, request: ChatRequest[M]) -> M: ...
+    def complete(self, request: ChatRequest[M], call: ProviderCall | None = None) -> M: ...
 
 
 @dataclass(slots=True)
@@ -92,14 +205,16 @@ class ImageOutput:
 
 
 @runtime_checkable
-class ImageModel(Protocol):
-    """Makes an image from a prompt and reference images."""
+class ImageModel(ProviderModel, Protocol):
+    """Makes an image from a prompt and reference images (which hosted models are sent,
+    so a frame keeps its characters' looks)."""
 
     def generate_single_image(
         self,
         prompt: str,
         reference_image_paths: Sequence[PathLike] = (),
         size: str = "640x360",
+        call: ProviderCall | None = None,
     ) -> ImageOutput: ...
 
 
@@ -111,15 +226,15 @@ class VideoRequest:
     size: tuple[int, int] = (640, 360)
     fps: int = 12
     duration: float = 2.0
-    cancel_token: CancelToken | None = field(default=None, repr=False)
 
 
 @runtime_checkable
-class VideoModel(Protocol):
+class VideoModel(ProviderModel, Protocol):
     """Makes a clip from a prompt and reference images (first and last frame).
 
-    Writes an H.264 MP4 at ``request.output_path`` and returns its path; the
-    file appears only when complete. Checks ``request.cancel_token`` while it
+    Writes an MP4 at ``request.output_path`` and returns its path; the file appears
+    only when complete. Hosted models may answer with another size, rate or length
+    than asked; the editor fits clips together. Checks ``call.cancel_token`` while it
     works and raises :class:`~vimax_nb.shared.TaskCanceled` when it is set.
     """
 
@@ -128,6 +243,7 @@ class VideoModel(Protocol):
         prompt: str,
         reference_image_paths: Sequence[PathLike],
         request: VideoRequest,
+        call: ProviderCall | None = None,
     ) -> Path: ...
 
 

@@ -17,14 +17,15 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Bool, Enum, Float, Int, Unicode, default
+from traitlets import Bool, Enum, Float, Int, List, Unicode, default
 
 from ..coordinator import Coordinator
 from ..pipelines import register_vimax
-from ..providers import make_providers
+from ..providers import ProviderCatalog
 from ..store import Retention, Store
 from .broadcaster import Broadcaster
 from .hub import Hub, HubLimits
+from .providers import configure_providers, probe_providers
 
 
 class VimaxApp(ExtensionApp):
@@ -73,9 +74,41 @@ class VimaxApp(ExtensionApp):
         "collector's reach (gc.freeze): a full collection of a Jupyter server's ~250,000 "
         "objects otherwise stalls the loop, and every WebSocket, for 150-250 ms.",
     ).tag(config=True)
-    chat_provider = Enum(["procedural", "openai"], default_value="procedural").tag(config=True)
-    image_provider = Enum(["procedural", "openai"], default_value="procedural").tag(config=True)
-    video_provider = Enum(["procedural"], default_value="procedural").tag(config=True)
+    chat_provider = Unicode(
+        help="The chat provider of workflows that pick none: procedural, openai or google. "
+        "Default: the providers file's, else procedural."
+    ).tag(config=True)
+    image_provider = Unicode(
+        help="The image provider of workflows that pick none: procedural, openai, google or "
+        "replicate. Default: the providers file's, else procedural."
+    ).tag(config=True)
+    video_provider = Unicode(
+        help="The video provider of workflows that pick none: procedural, google or "
+        "replicate. Default: the providers file's, else procedural."
+    ).tag(config=True)
+    providers_file = Unicode(
+        help="A YAML or TOML file configuring the providers (ViMax's config keys are "
+        "understood): each role's provider, model, key, base URL and rate limit, more "
+        "providers to pick from, prices, the cache and max_cost. Relative to root_dir."
+    ).tag(config=True)
+    cache_roles = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        help="The roles (chat, image, video) whose hosted results are cached across "
+        "workflows, in <workdir>/cache. Default: the providers file's, else all three.",
+    ).tag(config=True)
+    max_cost = Float(
+        None,
+        allow_none=True,
+        help="US dollars a workflow may spend on provider calls unless it sets its own "
+        "max_cost. Default: the providers file's, else no limit.",
+    ).tag(config=True)
+    probe_providers = Bool(
+        True,
+        help="Ask each hosted provider's service at start whether it answers, and report "
+        "the answer in the log and GET /vimax/api/providers.",
+    ).tag(config=True)
 
     @default("workdir")
     def _default_workdir(self) -> str:
@@ -103,12 +136,14 @@ class VimaxService:
 
     def __init__(self, app: VimaxApp) -> None:
         self.app = app
-        root = Path(getattr(app.serverapp, "root_dir", None) or os.getcwd())
-        self.workdir = (root / app.workdir).resolve()
+        self.root = Path(getattr(app.serverapp, "root_dir", None) or os.getcwd())
+        self.workdir = (self.root / app.workdir).resolve()
         self.database = Path(app.database) if app.database else self.workdir / "vimax.sqlite3"
         self.store: Store | None = None
         self.coordinator: Coordinator | None = None
+        self.catalog: ProviderCatalog | None = None
         self.broadcaster: Broadcaster | None = None
+        self._probes: asyncio.Task[None] | None = None
         self.hub = Hub(
             HubLimits(
                 send_queue_limit=app.send_queue_limit,
@@ -134,8 +169,11 @@ class VimaxService:
             max_events_per_room=app.max_events_per_room, max_age=app.max_event_age
         )
         self.store = await Store.open(self.database, retention=retention)
-        # The openai package is an extra: make_providers imports it only when asked for.
-        providers = make_providers(app.chat_provider, app.image_provider, app.video_provider)
+        # A hosted provider's SDK is imported only when that provider is configured.
+        catalog, max_cost = await asyncio.to_thread(
+            configure_providers, app, self.root, self.workdir
+        )
+        self.catalog = catalog
         self.coordinator = Coordinator(
             store=self.store,
             workdir=self.workdir,
@@ -144,9 +182,13 @@ class VimaxService:
                 getattr(app.serverapp, "base_url", None) or "/", "vimax/api/workflows"
             ),
         )
-        register_vimax(self.coordinator, providers)
+        register_vimax(self.coordinator, catalog, max_cost=max_cost)
         self.broadcaster = Broadcaster(self.coordinator, self.store.events, self.hub)
         await self.coordinator.start()
+        if app.probe_providers:
+            self._probes = asyncio.ensure_future(
+                probe_providers(catalog, self.coordinator, app.log)
+            )
         if app.freeze_gc:
             gc.collect()
             gc.freeze()
@@ -165,6 +207,8 @@ class VimaxService:
             return
         assert self.coordinator is not None
         assert self.store is not None
+        if self._probes is not None:
+            self._probes.cancel()
         await self.coordinator.stop()
         self.hub.close_all()
         if self.broadcaster is not None:

@@ -16,6 +16,7 @@ from jupyter_server.utils import url_path_join
 from pydantic import ValidationError
 
 from ..coordinator import AgentNotFound, InvalidTransition, UnknownPipeline, WorkflowNotFound
+from ..pipelines.calls import provider_status
 from ..protocol import ControlAction, unstored_data, workflow_room
 from .artifacts import ArtifactHandler
 from .base import ApiError, VimaxHandler, api, workflow_not_found
@@ -162,6 +163,18 @@ class AgentHandler(VimaxHandler):
         self.reply(agent.record().model_dump(mode="json"))
 
 
+class ProvidersHandler(VimaxHandler):
+    """``GET /vimax/api/providers``: every configured provider per role, with its model
+    and readiness."""
+
+    @api
+    async def get(self) -> None:
+        service = await self.service()
+        assert service.catalog is not None
+        statuses = [provider_status(entry) for entry in service.catalog.entries]
+        self.reply({"providers": [s.model_dump(mode="json") for s in statuses]})
+
+
 class CoordinatorHandler(VimaxHandler):
     """``GET /vimax/api/coordinator``: the coordinator's metrics now, with the hub's
     connections."""
@@ -206,6 +219,7 @@ rest_handlers: list[tuple[str, type]] = [
     (r"/vimax/api/workflows/([^/]+)/artifacts/(.+)", ArtifactHandler),
     (r"/vimax/api/agents", AgentsHandler),
     (r"/vimax/api/agents/(.+)", AgentHandler),
+    (r"/vimax/api/providers", ProvidersHandler),
     (r"/vimax/api/coordinator", CoordinatorHandler),
     (r"/vimax/ws/stats", HubStatsHandler),
     (r"/vimax/ws/client/([^/]+)", HubClientHandler),

@@ -58,6 +58,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     data TEXT NOT NULL,
     PRIMARY KEY (workflow_id, task_key)
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    workflow_id TEXT NOT NULL,
+    task_key TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (workflow_id, task_key)
+);
 """
 
 

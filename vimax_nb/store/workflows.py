@@ -1,4 +1,5 @@
-"""Durable records of workflows and of their tasks' checkpoints."""
+"""Durable records of workflows, of their tasks' checkpoints and of the remote jobs
+their running tasks wait on."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from .database import Database, StoreError
 
 log = logging.getLogger(__name__)
 
-_SAVE, _CHECKPOINT, _DELETE, _INTERRUPT = range(4)
+_SAVE, _CHECKPOINT, _DELETE, _INTERRUPT, _JOB = range(5)
 _UNFINISHED = tuple(
     s.value for s in (WorkflowState.pending, WorkflowState.running, WorkflowState.paused)
 )
@@ -61,8 +62,13 @@ class WorkflowStore:
         """Queue ``checkpoint`` to be stored, replacing one for the same task."""
         self.db.submit(self, (_CHECKPOINT, _checkpoint_row(checkpoint), None))
 
+    async def save_job(self, workflow_id: str, task_key: str, job_id: str | None) -> None:
+        """Store the id of the remote job ``task_key`` waits on (None: forget it) and wait
+        until it is durable, so that a restart finds the job instead of paying again."""
+        await self._call(_JOB, (workflow_id, task_key, job_id))
+
     async def delete(self, workflow_id: str) -> None:
-        """Forget a workflow and its checkpoints."""
+        """Forget a workflow, its checkpoints and its jobs."""
         await self._call(_DELETE, workflow_id)
 
     async def interrupt_unfinished(self, now: str) -> list[WorkflowRecord]:
@@ -118,6 +124,17 @@ class WorkflowStore:
 
         return await self.db.read(query)
 
+    async def jobs(self, workflow_id: str) -> dict[str, str]:
+        """The remote job ids of ``workflow_id``'s tasks, by task key."""
+
+        def query(conn: sqlite3.Connection) -> dict[str, str]:
+            rows = conn.execute(
+                "SELECT task_key, job_id FROM jobs WHERE workflow_id = ?", (workflow_id,)
+            )
+            return dict(rows.fetchall())
+
+        return await self.db.read(query)
+
     # -- the writer thread's side (WriteHandler) ------------------------------------
 
     def write(self, conn: sqlite3.Connection, items: list[Any]) -> list[Any]:
@@ -148,9 +165,23 @@ class WorkflowStore:
                 arg,
             )
             return None
+        if kind == _JOB:
+            workflow_id, task_key, job_id = arg
+            if job_id is None:
+                conn.execute(
+                    "DELETE FROM jobs WHERE workflow_id = ? AND task_key = ?",
+                    (workflow_id, task_key),
+                )
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO jobs (workflow_id, task_key, job_id) VALUES (?, ?, ?)",
+                    arg,
+                )
+            return None
         if kind == _DELETE:
             conn.execute("DELETE FROM workflows WHERE id = ?", (arg,))
             conn.execute("DELETE FROM checkpoints WHERE workflow_id = ?", (arg,))
+            conn.execute("DELETE FROM jobs WHERE workflow_id = ?", (arg,))
             return None
         return self._interrupt(conn, arg)
 

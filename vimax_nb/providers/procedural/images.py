@@ -29,7 +29,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageOps
 
-from ..base import ImageOutput, PathLike, ProviderError, parse_prompt, parse_size
+from ..base import ImageOutput, PathLike, ProviderCall, ProviderError, parse_prompt, parse_size
 from .figures import CharacterLook, _draw_figure, character_look
 from .palettes import (
     RGB,
@@ -194,13 +194,18 @@ class ProceduralImageModel:
     :class:`ProviderError` (not retryable).
     """
 
-    name = PROVIDER
+    provider = PROVIDER
+    model = "procedural-image"
+
+    def probe(self) -> None:
+        """Nothing to reach: always ready."""
 
     def generate_single_image(
         self,
         prompt: str,
         reference_image_paths: Sequence[PathLike] = (),
         size: str = "640x360",
+        call: ProviderCall | None = None,
     ) -> ImageOutput:
         """Draw the portrait or frame described by ``prompt`` at ``size`` (``WIDTHxHEIGHT``)."""
         try:

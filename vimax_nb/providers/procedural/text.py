@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from ..base import ChatRequest, M, ProviderError
+from ..base import ChatRequest, M, ProviderCall, ProviderError
 from . import _reading as rd
 from . import _words as wd
 
@@ -45,16 +45,20 @@ class ProceduralChatModel:
     response model the answer does not fit. Safe to share between threads.
     """
 
-    name = "procedural"
+    provider = "procedural"
+    model = "procedural-text"
 
-    def complete(self, request: ChatRequest[M]) -> M:
+    def probe(self) -> None:
+        """Nothing to reach: always ready."""
+
+    def complete(self, request: ChatRequest[M], call: ProviderCall | None = None) -> M:
         """Answer ``request``; same task, inputs and seed give an identical answer."""
         handler = _HANDLERS.get(request.task)
         if handler is None:
             raise ProviderError(
                 f"the procedural chat model does not know the task {request.task!r}; "
                 f"it knows {', '.join(TASKS)}",
-                provider=self.name,
+                provider=self.provider,
             )
         digest = hashlib.sha256(
             json.dumps(request.inputs, sort_keys=True, default=str).encode()
@@ -63,16 +67,20 @@ class ProceduralChatModel:
         try:
             answer = handler(request.inputs, rng)
         except KeyError as exc:
-            raise ProviderError(f"{request.task}: missing input {exc}", provider=self.name) from exc
+            raise ProviderError(
+                f"{request.task}: missing input {exc}", provider=self.provider
+            ) from exc
         except (TypeError, ValueError) as exc:
-            raise ProviderError(f"{request.task}: bad inputs: {exc}", provider=self.name) from exc
+            raise ProviderError(
+                f"{request.task}: bad inputs: {exc}", provider=self.provider
+            ) from exc
         try:
             return request.response_model.model_validate(answer)
         except ValidationError as exc:
             raise ProviderError(
                 f"{request.task} answers with the fields {', '.join(answer)}, which do not fit "
                 f"the response model {request.response_model.__name__}",
-                provider=self.name,
+                provider=self.provider,
             ) from exc
 
 

@@ -17,7 +17,7 @@ import av
 from PIL import Image, ImageOps
 
 from ...shared import CancelToken, TaskCanceled
-from ..base import PathLike, ProviderError, VideoRequest, parse_prompt
+from ..base import PathLike, ProviderCall, ProviderError, VideoRequest, parse_prompt
 
 PROVIDER = "procedural"
 
@@ -113,20 +113,26 @@ class ProceduralVideoModel:
     :class:`ProviderError` (not retryable). Thread-safe.
     """
 
-    name = PROVIDER
+    provider = PROVIDER
+    model = "procedural-video"
 
     def __init__(self, *, crf: int = 23, preset: str = "veryfast") -> None:
         self.crf = crf
         self.preset = preset
+
+    def probe(self) -> None:
+        """Nothing to reach: always ready."""
 
     def generate_single_video(
         self,
         prompt: str,
         reference_image_paths: Sequence[PathLike],
         request: VideoRequest,
+        call: ProviderCall | None = None,
     ) -> Path:
         """Render the clip described by ``prompt`` to ``request.output_path`` and return it."""
-        _check(request.cancel_token)
+        token = call.cancel_token if call is not None else None
+        _check(token)
         width, height = request.size
         if width < 16 or height < 16 or width % 2 or height % 2:
             raise ProviderError(
@@ -161,7 +167,7 @@ class ProceduralVideoModel:
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
                 stream.time_base = Fraction(1, request.fps)
                 for index in range(count):
-                    _check(request.cancel_token)
+                    _check(token)
                     t = index / (count - 1) if count > 1 else 0.0
                     image = Image.blend(first, last, t) if many else first
                     if motion != "static":
@@ -172,7 +178,7 @@ class ProceduralVideoModel:
                     frame.pts = index
                     container.mux(stream.encode(frame))
                 container.mux(stream.encode(None))
-            _check(request.cancel_token)
+            _check(token)
             os.replace(partial, output)
         except av.FFmpegError as exc:
             partial.unlink(missing_ok=True)
