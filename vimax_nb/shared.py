@@ -17,16 +17,32 @@ class TaskCanceled(Exception):
 
 
 class CancelToken:
-    """Tells a running task it should stop; safe to check from any thread."""
+    """Tells a running task it should stop; safe to check from any thread.
 
-    __slots__ = ("_event",)
+    A task is stopped for good by :meth:`cancel`, or :meth:`interrupt` ed because the
+    server is stopping: then work it started elsewhere (a remote job) should be left
+    running, to be picked up when the workflow is resumed.
+    """
+
+    __slots__ = ("_event", "_interrupted")
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._interrupted = False
 
     def cancel(self) -> None:
         """Ask the task to stop."""
         self._event.set()
+
+    def interrupt(self) -> None:
+        """Ask the task to stop because the server is stopping."""
+        self._interrupted = True
+        self._event.set()
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the task was stopped by :meth:`interrupt` (and not canceled first)."""
+        return self._interrupted
 
     @property
     def cancelled(self) -> bool:

@@ -12,8 +12,17 @@ from typing import Any
 
 from vimax_nb.coordinator import Coordinator, RetryPolicy
 from vimax_nb.pipelines import register_vimax
-from vimax_nb.providers import ChatRequest, ImageOutput, Providers, VideoRequest, make_providers
+from vimax_nb.providers import (
+    ChatRequest,
+    ImageOutput,
+    ProviderCatalog,
+    Providers,
+    Usage,
+    VideoRequest,
+    make_providers,
+)
 from vimax_nb.providers.base import PathLike, ProviderCall, ProviderError
+from vimax_nb.providers.prices import ModelPrices, PriceTable
 from vimax_nb.shared import TaskCanceled
 from vimax_nb.store import Store
 
@@ -86,9 +95,7 @@ class Wrapped:
         call: ProviderCall | None = None,
     ) -> Path:
         self._enter("video", call.cancel_token if call is not None else None)
-        return self.inner.video.generate_single_video(
-            prompt, reference_image_paths, request, call
-        )
+        return self.inner.video.generate_single_video(prompt, reference_image_paths, request, call)
 
     def providers(self) -> Providers:
         return Providers(chat=self, image=self, video=self)
@@ -107,15 +114,107 @@ def flaky(rate: float, seed: int = 7) -> Callable[[str, int], Exception | None]:
     return fail
 
 
+class Billed:
+    """One role of a pretend hosted service over :class:`Wrapped`: every call asks the
+    budget first (``authorize``) and reports its usage after, like the real providers.
+    The video model also keeps a remote job: it remembers ``job-<n>`` before it renders
+    (``video_gate``, when set, holds it there), polls a remembered job instead of
+    starting one, says what it waits on, and forgets the job once the clip is written."""
+
+    provider = "billed"
+
+    def __init__(self, wrapped: Wrapped, role: str) -> None:
+        self.wrapped = wrapped
+        self.role = role
+        self.model = f"billed-{role}"
+        self.jobs_started: list[str] = []
+        self.jobs_resumed: list[str] = []
+        self.video_gate: threading.Event | None = None
+
+    def probe(self) -> None:
+        pass
+
+    def _usage(self, **units: Any) -> Usage:
+        return Usage(self.provider, self.model, self.role, **units)  # type: ignore[arg-type]
+
+    def complete(self, request: ChatRequest[Any], call: ProviderCall | None = None) -> Any:
+        assert call is not None
+        call.authorize(self._usage(input_tokens=1000))
+        answer = self.wrapped.complete(request, call)
+        call.record(self._usage(input_tokens=1000, output_tokens=500))
+        return answer
+
+    def generate_single_image(
+        self,
+        prompt: str,
+        reference_image_paths: Sequence[PathLike] = (),
+        size: str = "640x360",
+        call: ProviderCall | None = None,
+    ) -> ImageOutput:
+        assert call is not None
+        call.authorize(self._usage(images=1))
+        image = self.wrapped.generate_single_image(prompt, reference_image_paths, size, call)
+        call.record(self._usage(images=1))
+        return image
+
+    def generate_single_video(
+        self,
+        prompt: str,
+        reference_image_paths: Sequence[PathLike],
+        request: VideoRequest,
+        call: ProviderCall | None = None,
+    ) -> Path:
+        assert call is not None
+        job = call.recall_job()
+        if job is None:
+            call.authorize(self._usage(video_seconds=request.duration))
+            job = f"job-{len(self.jobs_started) + len(self.jobs_resumed)}-{request.output_path}"
+            call.remember_job(job)
+            self.jobs_started.append(job)
+        else:
+            self.jobs_resumed.append(job)
+        call.report(f"waiting on {self.model} (0 s)")
+        if self.video_gate is not None:
+            while not self.video_gate.wait(0.02):
+                call.raise_if_cancelled()
+        path = self.wrapped.generate_single_video(
+            prompt, reference_image_paths, request, ProviderCall(cancel_token=call.cancel_token)
+        )
+        call.record(self._usage(video_seconds=request.duration))
+        call.remember_job(None)
+        return path
+
+
+def billed(wrapped: Wrapped) -> Providers:
+    """The three roles of the pretend hosted service over ``wrapped``."""
+    return Providers(*(Billed(wrapped, role) for role in ("chat", "image", "video")))
+
+
+#: Prices of the billed models: $0.01 a chat answer, $0.10 an image, $1 a second of video.
+BILLED_PRICES = PriceTable(
+    {
+        "billed-chat": ModelPrices(input_tokens=5.0, output_tokens=10.0),
+        "billed-image": ModelPrices(image=0.10),
+        "billed-video": ModelPrices(video_second=1.0),
+    }
+)
+
+
 @asynccontextmanager
 async def vimax(
-    workdir: Path, wrapped: Wrapped | None = None, **options: Any
+    workdir: Path,
+    wrapped: Wrapped | ProviderCatalog | None = None,
+    *,
+    max_cost: float | None = None,
+    **options: Any,
 ) -> AsyncIterator[tuple[Coordinator, Recorder]]:
-    """A started coordinator with the ViMax agents and pipelines, storing in ``workdir``."""
+    """A started coordinator with the ViMax agents and pipelines, storing in ``workdir``;
+    its providers are ``wrapped``'s, or a catalog's."""
     store = await Store.open(workdir / "vimax.sqlite3")
     options.setdefault("retry", RetryPolicy(max_attempts=3, backoff=0.0))
     coordinator = Coordinator(store=store, workdir=workdir, **options)
-    register_vimax(coordinator, wrapped.providers() if wrapped else None)
+    providers = wrapped.providers() if isinstance(wrapped, Wrapped) else wrapped
+    register_vimax(coordinator, providers, max_cost=max_cost)
     recorder = Recorder(coordinator)
     await coordinator.start()
     try:

@@ -139,7 +139,7 @@ class Coordinator:
         """Stop every active workflow (``interrupted``), save it, stop the executor."""
         for run in list(self._runs.values()):
             if run.state in (S.running, S.paused):
-                self.scheduler.cancel(run)
+                self.scheduler.cancel(run, interrupt=True)
                 self.driver.finish(run, S.interrupted, "interrupted: the server is stopping")
         await self.reporter.stop()
         await self.executor.stop()

@@ -86,13 +86,16 @@ class Scheduler:
                 task.state = TaskState.ready
                 run.held.append(task)
 
-    def cancel(self, run: WorkflowRun) -> None:
-        """Drop ``run``'s waiting tasks and ask its running ones to stop."""
+    def cancel(self, run: WorkflowRun, *, interrupt: bool = False) -> None:
+        """Drop ``run``'s waiting tasks and ask its running ones to stop; with
+        ``interrupt`` their tokens say the server is stopping (remote jobs are kept)."""
         self._queue.remove_run(run)
         run.held.clear()
         for task in run.graph.tasks.values():
             if task.state == TaskState.running:
                 future, ctx = run.running[task.key]
+                if interrupt and not ctx.cancel_token.cancelled:
+                    ctx.cancel_token.interrupt()
                 self.executor.cancel(future, ctx)
             elif task.retry_handle is not None:
                 task.retry_handle.cancel()

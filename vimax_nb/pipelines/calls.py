@@ -75,11 +75,18 @@ def provider_call(
     job slot (one such call per task).
     """
     ledger = _Ledger(ctx, prices)
+    reported = False
+
+    def report(activity: str) -> None:
+        nonlocal reported
+        reported = True
+        ctx.report(activity)
+
     call = ProviderCall(
         cancel_token=ctx.cancel_token,
         seed=int(ctx.workflow_params.get("seed", 0)),
         on_usage=ledger.record,
-        on_progress=ctx.report,
+        on_progress=report,
         budget=ledger.authorize,
         job=ctx.job if remote_job else None,
     )
@@ -87,7 +94,8 @@ def provider_call(
         yield call
     finally:
         ledger.release()
-        ctx.report("")
+        if reported:
+            ctx.report("")
 
 
 def provider_status(entry: ProviderEntry) -> ProviderStatus:

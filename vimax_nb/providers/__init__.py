@@ -168,15 +168,21 @@ class ProviderCatalog:
     cache_roles: tuple[Role, ...] = ()
 
     @classmethod
-    def of(cls, providers: Providers, prices: PriceTable | None = None) -> ProviderCatalog:
-        """A catalog of exactly these models, each its role's default."""
-        catalog = cls(prices=prices or PriceTable())
+    def of(
+        cls,
+        providers: Providers,
+        prices: PriceTable | None = None,
+        cache: ResultCache | None = None,
+    ) -> ProviderCatalog:
+        """A catalog of exactly these models, each its role's default; hosted ones answer
+        from ``cache`` when given."""
+        catalog = cls(prices=prices or PriceTable(), cache=cache, cache_roles=ROLES)
         for role in ROLES:
             model = providers[role]
             settings = ProviderSettings(provider=model.provider)
-            catalog.entries.append(
-                ProviderEntry(role, model.provider, settings, model, default=True)
-            )
+            entry = ProviderEntry(role, model.provider, settings, default=True)
+            entry.model = catalog._cached(role, model)
+            catalog.entries.append(entry)
         return catalog
 
     @classmethod
@@ -221,11 +227,14 @@ class ProviderCatalog:
         except ProviderError as exc:
             entry.problem = str(exc)
         else:
-            hosted = settings.provider != "procedural"
-            if hosted and self.cache is not None and role in self.cache_roles:
-                model = with_cache(model, role, self.cache)
-            entry.model = model
+            entry.model = self._cached(role, model)
         self.entries.append(entry)
+
+    def _cached(self, role: Role, model: Any) -> Any:
+        hosted = model.provider != "procedural"
+        if hosted and self.cache is not None and role in self.cache_roles:
+            return with_cache(model, role, self.cache)
+        return model
 
     def entry(self, role: Role, name: str | None = None) -> ProviderEntry:
         """The entry of provider ``name`` for ``role`` (None: the role's default).

@@ -58,8 +58,10 @@ def wait_for_job(
     Each poll is reported through ``call.report`` as :func:`format_wait` (with
     ``describe(job)``, such as the last line of the job's log). Waits are slept in
     slices of at most half a second so that a cancel is seen quickly: then ``cancel``
-    (if given) asks the service to stop the job, its failure is ignored, and
-    :class:`TaskCanceled` is raised. Raises a retryable :class:`ProviderError` after
+    (if given) asks the service to stop the job (its failure is ignored), the job is
+    forgotten (``call.remember_job(None)``) and :class:`TaskCanceled` is raised. When
+    the token was *interrupted* (the server is stopping) the job is neither canceled
+    nor forgotten, so the resumed workflow polls it again. Raises a retryable :class:`ProviderError` after
     ``timing.timeout`` seconds; errors from ``fetch`` pass through.
     """
     started = clock()
@@ -71,10 +73,14 @@ def wait_for_job(
             if call.cancel_token is not None and call.cancel_token.cancelled:
                 break
             sleep(min(remaining, 0.5))
-        if call.cancel_token is not None and call.cancel_token.cancelled:
+        token = call.cancel_token
+        if token is not None and token.cancelled:
+            if token.interrupted:  # the server is stopping: the job goes on, to be resumed
+                raise TaskCanceled("the task was interrupted")
             if cancel is not None:
                 with contextlib.suppress(Exception):  # the job is abandoned either way
                     cancel(job)
+            call.remember_job(None)
             raise TaskCanceled("the task was canceled")
         if clock() - started > timing.timeout:
             raise ProviderError(
