@@ -5,28 +5,47 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from vimax_nb.pipelines.models import Story
-from vimax_nb.providers.base import ChatModel, ChatRequest, ImageModel, ProviderError
-from vimax_nb.providers.openai import OpenAIChatModel, OpenAIConfig, OpenAIImageModel, RateLimiter
+from vimax_nb.providers.base import (
+    BudgetExceeded,
+    ChatModel,
+    ChatRequest,
+    ImageModel,
+    ProviderCall,
+    ProviderError,
+    Usage,
+)
+from vimax_nb.providers.openai import OpenAIChatModel, OpenAIConfig, OpenAIImageModel, build
 from vimax_nb.providers.openai.images import api_size_for
+from vimax_nb.providers.pacing import RateLimiter
+from vimax_nb.providers.settings import ProviderSettings
 from vimax_nb.shared import CancelToken, TaskCanceled
 
 from .fake_openai_server import (
     CHAT,
+    EDITS,
     HANG,
     IMAGES,
+    MODELS,
     FakeOpenAI,
+    Multipart,
     Reply,
     chat_reply,
     error_reply,
+    model_path,
+    model_reply,
+    models_reply,
     start,
 )
 
@@ -67,8 +86,9 @@ def test_a_structured_answer_is_parsed_into_the_response_model(server: FakeOpenA
     server.script(CHAT, chat_reply(json.dumps(GOOD_STORY)))
     chat = OpenAIChatModel(config_for(server))
     assert isinstance(chat, ChatModel)
+    assert (chat.provider, chat.model) == ("openai", "test-chat")
 
-    story = chat.complete(story_request(seed=7))
+    story = chat.complete(story_request(seed=7), call=ProviderCall(cancel_token=CancelToken()))
 
     assert story == Story(**GOOD_STORY)
     (sent,) = server.requests_to(CHAT)
@@ -133,6 +153,65 @@ def test_a_refusal_is_not_retryable(server: FakeOpenAI) -> None:
     assert len(server.requests_to(CHAT)) == 1
 
 
+def content_length(messages: list[dict[str, str]]) -> int:
+    return sum(len(m["content"]) for m in messages)
+
+
+def test_each_request_is_authorized_before_it_is_sent_and_its_usage_recorded(
+    server: FakeOpenAI,
+) -> None:
+    server.script(CHAT, chat_reply("not json", usage=(120, 7)), chat_reply(json.dumps(GOOD_STORY)))
+    events: list[tuple[str, Usage, int]] = []
+    call = ProviderCall(
+        budget=lambda usage: events.append(("authorize", usage, len(server.requests))),
+        on_usage=lambda usage: events.append(("record", usage, len(server.requests))),
+    )
+
+    OpenAIChatModel(config_for(server)).complete(story_request(), call=call)
+
+    first, second = server.requests_to(CHAT)
+    estimate_1 = math.ceil(content_length(first.body["messages"]) / 4)
+    estimate_2 = math.ceil(content_length(second.body["messages"]) / 4)
+    assert estimate_2 > estimate_1 > 0
+    assert events == [
+        ("authorize", Usage("openai", "test-chat", "chat", input_tokens=estimate_1), 0),
+        ("record", Usage("openai", "test-chat", "chat", input_tokens=120, output_tokens=7), 1),
+        ("authorize", Usage("openai", "test-chat", "chat", input_tokens=estimate_2), 1),
+        ("record", Usage("openai", "test-chat", "chat"), 2),
+    ]
+
+
+def refuse(usage: Usage) -> None:
+    raise BudgetExceeded(f"{usage.model}: over budget", provider=usage.provider)
+
+
+def test_a_request_the_budget_refuses_is_not_sent(server: FakeOpenAI, tmp_path: Path) -> None:
+    write_png(tmp_path / "hero.png", (1, 2, 3))
+    with pytest.raises(BudgetExceeded, match="test-chat: over budget"):
+        OpenAIChatModel(config_for(server)).complete(
+            story_request(), call=ProviderCall(budget=refuse)
+        )
+    image = OpenAIImageModel(config_for(server))
+    for references in ([], [tmp_path / "hero.png"]):
+        with pytest.raises(BudgetExceeded, match="gpt-image-1: over budget"):
+            image.generate_single_image("x", references, call=ProviderCall(budget=refuse))
+    assert server.requests == []
+
+
+def test_a_canceled_call_sends_nothing(server: FakeOpenAI) -> None:
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(TaskCanceled):
+        OpenAIChatModel(config_for(server)).complete(
+            story_request(), call=ProviderCall(cancel_token=token)
+        )
+    with pytest.raises(TaskCanceled):
+        OpenAIImageModel(config_for(server)).generate_single_image(
+            "x", call=ProviderCall(cancel_token=token)
+        )
+    assert server.requests == []
+
+
 @pytest.mark.parametrize(
     ("status", "code", "retryable", "hint"),
     [
@@ -189,6 +268,19 @@ def png_b64(image: Image.Image) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def image_reply(image: Image.Image, usage: tuple[int, int] | None = None) -> Reply:
+    body: dict[str, Any] = {"created": 0, "data": [{"b64_json": png_b64(image)}]}
+    if usage is not None:
+        inputs, outputs = usage
+        body["usage"] = {
+            "input_tokens": inputs,
+            "input_tokens_details": {"image_tokens": 0, "text_tokens": inputs},
+            "output_tokens": outputs,
+            "total_tokens": inputs + outputs,
+        }
+    return Reply(200, body)
+
+
 def test_an_image_is_decoded_cropped_and_resized_to_the_requested_size(
     server: FakeOpenAI,
 ) -> None:
@@ -197,12 +289,16 @@ def test_an_image_is_decoded_cropped_and_resized_to_the_requested_size(
     api_image = Image.new("RGB", (1536, 1024), (255, 0, 0))
     api_image.paste((0, 0, 255), (768, 0, 1536, 1024))
     api_image.paste((0, 255, 0), (0, 0, 1536, 60))
-    server.script(IMAGES, Reply(200, {"created": 0, "data": [{"b64_json": png_b64(api_image)}]}))
+    server.script(IMAGES, image_reply(api_image))
     model = OpenAIImageModel(config_for(server))
     assert isinstance(model, ImageModel)
+    assert (model.provider, model.model) == ("openai", "gpt-image-1")
+    used: list[Usage] = []
 
     output = model.generate_single_image(
-        "Style: watercolor", ["/refs/hero.png", "/refs/harbour.png"], size="640x360"
+        "Style: watercolor",
+        size="640x360",
+        call=ProviderCall(cancel_token=CancelToken(), on_usage=used.append),
     )
 
     assert output.image.size == (640, 360)
@@ -210,18 +306,98 @@ def test_an_image_is_decoded_cropped_and_resized_to_the_requested_size(
     assert output.image.getpixel((10, 2)) == (255, 0, 0)
     assert output.image.getpixel((630, 358)) == (0, 0, 255)
     (sent,) = server.requests_to(IMAGES)
+    assert server.requests_to(EDITS) == []
     assert sent.headers["authorization"] == "Bearer test-key"
-    assert sent.body["model"] == "gpt-image-1"
-    assert sent.body["size"] == "1536x1024"
-    assert sent.body["n"] == 1
-    assert "response_format" not in sent.body
-    assert sent.body["prompt"].startswith("Style: watercolor")
-    assert "hero.png, harbour.png" in sent.body["prompt"]
+    assert sent.body == {
+        "model": "gpt-image-1",
+        "prompt": "Style: watercolor",
+        "size": "1536x1024",
+        "n": 1,
+    }
+    assert used == [Usage("openai", "gpt-image-1", "image", images=1)]
+
+
+def write_png(path: Path, color: tuple[int, int, int], size: tuple[int, int] = (64, 36)) -> bytes:
+    Image.new("RGB", size, color).save(path, format="PNG")
+    return path.read_bytes()
+
+
+def test_reference_images_are_uploaded_to_the_edits_endpoint(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    hero = write_png(tmp_path / "hero.png", (200, 10, 10))
+    Image.new("RGB", (40, 40), (10, 200, 10)).save(tmp_path / "harbour.jpg", format="JPEG")
+    harbour = (tmp_path / "harbour.jpg").read_bytes()
+    server.script(EDITS, image_reply(Image.new("RGB", (1536, 1024), (9, 9, 9)), usage=(300, 4000)))
+    used: list[Usage] = []
+
+    output = OpenAIImageModel(config_for(server)).generate_single_image(
+        "Style: watercolor",
+        [tmp_path / "hero.png", str(tmp_path / "harbour.jpg")],
+        size="640x360",
+        call=ProviderCall(on_usage=used.append),
+    )
+
+    assert output.image.size == (640, 360)
+    assert server.requests_to(IMAGES) == []
+    (sent,) = server.requests_to(EDITS)
+    assert sent.headers["authorization"] == "Bearer test-key"
+    assert isinstance(sent.body, Multipart)
+    assert sent.body.fields == {
+        "model": "gpt-image-1",
+        "prompt": "Style: watercolor",
+        "size": "1536x1024",
+        "n": "1",
+    }
+    uploads = [(f.field, f.filename, f.content_type, f.data) for f in sent.body.files]
+    assert uploads == [
+        ("image[]", "hero.png", "image/png", hero),
+        ("image[]", "harbour.jpg", "image/jpeg", harbour),
+    ]
+    assert used == [
+        Usage("openai", "gpt-image-1", "image", input_tokens=300, output_tokens=4000, images=1)
+    ]
+
+
+def test_dall_e_models_get_the_first_reference_only_as_a_square_png(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    write_png(tmp_path / "hero.png", (200, 10, 10), size=(80, 40))
+    write_png(tmp_path / "harbour.png", (10, 200, 10))
+    server.script(EDITS, image_reply(Image.new("RGB", (512, 512), (9, 9, 9))))
+    model = OpenAIImageModel(config_for(server, image_model="dall-e-2"))
+
+    output = model.generate_single_image(
+        "a keeper", [tmp_path / "hero.png", tmp_path / "harbour.png"], size="400x400"
+    )
+
+    assert output.image.size == (400, 400)
+    (sent,) = server.requests_to(EDITS)
+    assert sent.body.fields["response_format"] == "b64_json"
+    assert sent.body.fields["size"] == "512x512"
+    (upload,) = sent.body.files
+    assert (upload.field, upload.filename, upload.content_type) == (
+        "image",
+        "hero.png",
+        "image/png",
+    )
+    sent_image = Image.open(io.BytesIO(upload.data))
+    assert (sent_image.format, sent_image.mode, sent_image.size) == ("PNG", "RGBA", (512, 512))
+    assert sent_image.getpixel((256, 256)) == (200, 10, 10, 255)
+
+
+def test_a_missing_reference_image_is_not_retryable_and_sends_nothing(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    with pytest.raises(ProviderError, match=r"gone\.png") as caught:
+        OpenAIImageModel(config_for(server)).generate_single_image("x", [tmp_path / "gone.png"])
+    assert caught.value.retryable is False
+    assert server.requests == []
 
 
 def test_dall_e_models_are_asked_for_base64_at_their_own_sizes(server: FakeOpenAI) -> None:
     api_image = Image.new("RGB", (1792, 1024), (10, 20, 30))
-    server.script(IMAGES, Reply(200, {"created": 0, "data": [{"b64_json": png_b64(api_image)}]}))
+    server.script(IMAGES, image_reply(api_image))
     model = OpenAIImageModel(config_for(server, image_model="dall-e-3"))
 
     output = model.generate_single_image("a harbour", size="320x180")
@@ -297,6 +473,98 @@ def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIMAX_OPENAI_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="VIMAX_OPENAI_TIMEOUT"):
         OpenAIConfig.from_env()
+
+
+def test_probe_reads_the_model(server: FakeOpenAI) -> None:
+    server.script(model_path("test-chat"), model_reply("test-chat"))
+    server.script(model_path("gpt-image-1"), model_reply("gpt-image-1"))
+    OpenAIChatModel(config_for(server)).probe()
+    OpenAIImageModel(config_for(server)).probe()
+    assert [r.path for r in server.requests] == [model_path("test-chat"), model_path("gpt-image-1")]
+    assert server.requests[0].headers["authorization"] == "Bearer test-key"
+
+
+def test_probe_of_an_unknown_model_says_to_check_its_name(server: FakeOpenAI) -> None:
+    server.script(model_path("nope"), error_reply(404, "The model 'nope' does not exist"))
+    server.script(MODELS, models_reply("test-chat", "gpt-image-1"))
+    with pytest.raises(ProviderError, match="check the model name") as caught:
+        OpenAIChatModel(config_for(server, chat_model="nope")).probe()
+    assert "does not exist" in str(caught.value)
+    assert caught.value.retryable is False
+
+
+def test_probe_passes_when_a_server_only_lists_its_models(server: FakeOpenAI) -> None:
+    server.script(model_path("local-llm"), error_reply(404, "Not Found"))
+    server.script(MODELS, models_reply("local-llm"))
+    OpenAIChatModel(config_for(server, chat_model="local-llm")).probe()
+    assert [r.path for r in server.requests] == [model_path("local-llm"), MODELS]
+
+
+def test_probe_of_a_closed_port_says_it_could_not_reach_the_url() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = OpenAIConfig(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", timeout=5)
+    with pytest.raises(ProviderError, match=f"could not reach http://127.0.0.1:{port}/v1"):
+        OpenAIImageModel(config).probe()
+
+
+def test_build_makes_each_roles_model_from_the_settings_over_the_environment() -> None:
+    environ = {
+        "OPENAI_API_KEY": "env-key",
+        "VIMAX_OPENAI_BASE_URL": "http://env/v1",
+        "VIMAX_OPENAI_IMAGE_MODEL": "dall-e-2",
+        "VIMAX_OPENAI_RPM": "30",
+    }
+
+    chat = build("chat", ProviderSettings(provider="openai", model="my-chat"), environ)
+    assert isinstance(chat, OpenAIChatModel)
+    assert (chat.provider, chat.model) == ("openai", "my-chat")
+    assert (chat.config.api_key, chat.config.base_url) == ("env-key", "http://env/v1")
+    assert (chat.config.requests_per_minute, chat.rate_limiter.interval) == (30, 2)
+
+    image = build("image", ProviderSettings(provider="openai"), environ)
+    assert isinstance(image, OpenAIImageModel)
+    assert image.model == "dall-e-2"
+
+    settings = ProviderSettings(
+        provider="openai",
+        model="gpt-image-1",
+        api_key_env="MY_KEY",
+        base_url="http://own/v1",
+        requests_per_minute=120,
+        timeout=7,
+        options={"organization": "org-1", "max_reasks": 0},
+    )
+    image = build("image", settings, {**environ, "MY_KEY": "own-key"})
+    assert image.model == "gpt-image-1"
+    assert image.config.model_dump() == {
+        "base_url": "http://own/v1",
+        "api_key": "own-key",
+        "chat_model": "gpt-4o-mini",
+        "image_model": "gpt-image-1",
+        "requests_per_minute": 120,
+        "timeout": 7,
+        "max_reasks": 0,
+        "organization": "org-1",
+    }
+    assert str(image.client.base_url) == "http://own/v1/"
+
+
+def test_build_without_a_key_says_where_to_put_one() -> None:
+    with pytest.raises(ProviderError, match="VIMAX_OPENAI_API_KEY or OPENAI_API_KEY") as caught:
+        build("chat", ProviderSettings(provider="openai"), {"OPENAI_API_KEY": " "})
+    assert caught.value.retryable is False
+    assert "providers file" in str(caught.value)
+
+
+def test_build_refuses_the_video_role_and_unknown_options() -> None:
+    environ = {"OPENAI_API_KEY": "k"}
+    with pytest.raises(ValueError, match="Sora") as caught:
+        build("video", ProviderSettings(provider="openai"), environ)
+    assert "use google or replicate" in str(caught.value)
+    with pytest.raises(ValueError, match=r"unknown option.*vertexai"):
+        build("chat", ProviderSettings(provider="openai", options={"vertexai": True}), environ)
 
 
 class FakeClock:

@@ -14,6 +14,7 @@ from PIL import Image, ImageChops, ImageStat
 from vimax_nb.pipelines.editing import probe_video
 from vimax_nb.providers.base import (
     ImageModel,
+    ProviderCall,
     ProviderError,
     VideoModel,
     VideoRequest,
@@ -385,18 +386,20 @@ def test_a_cancel_before_the_start_leaves_nothing(tmp_path: Path) -> None:
     ref = solid(tmp_path / "a.png", (10, 10, 10))
     token = CancelToken()
     token.cancel()
-    request = VideoRequest(tmp_path / "clip.mp4", duration=1.0, cancel_token=token)
+    request = VideoRequest(tmp_path / "clip.mp4", duration=1.0)
+    call = ProviderCall(cancel_token=token)
     with pytest.raises(TaskCanceled):
-        ProceduralVideoModel().generate_single_video(clip_prompt(), [ref, ref], request)
+        ProceduralVideoModel().generate_single_video(clip_prompt(), [ref, ref], request, call)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
 def test_a_cancel_while_encoding_removes_the_part_file(tmp_path: Path) -> None:
     ref = solid(tmp_path / "a.png", (10, 10, 10))
     token = CancelAfter(20, tmp_path)
-    request = VideoRequest(tmp_path / "clip.mp4", fps=12, duration=2.0, cancel_token=token)
+    request = VideoRequest(tmp_path / "clip.mp4", fps=12, duration=2.0)
+    call = ProviderCall(cancel_token=token)
     with pytest.raises(TaskCanceled):
-        ProceduralVideoModel().generate_single_video(clip_prompt("zoom in"), [ref], request)
+        ProceduralVideoModel().generate_single_video(clip_prompt("zoom in"), [ref], request, call)
     assert token.saw_part
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 

@@ -3,42 +3,24 @@
 
 from __future__ import annotations
 
-import json
-import re
+import math
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 from openai.types.shared_params import ResponseFormatJSONSchema
-from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from ...shared import CancelToken
-from ..base import ChatRequest, M, ProviderError
+from ..base import ChatRequest, M, ProviderCall, ProviderError, Usage
+from ..structured import (
+    answer_structured,
+    request_text,
+    response_schema,
+    schema_name,
+    system_text,
+)
 from .client import OpenAIProvider
 from .config import PROVIDER
 
 __all__ = ["OpenAIChatModel"]
-
-
-def _schema_name(model: type[BaseModel]) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", model.__name__)[:64] or "answer"
-
-
-def _strip_fences(content: str) -> str:
-    """The JSON inside a Markdown code fence, which some compatible servers add."""
-    match = re.fullmatch(r"\s*```[A-Za-z]*\s*\n(.*?)\n?```\s*", content, re.DOTALL)
-    return match[1] if match else content
-
-
-def _describe(exc: ValidationError, limit: int = 10) -> str:
-    errors = exc.errors(include_url=False)
-    lines = [
-        f"- {'.'.join(str(p) for p in e['loc']) or '(whole answer)'}: {e['msg']}"
-        for e in errors[:limit]
-    ]
-    if len(errors) > limit:
-        lines.append(f"- ... and {len(errors) - limit} more")
-    return "\n".join(lines)
 
 
 class OpenAIChatModel(OpenAIProvider):
@@ -46,59 +28,52 @@ class OpenAIChatModel(OpenAIProvider):
 
     :meth:`complete` returns a validated instance of ``request.response_model`` or
     raises ProviderError; it makes at most ``max_reasks + 1`` requests, each after the
-    rate limiter lets it through.
+    rate limiter lets it through and the call's budget authorized it.
     """
 
-    def complete(self, request: ChatRequest[M], *, cancel_token: CancelToken | None = None) -> M:
-        """Ask, validate, re-ask with the errors quoted; see the class docstring.
+    role = "chat"
 
-        ``cancel_token`` is checked before each request (and while the rate limiter
-        waits); a request already sent runs to its answer or ``config.timeout``.
+    def complete(self, request: ChatRequest[M], call: ProviderCall | None = None) -> M:
+        """Ask, validate, re-ask in the same conversation with the errors quoted (see
+        :func:`~vimax_nb.providers.structured.answer_structured`).
+
+        Before each request ``call.cancel_token`` is checked (also while the rate
+        limiter waits) and ``call.authorize`` is given the request's estimated usage
+        (input tokens: a quarter of the conversation's characters), so a
+        :class:`~vimax_nb.providers.base.BudgetExceeded` means nothing was sent; after
+        each answer ``call.record`` gets the tokens the server reports. A request
+        already sent runs to its answer or ``config.timeout``.
         """
-        model_cls = request.response_model
-        schema = model_cls.model_json_schema()
-        try:
-            user = json.dumps(
-                {"task": request.task, "inputs": to_jsonable_python(request.inputs)},
-                ensure_ascii=False,
-            )
-        except (PydanticSerializationError, TypeError, ValueError) as exc:
-            raise ProviderError(
-                f"the inputs of {request.task!r} are not JSON-able: {exc}", provider=PROVIDER
-            ) from exc
-        system = (
-            f"{request.instructions}\n\nAnswer with a single JSON object, and nothing else, "
-            f"that matches this JSON schema:\n{json.dumps(schema, ensure_ascii=False)}"
-        )
+        call = call or ProviderCall()
+        system, user = system_text(request), request_text(request, PROVIDER)
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": system},
             {"role": "user", "content": user},
         ]
         response_format: ResponseFormatJSONSchema = {
             "type": "json_schema",
-            "json_schema": {"name": _schema_name(model_cls), "schema": schema, "strict": False},
+            "json_schema": {
+                "name": schema_name(request.response_model),
+                "schema": response_schema(request),
+                "strict": False,
+            },
         }
-        last_error = ""
-        for attempt in range(self.config.max_reasks + 1):
-            content = self._ask(request, messages, response_format, cancel_token)
-            try:
-                return model_cls.model_validate_json(_strip_fences(content))
-            except ValidationError as exc:
-                last_error = _describe(exc)
-            if attempt < self.config.max_reasks:
-                messages.append({"role": "assistant", "content": content})
-                messages.append(
-                    {
-                        "role": "user",
-                        "content": "That answer does not match the JSON schema:\n"
-                        f"{last_error}\nAnswer again with only the corrected JSON object.",
-                    }
-                )
-        raise ProviderError(
-            f"{self.config.chat_model} kept answering {request.task!r} with invalid output "
-            f"({self.config.max_reasks + 1} tries); last error:\n{last_error}",
-            retryable=True,
-            provider=PROVIDER,
+        answers: list[str] = []
+        characters = len(system) + len(user)
+
+        def ask(correction: str | None) -> str:
+            nonlocal characters
+            if correction is not None:
+                messages.append({"role": "assistant", "content": answers[-1]})
+                messages.append({"role": "user", "content": correction})
+                characters += len(answers[-1]) + len(correction)
+            answers.append(
+                self._ask(request, messages, response_format, math.ceil(characters / 4), call)
+            )
+            return answers[-1]
+
+        return answer_structured(
+            request, ask, max_reasks=self.config.max_reasks, model=self.model, provider=PROVIDER
         )
 
     def _ask(
@@ -106,19 +81,31 @@ class OpenAIChatModel(OpenAIProvider):
         request: ChatRequest[M],
         messages: list[ChatCompletionMessageParam],
         response_format: ResponseFormatJSONSchema,
-        cancel_token: CancelToken | None,
+        estimated_tokens: int,
+        call: ProviderCall,
     ) -> str:
-        what = f"chat completion {request.task!r} with model {self.config.chat_model!r}"
-        self.rate_limiter.acquire(cancel_token)
+        what = f"chat completion {request.task!r} with model {self.model!r}"
+        self.rate_limiter.acquire(call.cancel_token)
+        call.authorize(Usage(PROVIDER, self.model, "chat", input_tokens=estimated_tokens))
         try:
             completion = self.client.chat.completions.create(
-                model=self.config.chat_model,
+                model=self.model,
                 messages=messages,
                 response_format=response_format,
                 seed=request.seed,
             )
         except openai.OpenAIError as exc:
             raise self._error(exc, what) from exc
+        usage = completion.usage
+        call.record(
+            Usage(
+                PROVIDER,
+                self.model,
+                "chat",
+                input_tokens=usage.prompt_tokens if usage else 0,
+                output_tokens=usage.completion_tokens if usage else 0,
+            )
+        )
         if not completion.choices:
             raise ProviderError(
                 f"{what}: the answer had no choices", retryable=True, provider=PROVIDER

@@ -1,5 +1,5 @@
-"""What the OpenAI providers share: the client, made once per provider, and the mapping
-of the client's errors to :class:`~vimax_nb.providers.base.ProviderError`."""
+"""What the OpenAI models share: the client, made once per model, the mapping of the
+client's errors to :class:`~vimax_nb.providers.base.ProviderError`, and the probe."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import Mapping
 
 import openai
 
-from ..base import ProviderError
-from .config import API_KEY_HINT, PROVIDER, OpenAIConfig, RateLimiter
+from ..base import ProviderError, Role
+from ..pacing import RateLimiter
+from .config import API_KEY_HINT, PROVIDER, OpenAIConfig
 
 __all__ = ["OpenAIProvider", "map_error"]
 
@@ -49,12 +50,17 @@ def map_error(exc: openai.OpenAIError, what: str, config: OpenAIConfig, url: str
 
 
 class OpenAIProvider:
-    """The client, config and rate limiter both providers share.
+    """The client, config and rate limiter of one OpenAI model, its ``provider`` and
+    ``model`` names (``model`` is the config's model for the subclass's ``role``) and
+    :meth:`probe`.
 
     ``config=None`` reads :meth:`OpenAIConfig.from_env`; without a ``client`` one is made
     that never retries (``max_retries=0``), which raises a non-retryable ProviderError
     when no API key is set; without a ``rate_limiter`` one of the config's rate is made.
     """
+
+    provider = PROVIDER
+    role: Role
 
     def __init__(
         self,
@@ -64,6 +70,7 @@ class OpenAIProvider:
         rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.config = OpenAIConfig.from_env() if config is None else config
+        self.model = self.config.chat_model if self.role == "chat" else self.config.image_model
         if client is None:
             client = openai.OpenAI(
                 api_key=self.config.resolve_api_key(),
@@ -74,6 +81,29 @@ class OpenAIProvider:
             )
         self.client = client
         self.rate_limiter = rate_limiter or RateLimiter(self.config.requests_per_minute)
+
+    def probe(self) -> None:
+        """Read the model's description (``GET /models/{model}``, free and not paced);
+        raises the ProviderError of :func:`map_error` when the server cannot be reached,
+        does not know the model (404) or refuses the key (401).
+
+        Compatible servers that cannot describe one model (vLLM answers 404) pass when
+        their list of models (``GET /models``) names it.
+        """
+        what = f"probing model {self.model!r}"
+        try:
+            self.client.models.retrieve(self.model)
+        except openai.APIStatusError as exc:
+            if exc.status_code not in (404, 405, 501) or not self._listed():
+                raise self._error(exc, what) from exc
+        except openai.OpenAIError as exc:
+            raise self._error(exc, what) from exc
+
+    def _listed(self) -> bool:
+        try:
+            return any(listed.id == self.model for listed in self.client.models.list())
+        except openai.OpenAIError:
+            return False
 
     def _error(self, exc: openai.OpenAIError, what: str) -> ProviderError:
         return map_error(exc, what, self.config, str(self.client.base_url))
