@@ -185,9 +185,9 @@ def test_prices_by_exact_name_or_longest_prefix() -> None:
     usage = Usage("openai", "my-model", "chat", input_tokens=1_000_000, output_tokens=500_000)
     assert table.price(usage).cost == pytest.approx(2.0)
     veo = Usage("google", "veo-3.0-fast-generate-001", "video", video_seconds=8)
-    assert table.price(veo).cost == pytest.approx(8 * 0.15)
+    assert table.price(veo).cost == pytest.approx(8 * 0.10)
     assert table.price(Usage("google", "veo-3.0-generate-001", "video", video_seconds=8)).cost == (
-        pytest.approx(8 * 0.40)
+        pytest.approx(8 * 0.20)
     )
     assert table.price(Usage("x", "mystery", "image", images=3, cached=False)).cost == 0.0
     assert table.unpriced("mystery", "x")
