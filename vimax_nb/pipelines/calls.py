@@ -72,7 +72,8 @@ def provider_call(
     that would pass it is refused before it is sent) and its usage added to the
     workflow's spend; what it waits on shows as the task's activity, cleared when the
     call ends. With ``remote_job`` the call may keep its remote job's id in the task's
-    job slot (one such call per task).
+    job slot (one such call per task); the slot is emptied when the task is canceled,
+    and kept when the server stops (the resumed workflow polls the same job).
     """
     ledger = _Ledger(ctx, prices)
     reported = False
@@ -96,6 +97,9 @@ def provider_call(
         ledger.release()
         if reported:
             ctx.report("")
+        token = ctx.cancel_token
+        if remote_job and token.cancelled and not token.interrupted:
+            ctx.job.set(None)  # a canceled task's job is never resumed
 
 
 def provider_status(entry: ProviderEntry) -> ProviderStatus:
