@@ -77,7 +77,7 @@ def test_run_request_turns_plain_words_into_a_plan(
         (["run", "idea2video", "   "], "idea: String should have at least 1 character"),
         (["run", "script2video", "@/no/such/file"], "cannot read the script"),
         (["run", "request", "  "], "the request is empty"),
-        (["run", "idea2video", "x", "--chat", "gpt"], "invalid choice: 'gpt'"),
+        (["run", "idea2video", "x", "--chat", "GPT"], "providers.chat: String should match"),
         (["run", "sketch2video", "x"], "invalid choice: 'sketch2video'"),
     ],
 )

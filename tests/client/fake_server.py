@@ -43,6 +43,7 @@ from vimax_nb.protocol import (
     Ping,
     Pong,
     ProgressEvent,
+    ProviderStatus,
     RoomKind,
     Subscribe,
     Subscribed,
@@ -119,7 +120,8 @@ class FakeServer:
     :class:`~vimax_nb.client.ClientConnection` takes.
 
     ``workflows``, ``agents`` and ``metrics`` are what REST returns and the rooms'
-    snapshots are; tests may set them.
+    snapshots are; ``providers`` what ``GET /vimax/api/providers`` lists (None: the
+    endpoint is not there, 404, as on an older server); tests may set them.
     """
 
     def __init__(self, *, epoch: str = "epoch-1", heartbeat_interval: float = 30.0) -> None:
@@ -130,6 +132,7 @@ class FakeServer:
         self.workflows: dict[str, WorkflowRecord] = {}
         self.agents: dict[str, AgentRecord] = {}
         self.metrics = no_metrics()
+        self.providers: list[ProviderStatus] | None = None
         self.peers: list[Peer] = []
         self.received: list[tuple[int, ClientMessage]] = []  # (peer number, message)
         self.cond = threading.Condition()
@@ -274,6 +277,10 @@ class FakeServer:
             body = {"agents": agents}
         elif path == "/vimax/api/coordinator":
             return connection.respond(200, _unstored(self.metrics))
+        elif path == "/vimax/api/providers" and self.providers is not None:
+            body = {"providers": [p.model_dump(mode="json") for p in self.providers]}
+        elif path == "/vimax/api/workflows":
+            body = {"workflows": [w.model_dump(mode="json") for w in self.workflows.values()]}
         elif path.startswith("/vimax/api/workflows/"):
             body = self.workflows.get(path.removeprefix("/vimax/api/workflows/"))
         if body is None:
@@ -289,25 +296,27 @@ class FakeServer:
             return
         if isinstance(event, ProgressEvent):
             known = self.workflows.get(event.workflow_id) or workflow_record(event.workflow_id)
-            self.workflows[event.workflow_id] = known.model_copy(
-                update={
-                    "state": event.state,
-                    "progress": event.progress,
-                    "stage": event.stage,
-                    "message": event.message,
-                }
-            )
+            update: dict[str, Any] = {
+                "state": event.state,
+                "progress": event.progress,
+                "stage": event.stage,
+                "message": event.message,
+            }
+            if event.details.cost is not None:
+                update["cost"] = known.cost.model_copy(update={"total": event.details.cost})
+            self.workflows[event.workflow_id] = known.model_copy(update=update)
         elif isinstance(event, AgentStatusEvent):
             known_agent = self.agents.get(event.agent_name) or AgentRecord(
                 name=event.agent_name, status=event.status
             )
-            self.agents[event.agent_name] = known_agent.model_copy(
-                update={
-                    "status": event.status,
-                    "capabilities": event.capabilities,
-                    "metrics": event.metrics,
-                }
-            )
+            changes: dict[str, Any] = {
+                "status": event.status,
+                "capabilities": event.capabilities,
+                "metrics": event.metrics,
+            }
+            if event.providers is not None:
+                changes["providers"] = event.providers
+            self.agents[event.agent_name] = known_agent.model_copy(update=changes)
         elif isinstance(event, CoordinatorMetricsEvent):
             self.metrics = event
 

@@ -45,7 +45,8 @@ TIMEOUT = 90.0
 
 class FakeImages:
     """An OpenAI-compatible ``/v1/images/generations`` that holds every request until
-    :attr:`opened` is set, then answers it with a small PNG."""
+    :attr:`opened` is set, then answers it with a small PNG; a model probe (a GET) is
+    answered at once."""
 
     def __init__(self) -> None:
         self.opened = threading.Event()
@@ -56,6 +57,16 @@ class FakeImages:
         images = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                """The server's probe of a model (``GET /v1/models/<model>``): it is there."""
+                model = self.path.rstrip("/").rsplit("/", 1)[-1]
+                body = json.dumps({"id": model, "object": "model", "owned_by": "test"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)

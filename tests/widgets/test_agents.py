@@ -12,7 +12,7 @@ from IPython.lib.pretty import pretty
 
 from vimax_nb.client import Client
 from vimax_nb.client.fleet import Fleet
-from vimax_nb.protocol import AgentState
+from vimax_nb.protocol import AgentState, ProviderStatus, agent_room
 from vimax_nb.widgets import AgentMonitor, AgentStatusCard, theme
 from vimax_nb.widgets.agents import card_html
 
@@ -99,6 +99,71 @@ def test_a_live_card_follows_its_agent_in_the_fleet(backend: Backend) -> None:
     assert repr(nobody) == "AgentStatusCard(nobody unknown)"
     assert f"<small style='color:{theme.UNKNOWN_AGENT_COLOR}'>unknown</small>" in nobody.html.value
     fleet.close()
+
+
+NO_KEY = f"no google API key: set GEMINI_API_KEY {EVIL}"
+
+
+def video_providers(ready: bool) -> list[ProviderStatus]:
+    """The providers of the video generator: procedural, and google (the default)."""
+    return [
+        ProviderStatus(role="chat", provider="procedural", model="procedural", ready=True),
+        ProviderStatus(
+            role="video",
+            provider="google",
+            model="veo-3.0-generate-001",
+            ready=ready,
+            problem=None if ready else NO_KEY,
+            default=True,
+        ),
+    ]
+
+
+def test_a_card_shows_what_the_agent_waits_on_and_its_providers_readiness() -> None:
+    record = agent(
+        "video_generator", "busy", "generate_clip", activity=f"waiting on veo-3 {EVIL} (42 s)"
+    ).model_copy(update={"providers": video_providers(ready=False)})
+    html = card_html(record)
+    assert "waiting on veo-3 &lt;img src=x onerror=alert(1)&gt; (42 s)" in html
+    assert "<img" not in html  # the problem and the activity, escaped
+    ready, not_ready = html.split("class='vimax-provider")[1:]
+    assert "chat: procedural procedural" in ready
+    assert "&#10003;" in ready
+    assert "video: google veo-3.0-generate-001" in not_ready
+    assert "vimax-not-ready" in not_ready  # flagged, in red, with its problem
+    assert theme.RED in not_ready
+    assert "not ready:</b> no google API key: set GEMINI_API_KEY &lt;img" in not_ready
+
+    idle = card_html(agent("video_generator").model_copy(update={"providers": []}))
+    assert "vimax-activity" not in idle
+    assert "vimax-provider" not in idle
+
+
+def test_the_monitor_shows_an_agents_activity_and_providers_live(backend: Backend) -> None:
+    video = agent("video_generator", "idle", "generate_clip").model_copy(
+        update={"providers": video_providers(ready=False)}
+    )
+    backend.agents(video)
+    monitor = AgentMonitor(backend.client)
+    watcher = Watcher(monitor)
+    watcher.until(lambda: len(monitor.cards) == 1)
+    card = monitor.cards[0]
+    assert "vimax-not-ready" in card.html.value
+    backend.status("video_generator", "busy", activity="waiting on veo-3.0-generate-001 (3 s)")
+    watcher.until(lambda: "waiting on veo-3.0-generate-001 (3 s)" in card.html.value)
+    assert "vimax-not-ready" in card.html.value  # an event without providers: unchanged
+    backend.server.publish(
+        agent_room("video_generator"),
+        type="agent_status",
+        agent_name="video_generator",
+        status="idle",
+        providers=[p.model_dump() for p in video_providers(ready=True)],
+    )
+    watcher.until(lambda: "vimax-not-ready" not in card.html.value)
+    assert "waiting on" not in card.html.value
+    assert "video: google veo-3.0-generate-001" in card.html.value
+    assert repr(monitor) == "AgentMonitor(1 agent: 1 idle)"
+    monitor.close()
 
 
 # -- the monitor ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from IPython.lib.pretty import pretty
 
 from vimax_nb.client import Client, Run, VimaxError
 from vimax_nb.pipelines.request import describe_plan, parse_request_offline
+from vimax_nb.protocol import ProviderStatus
 from vimax_nb.widgets import (
     Idea2VideoLauncher,
     RequestLauncher,
@@ -20,6 +21,7 @@ from vimax_nb.widgets import (
 )
 
 from ..client.fake_server import workflow_record
+from ..client.test_spend import PROVIDERS
 from .fakes import EVIL, IDEA, TIMEOUT, Backend, Watcher, html_values
 from .server_fixtures import (  # noqa: F401  (fixtures)
     fixture_live_client,
@@ -38,6 +40,8 @@ DEFAULTS = {
     "fps": 12,
     "seconds_per_shot": 2.0,
     "seed": 0,
+    "providers": {"chat": None, "image": None, "video": None},  # the server's defaults
+    "max_cost": None,
 }
 REQUEST = "a three-scene watercolor video about a fox who learns to fly, for children"
 
@@ -119,6 +123,8 @@ def test_idea2video_launch_submits_the_form_off_the_kernel_thread(client: Submit
         "fps": 24,
         "seconds_per_shot": 1.5,
         "seed": 7,
+        "providers": {"chat": None, "image": None, "video": None},
+        "max_cost": None,
     }
     assert thread != threading.get_ident()
     (progress,) = launcher.progress
@@ -289,6 +295,124 @@ def test_request_launcher_escapes_the_plan(client: SubmitClient) -> None:
         assert "<img" not in value, value
 
 
+# -- providers and cost ------------------------------------------------------------------
+
+
+def offered(launcher: Any, role: str) -> list[str]:
+    """The values a role's provider picker offers."""
+    return [value for _label, value in launcher.form.picker.dropdowns[role].options]
+
+
+def listed(launcher: Any) -> bool:
+    """Whether the launcher has drawn the server's providers."""
+    return launcher.providers is not None and offered(launcher, "chat") != [""]
+
+
+def test_the_pickers_offer_only_ready_providers_and_the_launch_sends_the_choice(
+    backend: Backend, client: SubmitClient
+) -> None:
+    backend.server.providers = PROVIDERS
+    launcher = Idea2VideoLauncher(client, idea=IDEA)
+    watcher = Watcher(launcher)
+    watcher.until(lambda: listed(launcher))
+    picker = launcher.form.picker
+    assert offered(launcher, "chat") == ["procedural", "openai"]
+    assert offered(launcher, "image") == ["procedural", "stub"]  # openai is not ready
+    assert offered(launcher, "video") == ["procedural"]  # google, the default, is not ready
+    labels = [label for label, _value in picker.dropdowns["chat"].options]
+    assert labels == ["procedural procedural", "openai gpt-4o-mini (default)"]
+    assert {role: d.value for role, d in picker.dropdowns.items()} == {
+        "chat": "openai",  # the defaults, chosen
+        "image": "stub",
+        "video": "procedural",  # the default is not ready: procedural, and the note says why
+    }
+    assert "the default video provider google is not ready: no google API key" in (
+        picker.note.value
+    )
+    assert picker.max_cost.placeholder == "no limit"
+
+    picker.dropdowns["chat"].value = "procedural"
+    picker.max_cost.value = "$2.50"
+    assert launcher.launch()
+    watcher.until(lambda: "Launched" in launcher.message.value)
+    ((_, params, _),) = client.submitted
+    assert params["providers"] == {"chat": "procedural", "image": "stub", "video": "procedural"}
+    assert params["max_cost"] == 2.5
+    assert params["idea"] == IDEA
+
+
+def test_only_procedural_ready_is_still_offered(backend: Backend, client: SubmitClient) -> None:
+    backend.server.providers = [
+        ProviderStatus(
+            role=role, provider="procedural", model="procedural", ready=True, default=True
+        )
+        for role in ("chat", "image", "video")
+    ] + [
+        ProviderStatus(
+            role="video", provider="google", model="veo-3", ready=False, problem="no google API key"
+        )
+    ]
+    launcher = Script2VideoLauncher(client, script="INT. SEA - DAY")
+    watcher = Watcher(launcher)
+    watcher.until(lambda: listed(launcher))
+    for role in ("chat", "image", "video"):
+        assert offered(launcher, role) == ["procedural"]
+        assert launcher.form.picker.dropdowns[role].value == "procedural"
+    assert launcher.form.picker.note.value == ""  # every default is ready
+    assert launcher.launch()
+    watcher.until(lambda: "Launched" in launcher.message.value)
+    ((_, params, _),) = client.submitted
+    assert params["providers"] == dict.fromkeys(("chat", "image", "video"), "procedural")
+    assert params["max_cost"] is None  # empty: no limit
+
+
+def test_a_server_that_lists_no_providers_uses_its_defaults(client: SubmitClient) -> None:
+    launcher = Idea2VideoLauncher(client, idea=IDEA, max_cost=5)  # the fake: 404
+    watcher = Watcher(launcher)
+    watcher.until(lambda: "does not list its providers" in launcher.form.picker.note.value)
+    assert offered(launcher, "video") == [""]  # the server's default
+    assert launcher.form.picker.max_cost.value == "5"
+    assert launcher.launch()
+    watcher.until(lambda: "Launched" in launcher.message.value)
+    ((_, params, _),) = client.submitted
+    assert params["providers"] == {"chat": None, "image": None, "video": None}
+    assert params["max_cost"] == 5.0
+
+
+@pytest.mark.parametrize(
+    ("max_cost", "message"),
+    [
+        ("five", "max cost: Input should be a valid number"),
+        ("0", "max cost: Input should be greater than 0"),
+        ("-1", "max cost: Input should be greater than 0"),
+    ],
+)
+def test_a_bad_max_cost_is_a_message_and_nothing_is_sent(
+    client: SubmitClient, max_cost: str, message: str
+) -> None:
+    launcher = Idea2VideoLauncher(client, idea=IDEA)
+    launcher.form.picker.max_cost.value = max_cost
+    assert not launcher.launch()
+    launcher.flush()
+    assert message in launcher.message.value
+    assert client.submitted == []
+
+
+def test_the_provider_note_is_escaped(backend: Backend, client: SubmitClient) -> None:
+    backend.server.providers = [
+        ProviderStatus(
+            role="video", provider="google", model="veo", ready=False, default=True, problem=EVIL
+        ),
+        ProviderStatus(role="video", provider="procedural", model="procedural", ready=True),
+    ]
+    launcher = Idea2VideoLauncher(client, idea=IDEA, providers={"video": "procedural"})
+    watcher = Watcher(launcher)
+    watcher.until(lambda: "not ready" in launcher.form.picker.note.value)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in launcher.form.picker.note.value
+    assert "<img" not in launcher.form.picker.note.value
+    assert launcher.form.picker.dropdowns["video"].value == "procedural"
+
+
 # -- end to end ------------------------------------------------------------------------
 
 
@@ -302,11 +426,15 @@ async def test_a_launch_on_a_real_server_shows_the_run_to_completion(
 ) -> None:
     launcher = Idea2VideoLauncher(live_client, idea=IDEA, **small_params())
     watcher = Watcher(launcher)
+    assert await asyncio.to_thread(launcher.wait_providers, TIMEOUT)
+    chosen = launcher.form.picker.values()["providers"]
+    if launcher.providers is not None:  # a server that lists them: its defaults, chosen
+        assert chosen == {"chat": "procedural", "image": "procedural", "video": "procedural"}
     assert launcher.launch()  # on the server's loop thread: it must not block it
     await asyncio.to_thread(watcher.until, lambda: outcome(launcher.message.value), 60)
     assert "Launched idea2video" in launcher.message.value, launcher.message.value
     (run,) = launcher.runs
-    assert run.params == {**DEFAULTS, "idea": IDEA, **small_params()}
+    assert run.params == {**DEFAULTS, "idea": IDEA, **small_params(), "providers": chosen}
     result = await asyncio.to_thread(run.wait, 90)
     assert result.workflow.state == "completed"
     (progress,) = launcher.progress

@@ -18,7 +18,7 @@ from tornado.ioloop import IOLoop
 
 from vimax_nb.client import ConnectionState, Run
 from vimax_nb.client.view import OFFLINE
-from vimax_nb.protocol import WorkflowState
+from vimax_nb.protocol import CostSummary, WorkflowState
 from vimax_nb.widgets import WorkflowProgress, theme
 
 from ..client.helpers import wait_run
@@ -378,3 +378,50 @@ def test_a_run_of_a_closed_client_shows_its_connection_closed(backend: Backend) 
     done = WorkflowProgress(ended)
     assert "&#9679; closed" in done.connection_indicator.value
     assert ">completed<" in done.badge.value  # an ended run is shown as it ended
+
+
+def test_the_spend_and_what_tasks_wait_on_appear_and_clear(backend: Backend) -> None:
+    run = backend.run()
+    widget = WorkflowProgress(run)
+    watcher = Watcher(widget)
+    assert widget.spend.value == ""  # nothing spent, no max: no line
+    assert widget.activity.value == ""
+
+    clip = {"event": "task_activity", "task": "scene/0/shot/2/clip"}
+    backend.send(run, details={**clip, "activity": f"waiting on veo-3 {SCRIPT} (42 s)"})
+    backend.send(run, details={**clip, "task": "portrait/0", "activity": "waiting on gpt-image-1"})
+    watcher.until(lambda: "portrait 1" in widget.activity.value)
+    assert "shot 3 clip: waiting on veo-3 &lt;script&gt;alert(1)&lt;/script&gt; (42 s)" in (
+        widget.activity.value
+    )
+    assert "<script>" not in widget.activity.value
+    assert widget.activity.value.index("portrait 1") < widget.activity.value.index("shot 3")
+
+    backend.send(run, details={**clip, "activity": "", "cost": 0.42})  # a paid call's end
+    watcher.until(lambda: "$0.42 spent" in widget.spend.value)
+    assert "shot 3 clip" not in widget.activity.value
+    assert "portrait 1: waiting on gpt-image-1" in widget.activity.value
+
+    backend.send(run, details={"event": "task_completed", "task": "portrait/0"})
+    watcher.until(lambda: widget.activity.value == "")
+    assert "$0.42 spent" in widget.spend.value
+
+
+def test_the_spend_line_shows_the_max_and_the_final_calls(backend: Backend) -> None:
+    run = backend.run(params={"idea": IDEA, "max_cost": 5.0})
+    widget = WorkflowProgress(run)
+    watcher = Watcher(widget)
+    assert "$0.00 spent of $5.00 max" in widget.spend.value  # a max: shown from the start
+    backend.send(
+        run, details={"event": "task_activity", "task": "story", "activity": "waiting on x"}
+    )
+    watcher.until(lambda: "story: waiting on x" in widget.activity.value)
+    final = CostSummary(total=1.23, calls=14, cached_calls=3, max_cost=5.0)
+    backend.server.workflows[run.id] = backend.server.workflows[run.id].model_copy(
+        update={"cost": final}
+    )
+    backend.send(run, state="completed", progress=1.0)  # the end: the final record is read
+    watcher.until(lambda: "14 calls" in widget.spend.value)
+    assert "$1.23 spent of $5.00 max · 14 calls (3 cached)" in widget.spend.value
+    assert widget.activity.value == ""  # the run ended: nothing waits any more
+    assert repr(widget) == "WorkflowProgress(idea2video 'A lighthouse keeper...' completed 100%)"

@@ -63,8 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fps", type=int, help="frames per second (default 12)")
     run.add_argument("--seconds", type=float, help="seconds per shot (default 2)")
     run.add_argument("--seed", type=int, help="same seed, same story (default 0)")
+    group = run.add_argument_group(
+        "providers and cost", "`vimax-nb providers` lists the server's providers"
+    )
+    for role in ("chat", "image", "video"):
+        group.add_argument(
+            f"--{role}", metavar="NAME", help=f"the {role} provider (default: the server's)"
+        )
+    group.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help="the most the run may spend on provider calls, in US dollars (default: no limit)",
+    )
+    _providers_file_option(group)
     _output_options(run)
-    _provider_options(run, " (for a private server this command starts)")
     _connection_options(run)
 
     watch = commands.add_parser(
@@ -92,9 +105,24 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("-n", "--limit", type=int, default=0, help="show at most N workflows")
     _connection_options(ls)
 
+    ls.add_argument(
+        "--cost", action="store_true", help="add what each workflow spent, and the total"
+    )
+
     agents = commands.add_parser("agents", help="list agents and their metrics")
     agents.add_argument("--json", action="store_true", help="print the records as JSON")
     _connection_options(agents)
+
+    providers = commands.add_parser(
+        "providers",
+        help="list the server's providers per role, and whether each is ready",
+        description="The providers the server has configured for each role (chat, image, "
+        "video): the model each uses, the role's default, and whether it is ready (if not, "
+        "what to fix). `run --chat/--image/--video NAME` chooses among them.",
+    )
+    providers.add_argument("--json", action="store_true", help="print them as JSON")
+    _providers_file_option(providers)
+    _connection_options(providers)
 
     serve = commands.add_parser(
         "serve",
@@ -112,7 +140,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", help="the token to require (default: a random one)")
     serve.add_argument("--log-level", default="WARN", help="the server's log level")
     serve.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for it")
-    _provider_options(serve, "")
+    group = serve.add_argument_group("providers")
+    for role in ("chat", "image", "video"):
+        group.add_argument(
+            f"--{role}", metavar="NAME", help=f"the default {role} provider of the server"
+        )
+    _providers_file_option(group)
     serve.add_argument("server_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
@@ -135,13 +168,18 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _provider_options(parser: argparse.ArgumentParser, where: str) -> None:
-    parser.add_argument("--chat", choices=["procedural", "openai"], help=f"chat provider{where}")
-    parser.add_argument("--image", choices=["procedural", "openai"], help=f"image provider{where}")
+def _providers_file_option(parser: Any) -> None:
+    parser.add_argument(
+        "--providers",
+        dest="providers_file",
+        metavar="FILE",
+        help="a providers file (YAML or TOML) for the server this command starts; a server "
+        "already running keeps its own",
+    )
 
 
 def _commands() -> dict[str, Command]:
-    from .commands import cmd_agents, cmd_ls, cmd_resume, cmd_run, cmd_watch
+    from .commands import cmd_agents, cmd_ls, cmd_providers, cmd_resume, cmd_run, cmd_watch
     from .serve import cmd_serve
 
     return {
@@ -150,6 +188,7 @@ def _commands() -> dict[str, Command]:
         "resume": cmd_resume,
         "ls": cmd_ls,
         "agents": cmd_agents,
+        "providers": cmd_providers,
         "serve": cmd_serve,
     }
 
@@ -157,13 +196,13 @@ def _commands() -> dict[str, Command]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vimax-nb``; returns the exit code (see the module's docstring)."""
     args = _parser().parse_args(argv)
-    if args.command == "run":
-        from .serve import provider_args
-
-        args.server_args = provider_args(args)
     interrupts = Interrupts()
     interrupts.install()
     try:
+        if args.command in ("run", "providers"):
+            from .common import private_server_args
+
+            args.server_args = private_server_args(args)
         return _commands()[args.command](args, interrupts)
     except CliError as exc:
         _fail(f"error: {exc}")

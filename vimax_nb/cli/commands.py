@@ -1,4 +1,5 @@
-"""``vimax-nb run``, ``watch``, ``resume``, ``ls`` and ``agents``: clients of a vimax-nb server."""
+"""``vimax-nb run``, ``watch``, ``resume``, ``ls``, ``agents`` and ``providers``: clients of
+a vimax-nb server."""
 
 from __future__ import annotations
 
@@ -11,15 +12,36 @@ from typing import Any
 from pydantic import ValidationError
 from rich.console import Console
 
-from ..client import Client, Run, discovery
+from ..client import Client, Run, VimaxError
+from ..client.view import PROVIDER_ROLES
 from ..pipelines.params import Idea2VideoParams, Script2VideoParams
 from ..pipelines.request import describe_plan, parse_request
-from ..protocol import WorkflowState
-from .common import EXIT_OK, EXIT_USAGE, CliError, Interrupts, connect, fail, say, server_refusals
-from .display import agents_table, workflows_table
+from ..protocol import ProviderStatus, WorkflowState
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Interrupts,
+    connect,
+    fail,
+    refuse_providers_file_for,
+    say,
+    server_refusals,
+)
+from .display import agents_table, providers_table, spend_total, workflows_table
 from .follow import deliver, finish, follow
 
-__all__ = ["cmd_agents", "cmd_ls", "cmd_resume", "cmd_run", "cmd_watch", "deliver", "finish"]
+__all__ = [
+    "cmd_agents",
+    "cmd_ls",
+    "cmd_providers",
+    "cmd_resume",
+    "cmd_run",
+    "cmd_watch",
+    "deliver",
+    "finish",
+]
 
 RESUME_WAIT = 10.0  # seconds to wait for the resumed workflow's first event
 
@@ -34,9 +56,14 @@ def params_of(args: Any) -> tuple[str, dict[str, Any]]:
             plan = parse_request(args.text)
         except ValueError as exc:  # a blank request, ...
             raise CliError(str(exc), EXIT_USAGE) from None
+        planned: dict[str, Any] = plan.model_dump()
+        chosen = _choices(args)
+        planned["providers"] = {**planned["providers"], **chosen.pop("providers", {})}
+        planned.update(chosen)
+        _check(Idea2VideoParams, planned)
         if not args.quiet:
             say(f"plan: {describe_plan(plan)}")
-        return "idea2video", plan.model_dump()
+        return "idea2video", planned
     text = args.text
     if text.startswith("@"):
         try:
@@ -62,7 +89,24 @@ def params_of(args: Any) -> tuple[str, dict[str, Any]]:
             raise CliError(
                 f"--size {args.size!r}: give WIDTHxHEIGHT, e.g. 640x360", EXIT_USAGE
             ) from None
-    model = Idea2VideoParams if args.kind == "idea2video" else Script2VideoParams
+    params.update(_choices(args))
+    _check(Idea2VideoParams if args.kind == "idea2video" else Script2VideoParams, params)
+    return args.kind, params
+
+
+def _choices(args: Any) -> dict[str, Any]:
+    """``providers`` (the roles given with --chat, --image, --video) and ``max_cost``,
+    for those given."""
+    chosen: dict[str, Any] = {}
+    providers = {r: getattr(args, r, None) for r in PROVIDER_ROLES if getattr(args, r, None)}
+    if providers:
+        chosen["providers"] = providers
+    if getattr(args, "max_cost", None) is not None:
+        chosen["max_cost"] = args.max_cost
+    return chosen
+
+
+def _check(model: type[Idea2VideoParams] | type[Script2VideoParams], params: Any) -> None:
     try:
         model.model_validate(params)
     except ValidationError as exc:
@@ -70,17 +114,45 @@ def params_of(args: Any) -> tuple[str, dict[str, Any]]:
             f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors()
         )
         raise CliError(f"invalid parameters: {problems}", EXIT_USAGE) from None
-    return args.kind, params
+
+
+def check_providers(client: Client, chosen: dict[str, str]) -> None:
+    """Refuse (exit 2, before anything starts) a provider the server does not have for
+    its role, or has but not ready. A server that does not list its providers checks
+    them itself."""
+    if not chosen:
+        return
+    try:
+        known = client.providers()
+    except VimaxError as exc:
+        if exc.status == 404:
+            return
+        raise
+    for role, name in chosen.items():
+        of_role = [p for p in known if p.role == role]
+        status = next((p for p in of_role if p.provider == name), None)
+        if status is None:
+            names = ", ".join(p.provider for p in of_role) or "none"
+            raise CliError(
+                f"--{role} {name}: the server at {client.url} has no {role} provider "
+                f"{name!r} (it has: {names}; `vimax-nb providers` lists them)",
+                EXIT_USAGE,
+            )
+        if not status.ready:
+            raise CliError(
+                f"--{role} {name}: the {role} provider {name!r} of the server at "
+                f"{client.url} is not ready: {status.problem or 'no reason given'}",
+                EXIT_USAGE,
+            )
 
 
 def cmd_run(args: Any, interrupts: Interrupts) -> int:
     kind, params = params_of(args)
     client = connect(args)
-    if args.server_args and discovery.private_server() is None:
-        fail(
-            f"note: --chat/--image are ignored: the server at {client.url} uses its own "
-            "providers (c.VimaxApp.chat_provider, image_provider)"
-        )
+    refuse_providers_file_for(client, args)
+    with server_refusals():
+        chosen = {r: n for r, n in dict(params.get("providers") or {}).items() if n}
+        check_providers(client, chosen)
     interrupts.catch()  # from here Ctrl-C cancels the run
     with server_refusals():
         run = client.submit(kind, **params)
@@ -142,7 +214,11 @@ def cmd_ls(args: Any, interrupts: Interrupts) -> int:
     elif not records:
         say("no workflows yet")
     else:
-        table_console().print(workflows_table(records))
+        cost = bool(getattr(args, "cost", False))
+        console = table_console()
+        console.print(workflows_table(records, cost=cost))
+        if cost:
+            console.print(spend_total(records), markup=False, highlight=False)
     return EXIT_OK
 
 
@@ -155,6 +231,34 @@ def cmd_agents(args: Any, interrupts: Interrupts) -> int:
     else:
         table_console().print(agents_table(agents))
     return EXIT_OK
+
+
+def cmd_providers(args: Any, interrupts: Interrupts) -> int:
+    """The server's providers per role, with their readiness."""
+    client = connect(args)
+    refuse_providers_file_for(client, args)
+    try:
+        providers = client.providers()
+    except VimaxError as exc:
+        if exc.status == 404:
+            raise CliError(
+                f"the server at {client.url} does not list its providers (it is an older "
+                "vimax-nb): its configuration says which it uses",
+                EXIT_FAILED,
+            ) from None
+        with server_refusals():
+            raise
+    providers = _in_role_order(providers)
+    if args.json:
+        say(json.dumps([p.model_dump(mode="json") for p in providers], indent=2))
+    else:
+        table_console().print(providers_table(providers))
+    return EXIT_OK
+
+
+def _in_role_order(providers: list[ProviderStatus]) -> list[ProviderStatus]:
+    order = {role: i for i, role in enumerate(PROVIDER_ROLES)}
+    return sorted(providers, key=lambda p: (order.get(p.role, len(order)), p.role))
 
 
 def table_console() -> Console:

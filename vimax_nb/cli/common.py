@@ -45,6 +45,52 @@ def fail(text: str) -> None:
     say(f"vimax-nb: {text}", error=True)
 
 
+def providers_file(path: str) -> Path:
+    """The providers file at ``path``, as an absolute path, once it is known to be a file
+    this process can read; a :class:`CliError` (exit 2) saying what is wrong when not."""
+    given = Path(path).expanduser()
+    try:
+        target = given.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise CliError(f"--providers {path}: cannot read it: {why}", EXIT_USAGE) from None
+    if not target.is_file():
+        raise CliError(f"--providers {path}: cannot read it: not a file", EXIT_USAGE)
+    try:
+        with target.open("rb") as file:
+            file.read(1)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise CliError(f"--providers {path}: cannot read it: {why}", EXIT_USAGE) from None
+    return target
+
+
+def private_server_args(args: Any) -> list[str]:
+    """The options of a private server this command may start: ``--providers FILE``
+    becomes ``--VimaxApp.providers_file=<absolute path>`` (the file is checked first)."""
+    path = getattr(args, "providers_file", None)
+    return [f"--VimaxApp.providers_file={providers_file(path)}"] if path else []
+
+
+def refuse_providers_file_for(client: Client, args: Any) -> None:
+    """``--providers FILE`` applies to a private server this command started; a server
+    that was already running keeps its providers: a :class:`CliError` (exit 2) says so,
+    and what to do instead."""
+    path = getattr(args, "providers_file", None)
+    if not path or discovery.private_server() is not None:
+        return
+    source = discovery.default_source()
+    found = f" ({source})" if source else ""
+    raise CliError(
+        f"--providers {path}: the server at {client.url}{found} is already running, and a "
+        "running server's providers cannot be changed. Start that server with the file "
+        f"(`vimax-nb serve --providers {path}`, or c.VimaxApp.providers_file in its "
+        "config), or leave --providers out and choose among that server's providers with "
+        "--chat/--image/--video (`vimax-nb providers` lists them)",
+        EXIT_USAGE,
+    )
+
+
 def connect(args: Any) -> Client:
     """The server the command talks to: ``--url``/``--token``, else :func:`connect`'s
     discovery (environment, the kernel's server, this folder's server, a private one)."""

@@ -1,7 +1,9 @@
 """How a run looks in a terminal: a live rich panel (:class:`TerminalView`), or plain
-lines when not a terminal (:class:`PlainLines`); the tables of ``ls`` and ``agents``.
+lines when not a terminal (:class:`PlainLines`); the tables of ``ls``, ``agents`` and
+``providers``.
 
-What is shown (stage rows, times, titles) comes from the client's view model,
+What is shown (stage rows, times, titles, the spend, what tasks wait on, providers)
+comes from the client's view model,
 :mod:`vimax_nb.client.view`; this module only renders it with rich.
 """
 
@@ -18,14 +20,20 @@ from ..client import ConnectionState, Run
 from ..client.view import (
     RunClock,
     StageStatus,
+    activity_lines,
     connection_state,
     cut_off,
+    format_cost,
     format_duration,
+    shows_spend,
+    spend_line,
     stage_rows,
+    task_label,
     title_of,
+    total_spend,
     workflow_row,
 )
-from ..protocol import AgentRecord, AgentState, WorkflowRecord, WorkflowState
+from ..protocol import AgentRecord, AgentState, ProviderStatus, WorkflowRecord, WorkflowState
 
 __all__ = [
     "AGENT_STYLES",
@@ -33,6 +41,8 @@ __all__ = [
     "PlainLines",
     "TerminalView",
     "agents_table",
+    "providers_table",
+    "spend_total",
     "workflows_table",
 ]
 
@@ -98,22 +108,48 @@ class TerminalView:
             style = "grey50" if row.status == "pending" else ""
             stages.add_row(icon, Text(row.name, style=style), Text(row.tally, style=style),
                            Text(row.status, style="grey62"))  # fmt: skip
-        parts: list[RenderableType] = [head, bar, stages]
+        parts: list[RenderableType] = [head, bar]
+        cost = run.cost
+        if shows_spend(cost):
+            parts.append(Text(spend_line(cost), style="grey62"))
+        parts.append(stages)
+        parts.extend(Text(f"⧗ {line}", style="cyan") for line in activity_lines(run.activities))
         if run.message:
             parts.append(Text.from_markup(f"[grey62]>[/] {escape(run.message)}"))
         return Group(*parts)
 
 
 class PlainLines:
-    """Plain lines for logs and pipes: one when the state or the stage changes."""
+    """Plain lines for logs and pipes: one when the state or the stage changes, one when
+    a task starts waiting on something (``  ⧗ shot 3 clip: waiting on ...``), one when the
+    spend changes (``  $0.42 spent · 3 calls``)."""
 
     def __init__(self, run: Run, console: Console) -> None:
         self.run = run
         self.console = console
         self._last: tuple[WorkflowState, str | None] | None = None
+        self._waiting: set[str] = set()  # the tasks whose wait was told
+        self._spend = ""
 
     def update(self) -> None:
-        """Print a line if the state or the stage changed since the last one."""
+        """Print the lines of what changed since the last call."""
+        run = self.run
+        self._state_line()
+        activities = run.activities
+        for task in [t for t in activities if t not in self._waiting]:  # in arrival order
+            self._print(f"  ⧗ {task_label(task)}: {activities[task]}")
+        self._waiting = set(activities)
+        cost = run.cost
+        spend = spend_line(cost) if shows_spend(cost) else ""
+        if spend != self._spend:
+            self._spend = spend
+            if spend:
+                self._print(f"  {spend}")
+
+    def _print(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def _state_line(self) -> None:
         run = self.run
         state, stage = run.state, run.stage
         if (state, stage) == self._last:
@@ -128,23 +164,64 @@ class PlainLines:
         redundant = not run.message or run.message.startswith(f"{stage}:")
         message = "" if redundant or run.message == state else f"  {run.message}"
         line = f"[{bar:<20}] {run.progress:4.0%}  {state}{shown_stage}{message}"
-        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        self._print(line)
 
 
-def workflows_table(records: list[WorkflowRecord]) -> Table:
-    """The ``ls`` table: one row per workflow, in the order given."""
+def workflows_table(records: list[WorkflowRecord], *, cost: bool = False) -> Table:
+    """The ``ls`` table: one row per workflow, in the order given; with ``cost``, a
+    ``spent`` column after ``progress``."""
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("id", "kind", "state", "progress", "created", "subject"):
-        table.add_column(name, no_wrap=name != "subject", overflow="fold")
+    columns = ["id", "kind", "state", "progress", "created", "subject"]
+    if cost:
+        columns.insert(4, "spent")
+    for name in columns:
+        table.add_column(
+            name,
+            no_wrap=name != "subject",
+            overflow="fold",
+            justify="right" if name == "spent" else "left",
+        )
     for record in records:
         row = workflow_row(record, LS_SUBJECT_WIDTH)
-        table.add_row(
+        cells: list[RenderableType] = [
             row.id,
             row.kind,
             Text(row.state, style=STATE_STYLES[record.state]),
             row.progress,
             row.created,
             Text(row.subject),
+        ]
+        if cost:
+            cells.insert(4, format_cost(record.cost.total))
+        table.add_row(*cells)
+    return table
+
+
+def spend_total(records: list[WorkflowRecord]) -> str:
+    """``total spent: $3.45 (12 workflows)``: the line under ``ls --cost``."""
+    count = len(records)
+    return (
+        f"total spent: {format_cost(total_spend(records))} "
+        f"({count} workflow{'s' if count != 1 else ''})"
+    )
+
+
+def providers_table(providers: list[ProviderStatus]) -> Table:
+    """The ``providers`` table: one row per provider of each role, in the order given:
+    its model, ``*`` for the role's default, and ``ready`` or ``not ready: <problem>``."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("role", "provider", "model", "default", "status"):
+        table.add_column(name, overflow="fold", no_wrap=name != "status")
+    for status in providers:
+        ready = Text("ready", style="green")
+        if not status.ready:
+            ready = Text(f"not ready: {status.problem or 'no reason given'}", style="bold red")
+        table.add_row(
+            Text(status.role),
+            Text(status.provider),
+            Text(status.model),
+            "*" if status.default else "",
+            ready,
         )
     return table
 

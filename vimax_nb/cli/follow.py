@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 
 from ..client import Client, ConnectionState, Run, VimaxError, discovery
-from ..client.view import connection_state, elapsed_seconds, title_of
+from ..client.view import connection_state, elapsed_seconds, shows_spend, spend_line, title_of
 from ..protocol import WorkflowRecord, WorkflowState
 from ..shared import parse_timestamp
 from .common import (
@@ -196,13 +196,18 @@ def finish(client: Client, run: Run, args: Any) -> int:
     with server_refusals():
         record = client.workflow(run.id)
     state = record.state
+    spent = spend_line(record.cost) if shows_spend(record.cost) else ""
     if state == WorkflowState.canceled:
         fail(f"workflow {record.id} was canceled{_reason(record)}")
+        if spent:
+            fail(spent)
         return EXIT_INTERRUPTED
     if state != WorkflowState.completed or not record.result:
         error = record.error or {}
         message = error.get("message") or record.message or state
         fail(f"workflow {record.id} {state}: {message}")
+        if spent:
+            fail(spent)
         return EXIT_FAILED
     video = deliver(client, record, args.out)
     result = record.result
@@ -222,6 +227,8 @@ def finish(client: Client, run: Run, args: Any) -> int:
             f"{float(result['duration']):.1f} s"
         )
     say(f"{video}{info}")
+    if spent:
+        say(spent)
     return EXIT_OK
 
 

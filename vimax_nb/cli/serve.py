@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from ..client import discovery
 from ..client.private import WORKDIR_NAME, PrivateServer
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, Interrupts, say
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, Interrupts, private_server_args, say
 
 DEFAULT_PORT = 8888
 
@@ -40,13 +40,15 @@ def _output() -> IO[Any]:
 
 
 def provider_args(args: Any) -> list[str]:
-    """Server options for ``--chat`` / ``--image``."""
-    options = []
-    if getattr(args, "chat", None):
-        options.append(f"--VimaxApp.chat_provider={args.chat}")
-    if getattr(args, "image", None):
-        options.append(f"--VimaxApp.image_provider={args.image}")
-    return options
+    """Server options for ``--chat``, ``--image``, ``--video`` (the roles' default
+    providers) and ``--providers FILE`` (checked here: a clear error before anything
+    starts)."""
+    options = [
+        f"--VimaxApp.{role}_provider={getattr(args, role)}"
+        for role in ("chat", "image", "video")
+        if getattr(args, role, None)
+    ]
+    return options + private_server_args(args)
 
 
 def cmd_serve(args: Any, interrupts: Interrupts) -> int:
@@ -63,12 +65,13 @@ def cmd_serve(args: Any, interrupts: Interrupts) -> int:
     extra = list(args.server_args)
     if extra[:1] == ["--"]:
         extra = extra[1:]
+    providers = provider_args(args)
     server = PrivateServer(
         folder,
         ip=args.ip,
         port=_port(args.ip, args.port),
         token=args.token,
-        server_args=[f"--ServerApp.log_level={args.log_level}", *provider_args(args), *extra],
+        server_args=[f"--ServerApp.log_level={args.log_level}", *providers, *extra],
         log=_output(),
     )
     interrupts.catch()  # Ctrl-C stops the server cleanly

@@ -25,7 +25,13 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from ..protocol import AgentRecord, CoordinatorMetricsEvent, Event, WorkflowRecord
+from ..protocol import (
+    AgentRecord,
+    CoordinatorMetricsEvent,
+    Event,
+    ProviderStatus,
+    WorkflowRecord,
+)
 from .connection import ClientConnection
 from .errors import VimaxError
 from .reconnecting import SocketOptions
@@ -183,6 +189,13 @@ class Client:
         """The coordinator's agents, each with its status and metrics."""
         data = self._request("GET", "vimax/api/agents")
         return [AgentRecord.model_validate(a) for a in data["agents"]]
+
+    def providers(self) -> list[ProviderStatus]:
+        """Every provider the server has configured, per role (chat, image, video), each
+        with its model, whether it is ready (and if not, the problem) and whether it is
+        the role's default. ``procedural`` is always there and ready."""
+        data = self._request("GET", "vimax/api/providers")
+        return [ProviderStatus.model_validate(p) for p in data["providers"]]
 
     def coordinator(self, *, timeout: float | None = None) -> CoordinatorMetricsEvent:
         """The coordinator's metrics now (without ``room``, ``seq`` and ``timestamp``)."""

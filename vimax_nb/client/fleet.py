@@ -7,9 +7,9 @@ latest :class:`~vimax_nb.protocol.CoordinatorMetricsEvent`, swapped (never chang
 place) under a lock; it calls its ``on_change`` callbacks after every update, and
 widgets only draw it.
 
-An ``agent_status`` event replaces its agent's status, capabilities and metrics; a
-record (a room's snapshot, or REST) replaces the whole agent; a metrics event or
-snapshot replaces the metrics.
+An ``agent_status`` event replaces its agent's status, capabilities and metrics (and
+its providers, when it names them); a record (a room's snapshot, or REST) replaces the
+whole agent; a metrics event or snapshot replaces the metrics.
 
 Rooms are followed from *now*: a subscription asks for the events after
 :data:`LIVE_ONLY`, beyond any room's top, so the server answers with the room's snapshot
@@ -295,15 +295,17 @@ class Fleet:
                     status=update.status,
                     capabilities=update.capabilities,
                     metrics=update.metrics,
+                    providers=update.providers or [],
                 )
             else:
-                record = known.model_copy(
-                    update={
-                        "status": update.status,
-                        "capabilities": update.capabilities,
-                        "metrics": update.metrics,
-                    }
-                )
+                changes: dict[str, object] = {
+                    "status": update.status,
+                    "capabilities": update.capabilities,
+                    "metrics": update.metrics,
+                }
+                if update.providers is not None:  # None: unchanged
+                    changes["providers"] = update.providers
+                record = known.model_copy(update=changes)
             self._agents[name] = record
             self._live_rooms.add(room)
         self._changed()

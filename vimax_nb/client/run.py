@@ -29,9 +29,11 @@ from ..protocol import (
     ArtifactEvent,
     Control,
     ControlAction,
+    CostSummary,
     ErrorCode,
     ErrorEvent,
     Event,
+    ProgressDetails,
     ProgressEvent,
     StageProgress,
     WorkflowRecord,
@@ -54,6 +56,11 @@ log = logging.getLogger(__name__)
 
 HISTORY_SIZE = 200
 """Events a :class:`Run` keeps in :attr:`Run.history`."""
+
+# What ``details.event`` says of a task that no longer waits on what it said it did.
+_TASK_MOVED_ON = frozenset(
+    {"task_started", "task_completed", "task_retrying", "task_failed", "task_restored"}
+)
 
 ChangeCallback = Callable[["Run"], None]
 
@@ -82,6 +89,15 @@ class Run:
     :attr:`history` holds the last :data:`HISTORY_SIZE` events received, oldest first
     (each with its ``seq``): a widget made late shows the log from there, taking
     ``list(run.history)`` for a stable copy.
+
+    :attr:`cost` is what the workflow has spent (a
+    :class:`~vimax_nb.protocol.CostSummary`): the record's, its ``total`` replaced by the
+    latest progress event's ``details.cost``, its ``max_cost`` the workflow's. When the
+    run ends, its final record is read over REST on a worker thread, which brings the
+    calls and the spend per model up to date. :attr:`activities` maps each running task
+    that said what it waits on (``task_activity`` events) to what it said; a task leaves
+    it when it says nothing more, completes, retries or fails, and every task when the
+    run ends or is interrupted. Both are replaced, never changed in place.
     """
 
     def __init__(self, client: Client, record: WorkflowRecord) -> None:
@@ -99,6 +115,8 @@ class Run:
         self.events = 0
         self.history: collections.deque[Event] = collections.deque(maxlen=HISTORY_SIZE)
         self.record = record
+        self.cost: CostSummary = self._cost_of(record)
+        self.activities: dict[str, str] = {}
         self._cond = threading.Condition()
         self._ended = record.state in TERMINAL_STATES
         self._closed = False  # the client closed: wait() no longer blocks
@@ -119,26 +137,93 @@ class Run:
             self.history.append(event)
             ended = False
             if isinstance(event, ProgressEvent):
-                if event.details.stages is not None:
-                    self.stages = event.details.stages
+                details = event.details
+                if details.stages is not None:
+                    self.stages = details.stages
+                if details.cost is not None:
+                    self.cost = self.cost.model_copy(update={"total": details.cost})
                 ended = self._apply(event)
+                self._note_activity(details, event.state)
             elif isinstance(event, ArtifactEvent):
                 self.artifacts.append(event)
             elif isinstance(event, ErrorEvent):
                 self.errors.append(event)
+                task = event.details.get("task")
+                if isinstance(task, str) and task in self.activities:
+                    self.activities = {k: v for k, v in self.activities.items() if k != task}
             # last: a reader that sees ``done`` reads the final state, progress and stages
+            newly_ended = ended and not self._ended
             self._ended = self._ended or ended
             self._cond.notify_all()
         self._listeners.call(self)
+        if newly_ended:
+            self._read_final_record()
 
     def _on_reset(self, snapshot: Snapshot) -> None:
         if not isinstance(snapshot, WorkflowRecord):
             return
         with self._cond:
             self.record = snapshot
+            self.cost = self._cost_of(snapshot)
+            self.activities = {}  # what was missed is not known: the next events tell
             self._ended = self._apply(snapshot) or self._ended
             self._cond.notify_all()
         self._listeners.call(self)
+
+    def _cost_of(self, record: WorkflowRecord) -> CostSummary:
+        """The record's spend, with the workflow's ``max_cost`` when the record lacks it."""
+        cost = record.cost
+        limit = self.params.get("max_cost")
+        if cost.max_cost is None and isinstance(limit, int | float) and limit > 0:
+            return cost.model_copy(update={"max_cost": float(limit)})
+        return cost
+
+    def _note_activity(self, details: ProgressDetails, state: WorkflowState) -> None:
+        """Keep what each running task waits on (lock held)."""
+        if state in TERMINAL_STATES or state == WorkflowState.interrupted:
+            if self.activities:
+                self.activities = {}
+            return
+        task = details.task
+        if task is None:
+            return
+        if details.event == "task_activity" and details.activity is not None:
+            text = details.activity.strip()
+            if text:
+                if self.activities.get(task) != text:
+                    self.activities = {**self.activities, task: text}
+                return
+        elif details.event not in _TASK_MOVED_ON:
+            return
+        if task in self.activities:
+            self.activities = {k: v for k, v in self.activities.items() if k != task}
+
+    def _read_final_record(self) -> None:
+        """Read the ended workflow's record on a worker thread: its spend (calls, models)
+        and end time come up to date, and the change callbacks are called if the spend
+        changed."""
+        threading.Thread(
+            target=self._take_final_record, name=f"vimax-run-{self.id}", daemon=True
+        ).start()
+
+    def _take_final_record(self) -> None:
+        if self._closed:
+            return
+        try:
+            record = self.client.workflow(self.id)
+        except Exception as exc:  # out of reach, closed: what the events said stands
+            log.debug("could not read the final record of workflow %s: %r", self.id, exc)
+            return
+        if record.state not in TERMINAL_STATES:
+            return  # not saved yet, or resumed since: the events say more
+        with self._cond:
+            if self.state != record.state:
+                return
+            self.record = record
+            cost, self.cost = self.cost, self._cost_of(record)
+            self._cond.notify_all()
+        if self.cost != cost:  # something to show
+            self._listeners.call(self)
 
     def _apply(self, update: ProgressEvent | WorkflowRecord) -> bool:
         """Apply a progress event's or a record's state, progress, stage and message (lock
@@ -226,6 +311,7 @@ class Run:
     def _outcome(self, record: WorkflowRecord) -> RunResult:
         with self._cond:
             self.record = record
+            self.cost = self._cost_of(record)
         if record.state == WorkflowState.failed:
             error = record.error or (unstored_data(self.errors[-1]) if self.errors else None)
             message = str((error or {}).get("message") or record.message)

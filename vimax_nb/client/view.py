@@ -18,9 +18,11 @@ from ..protocol import (
     AgentRecord,
     AgentState,
     ArtifactEvent,
+    CostSummary,
     ErrorEvent,
     Event,
     ProgressEvent,
+    ProviderStatus,
     StageProgress,
     WorkflowRecord,
     WorkflowState,
@@ -36,24 +38,37 @@ __all__ = [
     "ETA_MIN_PROGRESS",
     "ETA_MIN_SECONDS",
     "OFFLINE",
+    "PROVIDER_ROLES",
+    "SERVER_DEFAULT",
     "DurationStyle",
+    "ProviderChoices",
     "RunClock",
     "RunStatus",
     "StageRow",
     "StageStatus",
     "WorkflowRow",
+    "activity_lines",
+    "agent_activity",
     "agent_counts",
     "connection_state",
     "cut_off",
     "elapsed_seconds",
+    "format_cost",
     "format_duration",
     "log_line",
+    "provider_choices",
+    "provider_label",
+    "provider_line",
     "run_status",
+    "shows_spend",
+    "spend_line",
     "stage_rows",
     "subject_of",
     "summary",
+    "task_label",
     "time_of_day",
     "title_of",
+    "total_spend",
     "workflow_row",
 ]
 
@@ -253,6 +268,79 @@ def log_line(event: Event) -> str:
     return f"{clock} {event.type}"
 
 
+# -- what a run spends and waits on ---------------------------------------------------------
+
+
+def format_cost(dollars: float) -> str:
+    """US dollars for a person: ``$1.23``, ``$1,234.50``; ``<$0.01`` for less than a cent
+    (but more than nothing), ``$0.00`` for nothing."""
+    if dollars <= 0:
+        return "$0.00"
+    if dollars < 0.01:
+        return "<$0.01"
+    return f"${dollars:,.2f}"
+
+
+def shows_spend(cost: CostSummary) -> bool:
+    """Whether a front end shows a run's :func:`spend_line`: something was spent or
+    called, or the run has a ``max_cost``."""
+    return cost.total > 0 or cost.calls > 0 or cost.max_cost is not None
+
+
+def spend_line(cost: CostSummary) -> str:
+    """``$1.23 spent · 14 calls (3 cached)``; with a ``max_cost``, ``$1.23 spent of $5.00
+    max · ...``. The calls are left out while none is known."""
+    line = f"{format_cost(cost.total)} spent"
+    if cost.max_cost is not None:
+        line += f" of {format_cost(cost.max_cost)} max"
+    if cost.calls:
+        calls = f"{cost.calls} call{'s' if cost.calls != 1 else ''}"
+        if cost.cached_calls:
+            calls += f" ({cost.cached_calls} cached)"
+        line += f" \N{MIDDLE DOT} {calls}"
+    return line
+
+
+def task_label(task: str) -> str:
+    """A task's id in words, numbers counted from 1: ``scene/0/shot/2/clip`` is ``shot 3
+    clip`` (the first scene goes without saying), ``scene/1/shot/0/frames`` ``scene 2 shot
+    1 frames``, ``scene/0/storyboard`` ``scene 1 storyboard``, ``portrait/0`` ``portrait
+    1``; other ids as they are, with spaces for ``/`` and ``_``."""
+    parts = task.split("/")
+    words: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i].replace("_", " ")
+        number = parts[i + 1] if i + 1 < len(parts) else ""
+        if number.isdigit():
+            first_scene_of_a_shot = (
+                part == "scene" and int(number) == 0 and parts[i + 2 : i + 3] == ["shot"]
+            )
+            if not first_scene_of_a_shot:
+                words.append(f"{part} {int(number) + 1}")
+            i += 2
+        else:
+            words.append(part)
+            i += 1
+    return " ".join(w for w in words if w) or task
+
+
+def _task_order(task: str) -> list[tuple[bool, int, str]]:
+    return [(p.isdigit(), int(p) if p.isdigit() else 0, p) for p in task.split("/")]
+
+
+def activity_lines(activities: Mapping[str, str]) -> list[str]:
+    """What each running task waits on (``{task: activity}``, as :attr:`Run.activities
+    <vimax_nb.client.Run.activities>` holds it), one line per task in the order of the
+    graph (``shot 2 clip`` before ``shot 10 clip``): ``shot 3 clip: waiting on
+    veo-3.0-generate-001 (42 s)``. Blank activities are left out."""
+    return [
+        f"{task_label(task)}: {activities[task].strip()}"
+        for task in sorted(activities, key=_task_order)
+        if activities[task].strip()
+    ]
+
+
 # -- the connection -----------------------------------------------------------------------
 
 
@@ -310,6 +398,11 @@ def workflow_row(record: WorkflowRecord, subject_width: int = 40) -> WorkflowRow
     )
 
 
+def total_spend(records: Iterable[WorkflowRecord]) -> float:
+    """What ``records`` spent together (US dollars, estimated)."""
+    return sum(record.cost.total for record in records)
+
+
 # -- the agents ---------------------------------------------------------------------------
 
 
@@ -331,3 +424,73 @@ def summary(agents: Iterable[AgentRecord]) -> str:
     parts = [f"{n} {state}" for state, n in counts.items() if n]
     head = f"{total} agent{'s' if total != 1 else ''}"
     return f"{head}: {', '.join(parts)}" if parts else head
+
+
+def agent_activity(agent: AgentRecord) -> str | None:
+    """What the agent's running task waits on (``waiting on veo-3.0-generate-001 (42
+    s)``); None when it says nothing."""
+    activity = (agent.metrics.activity or "").strip()
+    return activity or None
+
+
+# -- the providers ------------------------------------------------------------------------
+
+PROVIDER_ROLES: tuple[str, ...] = ("chat", "image", "video")
+"""The roles a workflow chooses a provider for, in the order front ends show them."""
+SERVER_DEFAULT: Final = ""
+"""The value of the choice "the server's default provider" (sent as None)."""
+
+
+def provider_label(status: ProviderStatus) -> str:
+    """``video: google veo-3.0-generate-001``: the role, the provider and its model."""
+    return " ".join(part for part in (f"{status.role}:", status.provider, status.model) if part)
+
+
+def provider_line(status: ProviderStatus) -> str:
+    """:func:`provider_label`, and for a provider that is not ready, why:
+    ``video: google veo-3.0-generate-001 · not ready: no google API key: set ...``."""
+    line = provider_label(status)
+    if not status.ready:
+        line += f" \N{MIDDLE DOT} not ready: {status.problem or 'no reason given'}"
+    return line
+
+
+class ProviderChoices(NamedTuple):
+    """What a picker of one role offers: ``options`` as ``(label, value)`` pairs, the
+    ``value`` chosen at first, and a ``note`` to show beside it (``""`` for none).
+
+    Only ready providers are offered, the role's default chosen. When the default is not
+    ready, ``procedural`` (else the first ready one) is chosen and the note says why.
+    When nothing is known of the role, the one option is the server's default
+    (:data:`SERVER_DEFAULT`).
+    """
+
+    options: list[tuple[str, str]]
+    value: str
+    note: str
+
+
+def provider_choices(providers: Iterable[ProviderStatus], role: str) -> ProviderChoices:
+    """The :class:`ProviderChoices` of ``role`` among ``providers`` (what ``GET
+    /vimax/api/providers`` lists)."""
+    of_role = [p for p in providers if p.role == role]
+    ready = [p for p in of_role if p.ready]
+    if not ready:
+        note = f"no {role} provider is ready" if of_role else ""
+        return ProviderChoices([("server default", SERVER_DEFAULT)], SERVER_DEFAULT, note)
+    options = [
+        (f"{p.provider} {p.model}".strip() + (" (default)" if p.default else ""), p.provider)
+        for p in ready
+    ]
+    default = next((p for p in of_role if p.default), None)
+    if default is not None and default.ready:
+        return ProviderChoices(options, default.provider, "")
+    names = [p.provider for p in ready]
+    value = "procedural" if "procedural" in names else names[0]
+    note = ""
+    if default is not None:
+        note = (
+            f"the default {role} provider {default.provider} is not ready: "
+            f"{default.problem or 'no reason given'}"
+        )
+    return ProviderChoices(options, value, note)

@@ -61,8 +61,9 @@ def wait_for_job(
     (if given) asks the service to stop the job (its failure is ignored), the job is
     forgotten (``call.remember_job(None)``) and :class:`TaskCanceled` is raised. When
     the token was *interrupted* (the server is stopping) the job is neither canceled
-    nor forgotten, so the resumed workflow polls it again. Raises a retryable :class:`ProviderError` after
-    ``timing.timeout`` seconds; errors from ``fetch`` pass through.
+    nor forgotten, so the resumed workflow polls it again. Raises a retryable
+    :class:`ProviderError` after ``timing.timeout`` seconds; errors from ``fetch`` pass
+    through.
     """
     started = clock()
     wait = timing.interval

@@ -2,8 +2,10 @@
 
 The card holds no agent state: it reads the fleet (or, inside an
 :class:`~.monitor.AgentMonitor`, the record the monitor hands it) when it draws. A card
-is a single HTML widget, so a change costs one comm message. Every text that comes
-from the server (name, capabilities, task, description) is escaped.
+is a single HTML widget, so a change costs one comm message. It shows what the agent's
+running task waits on, and the providers its skills use, a provider that is not ready
+flagged with its problem. Every text that comes from the server (name, capabilities,
+task, activity, description, providers and their problems) is escaped.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from tornado.ioloop import IOLoop
 
 from ..client import Client
 from ..client.fleet import Fleet
-from ..client.view import format_duration, time_of_day
-from ..protocol import AgentMetrics, AgentRecord, AgentState
+from ..client.view import agent_activity, format_duration, provider_label, time_of_day
+from ..protocol import AgentMetrics, AgentRecord, AgentState, ProviderStatus
 from . import theme
 from ._redraw import MIN_INTERVAL, PanelView
 from .theme import esc
@@ -129,6 +131,14 @@ def card_html(agent: AgentRecord | str, *, css: bool = True) -> str:
         f"<tr><td style='color:{theme.GREY};padding-right:8px'>heartbeat</td>"
         f"<td title='{esc(beat or '')}'>{esc(time_of_day(beat) or 'never')}</td></tr>"
     )
+    activity = agent_activity(record) if record is not None else None
+    waiting = (
+        f"<div class='vimax-activity' style='color:{theme.BLUE}'>&#8987; "
+        f"<small>{esc(activity)}</small></div>"
+        if activity
+        else ""
+    )
+    providers = "".join(_provider_html(p) for p in (record.providers if record else []))
     return (
         f"{theme.AGENT_CSS if css else ''}<div class='vimax-agent' style='{theme.CARD_STYLE}' "
         f"title='{esc(description)}'>"
@@ -136,7 +146,23 @@ def card_html(agent: AgentRecord | str, *, css: bool = True) -> str:
         f"<b>{esc(name)}</b> <small style='color:{color}'>{esc(status)}</small></div>"
         f"<div>{tags}</div>"
         f"<table style='border-collapse:collapse;margin-top:3px'>{cells}{heartbeat}</table>"
+        f"{waiting}{providers}"
         "</div>"
+    )
+
+
+def _provider_html(status: ProviderStatus) -> str:
+    """One provider of a card: a check when it is ready; else a warning and its problem."""
+    label = f"<small>{esc(provider_label(status))}</small>"
+    if status.ready:
+        return (
+            f"<div class='vimax-provider'><span style='color:{theme.GREEN}'>&#10003;</span> "
+            f"{label}</div>"
+        )
+    problem = status.problem or "no reason given"
+    return (
+        f"<div class='vimax-provider vimax-not-ready' style='color:{theme.RED}'>"
+        f"&#9888; {label} <small><b>not ready:</b> {esc(problem)}</small></div>"
     )
 
 

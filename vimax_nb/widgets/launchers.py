@@ -8,21 +8,28 @@ worker thread, so a click never blocks the kernel; the new run's
 failed submissions become a message in the widget, never an exception in the kernel.
 
 The forms are built from those models' fields (bounds, defaults); the styles offered
-and the reading of a request are :mod:`vimax_nb.pipelines.request`'s.
+and the reading of a request are :mod:`vimax_nb.pipelines.request`'s. Each form has a
+provider picker per role (chat, image, video) offering the server's ready providers
+(``GET /vimax/api/providers``, read on a worker thread when the launcher is made; the
+role's default chosen), and a max cost in US dollars (empty: no limit); they are sent as
+the ``providers`` and ``max_cost`` parameters.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from typing import Any
 
 import ipywidgets as widgets
 from tornado.ioloop import IOLoop
 
-from ..client import Client, Run
+from ..client import Client, Run, VimaxError
+from ..client.view import PROVIDER_ROLES, SERVER_DEFAULT, provider_choices
 from ..pipelines.params import Idea2VideoParams, Script2VideoParams, VideoParams
 from ..pipelines.request import STYLES, describe_plan, parse_request_offline
+from ..protocol import ProviderStatus
 from . import theme
 from ._redraw import MIN_INTERVAL, PanelView
 from .agents import resolve_client
@@ -43,6 +50,10 @@ LABELS = {
     "fps": "fps",
     "seconds_per_shot": "seconds per shot",
     "seed": "seed",
+    "max_cost": "max cost",
+    "providers.chat": "chat provider",
+    "providers.image": "image provider",
+    "providers.video": "video provider",
 }
 ADVANCED = ("scenes", "shots_per_scene", "width", "height", "fps", "seconds_per_shot", "seed")
 _WIDE = widgets.Layout(width="100%")
@@ -62,6 +73,7 @@ class ParamsForm:
         self.subject = subject
         self.model = model
         self.fields: dict[str, Any] = {}
+        self.picker = ProviderPicker()
         rows = 3 if subject == "idea" else 10
         self.fields[subject] = widgets.Textarea(
             placeholder=f"your {subject}", rows=rows, layout=_WIDE
@@ -97,19 +109,24 @@ class ParamsForm:
             [
                 self.fields[subject],
                 widgets.HBox([self.fields["style"], self.fields["user_requirement"]]),
+                self.picker.box,
                 self.advanced,
             ]
         )
 
     def values(self) -> dict[str, Any]:
-        """What the widgets hold now, unchecked."""
-        return {name: widget.value for name, widget in self.fields.items()}
+        """What the widgets hold now, unchecked (the providers and the max cost as
+        :meth:`ProviderPicker.values` gives them)."""
+        values = {name: widget.value for name, widget in self.fields.items()}
+        return {**values, **self.picker.values()}
 
     def set(self, params: dict[str, Any]) -> None:
-        """Fill the widgets from ``params`` (names not in the form are ignored)."""
+        """Fill the widgets from ``params`` (names not in the form are ignored, and so is
+        None)."""
         for name, value in params.items():
             if name in self.fields and value is not None:
                 self.fields[name].value = value
+        self.picker.set(params)
 
     def validated(self) -> VideoParams:
         """The parameters as the model; ValueError with a message a person can act on."""
@@ -127,6 +144,99 @@ class ParamsForm:
     def observe(self, callback: Any) -> None:
         for widget in self.fields.values():
             widget.observe(callback, names="value")
+
+
+class ProviderPicker:
+    """A dropdown per role (chat, image, video) and a max cost field.
+
+    A dropdown offers the ready providers of its role, the role's default chosen (see
+    :func:`~vimax_nb.client.view.provider_choices`); until :meth:`show` is given the
+    server's providers, its one option is the server's default. The note under them says
+    why a default is not offered, or why the providers could not be listed.
+    """
+
+    def __init__(self) -> None:
+        self.dropdowns: dict[str, Any] = {
+            role: widgets.Dropdown(
+                options=[("server default", SERVER_DEFAULT)],
+                value=SERVER_DEFAULT,
+                description=role,
+                style=_LABEL_STYLE,
+                layout=widgets.Layout(width="auto", min_width="170px"),
+            )
+            for role in PROVIDER_ROLES
+        }
+        self.max_cost = widgets.Text(
+            description="max cost $",
+            placeholder="no limit",
+            style=_LABEL_STYLE,
+            layout=widgets.Layout(width="170px"),
+        )
+        self.note = widgets.HTML()
+        self.box = widgets.VBox(
+            [widgets.HBox([*self.dropdowns.values(), self.max_cost]), self.note]
+        )
+        self._shown: tuple[list[ProviderStatus] | None, str] = (None, "")
+        self._wanted: dict[str, str] = {}  # role -> a provider asked for, not offered yet
+        self._wanted_lock = threading.Lock()
+
+    def show(self, providers: list[ProviderStatus] | None, problem: str = "") -> None:
+        """Offer ``providers`` (None: not known) and say ``problem`` (``""``: none); a
+        choice made among the same providers stays. Call it on the drawing thread."""
+        if (providers, problem) == self._shown:
+            return
+        self._shown = (providers, problem)
+        notes = [problem] if problem else []
+        for role, dropdown in self.dropdowns.items():
+            choices = provider_choices(providers or [], role)
+            chosen = dropdown.value
+            values = [value for _label, value in choices.options]
+            dropdown.options = choices.options
+            keep = chosen != SERVER_DEFAULT and chosen in values
+            dropdown.value = chosen if keep else choices.value
+            if choices.note:
+                notes.append(choices.note)
+        self._choose_wanted()
+        self.note.value = "".join(
+            f"<div style='color:{theme.AMBER}'><small>{esc(n)}</small></div>" for n in notes
+        )
+
+    def values(self) -> dict[str, Any]:
+        """``{"providers": {role: name or None}, "max_cost": dollars or None}``, unchecked:
+        a max cost that is not a number is given as typed (the model refuses it)."""
+        text = str(self.max_cost.value).strip().lstrip("$").strip()
+        max_cost: float | str | None = None
+        if text:
+            try:
+                max_cost = float(text.replace(",", ""))
+            except ValueError:
+                max_cost = text
+        providers = {
+            role: (dropdown.value if dropdown.value != SERVER_DEFAULT else None)
+            for role, dropdown in self.dropdowns.items()
+        }
+        return {"providers": providers, "max_cost": max_cost}
+
+    def set(self, params: dict[str, Any]) -> None:
+        """Take ``max_cost`` and the roles ``providers`` names from ``params`` (others,
+        and None, are ignored); a provider is chosen once it is offered."""
+        limit = params.get("max_cost")
+        if limit is not None:
+            self.max_cost.value = f"{limit:g}" if isinstance(limit, int | float) else str(limit)
+        wanted = params.get("providers") or {}
+        with self._wanted_lock:
+            for role, name in dict(wanted).items():
+                if role in self.dropdowns and name:
+                    self._wanted[role] = str(name)
+        self._choose_wanted()
+
+    def _choose_wanted(self) -> None:
+        with self._wanted_lock:
+            for role, name in list(self._wanted.items()):
+                dropdown = self.dropdowns[role]
+                if name in [value for _label, value in dropdown.options]:
+                    dropdown.value = name
+                    del self._wanted[role]
 
 
 class _Launcher(PanelView):
@@ -152,6 +262,10 @@ class _Launcher(PanelView):
         self._busy = False
         self._message = ("", "")  # (tone: "", "info", "error", "ok"; text)
         self._shown_runs = 0
+        self._providers: list[ProviderStatus] | None = None  # None: not listed (yet)
+        self._providers_problem = ""
+        self._providers_loading = True
+        self._providers_listed = threading.Event()  # the first listing ended, well or not
         self.launch_button = widgets.Button(
             description="Launch", icon="rocket", button_style="primary"
         )
@@ -163,9 +277,51 @@ class _Launcher(PanelView):
         )
         self.box.add_class("vimax-launcher")
         self.flush()
+        threading.Thread(target=self._load_providers, name="vimax-providers", daemon=True).start()
 
     def _head(self) -> list[Any]:
         return [self.form.box]
+
+    # -- the providers (a worker thread) -----------------------------------------------
+
+    @property
+    def providers(self) -> list[ProviderStatus] | None:
+        """The server's providers as the pickers offer them (None until they are listed)."""
+        with self._lock:
+            return self._providers
+
+    def wait_providers(self, timeout: float | None = None) -> bool:
+        """Block until the first listing of the server's providers has ended (they are in
+        :attr:`providers`, or the pickers say why not) and the pickers show it; False
+        after ``timeout`` s. Not on the loop that serves the server."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._providers_listed.wait(timeout):
+            return False
+        return self.wait_drawn(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _load_providers(self) -> None:
+        """List the server's providers for the pickers. Without a client of its own the
+        launcher uses a server already there (it starts none before a launch)."""
+        problem = ""
+        providers: list[ProviderStatus] | None = None
+        try:
+            client = self.client if self.client is not None else _found_client()
+            providers = client.providers() if client is not None else None
+            if client is None:
+                problem = "the providers are listed once a server is connected"
+        except VimaxError as exc:
+            if exc.status == 404:
+                problem = "this server does not list its providers: it uses its defaults"
+            else:
+                problem = f"could not list the providers: {exc}"
+        except Exception as exc:  # shown, never raised into the kernel
+            problem = f"could not list the providers: {exc}"
+        with self._lock:
+            self._providers_loading = False
+            if providers is not None or self._providers is None:
+                self._providers, self._providers_problem = providers, problem
+        self._request_draw()
+        self._providers_listed.set()
 
     # -- launching ---------------------------------------------------------------------
 
@@ -211,7 +367,12 @@ class _Launcher(PanelView):
         with self._lock:
             self._busy = False
             self._message = message
+            unlisted = message[0] == "ok" and self._providers is None
+            unlisted = unlisted and not (self._providers_loading or self._closed)
+            self._providers_loading = self._providers_loading or unlisted
         self._request_draw()
+        if unlisted:  # a server is there now: list its providers
+            self._load_providers()
 
     def _say(self, tone: str, text: str) -> None:
         with self._lock:
@@ -223,6 +384,8 @@ class _Launcher(PanelView):
     def _draw(self) -> None:
         with self._lock:
             busy, (tone, text), progress = self._busy, self._message, list(self.progress)
+            providers, problem = self._providers, self._providers_problem
+        self.form.picker.show(providers, problem)
         self.launch_button.disabled = busy
         self.launch_button.description = "Launching\N{HORIZONTAL ELLIPSIS}" if busy else "Launch"
         color = {"error": theme.RED, "ok": theme.GREEN}.get(tone, theme.GREY)
@@ -341,6 +504,20 @@ class RequestLauncher(_Launcher):
         super()._draw()
         plan = self.plan
         self.plan_html.value = f"<b>Plan:</b> {esc(plan)}" if plan else ""
+
+
+def _found_client() -> Client | None:
+    """The default client, else one of a server :func:`~vimax_nb.client.connect` finds
+    without starting one; None when there is none."""
+    from ..client import discovery
+
+    client = discovery.default_client()
+    if client is not None:
+        return client
+    try:
+        return discovery.connect(start_server=False)
+    except ConnectionError:
+        return None
 
 
 def explain(exc: Any) -> str:

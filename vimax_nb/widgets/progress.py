@@ -10,8 +10,12 @@ The log is the run's ``history`` (the last events it received, from the start). 
 lines are formatted when drawn, only while the log is open, and each event once, so a
 flood of events costs the kernel next to nothing.
 
+Under the bar, the run's spend (:func:`~vimax_nb.client.view.spend_line`, once anything
+was spent or the run has a ``max_cost``); under the stages, what each running task waits
+on (:func:`~vimax_nb.client.view.activity_lines`).
+
 All text that comes from users or the server (idea, messages, stage and artifact names,
-errors) is escaped before it goes into an HTML widget.
+activities, errors) is escaped before it goes into an HTML widget.
 """
 
 from __future__ import annotations
@@ -27,10 +31,13 @@ from tornado.ioloop import IOLoop
 from ..client import Run
 from ..client.view import (
     RunClock,
+    activity_lines,
     connection_state,
     format_duration,
     log_line,
     run_status,
+    shows_spend,
+    spend_line,
     stage_rows,
     subject_of,
 )
@@ -80,7 +87,9 @@ class WorkflowProgress(PanelView):
         self.connection_indicator = widgets.HTML()
         self.bar = widgets.FloatProgress(min=0.0, max=1.0, value=0.0)
         self.percent = widgets.HTML()
+        self.spend = widgets.HTML()
         self.stages_html = widgets.HTML()
+        self.activity = widgets.HTML()
         self.message = widgets.HTML()
         self.notice = widgets.HTML()
         self.pause_button = widgets.Button(description="Pause", icon="pause")
@@ -102,7 +111,9 @@ class WorkflowProgress(PanelView):
             [
                 widgets.HBox([self.title, self.badge, self.connection_indicator]),
                 widgets.HBox([self.bar, self.percent]),
+                self.spend,
                 self.stages_html,
+                self.activity,
                 self.message,
                 widgets.HBox([self.pause_button, self.resume_button, self.cancel_button]),
                 self.notice,
@@ -171,7 +182,18 @@ class WorkflowProgress(PanelView):
         left = self._clock.remaining(state, progress)
         eta = "" if left is None else f" &middot; ETA {format_duration(left)}"
         self.percent.value = f"{progress:.0%}{eta}"
+        cost = run.cost
+        self.spend.value = (
+            f"<small class='vimax-spend' style='color:{theme.GREY}'>{_e(spend_line(cost))}</small>"
+            if shows_spend(cost)
+            else ""
+        )
         self.stages_html.value = self._stages(run)
+        self.activity.value = "".join(
+            f"<div class='vimax-activity' style='color:{theme.GREY}'>"
+            f"&#8987; <small>{_e(line)}</small></div>"
+            for line in activity_lines(run.activities)
+        )
         self.message.value = f"<i>{_e(run.message)}</i>" if run.message else ""
 
         with self._lock:
