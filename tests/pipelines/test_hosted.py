@@ -18,6 +18,8 @@ from vimax_nb.providers import ProviderCatalog, ProviderSettings
 
 from ..providers.fake_google_server import FakeGoogle, decode_base64
 from ..providers.fake_google_server import start as start_google
+from ..providers.fake_replicate_server import FakeReplicate
+from ..providers.fake_replicate_server import start as start_replicate
 from .fakes import SMALL, vimax
 
 IDEA = "A lighthouse keeper befriends a whale"
@@ -151,3 +153,75 @@ def _video_agent_idle(event: Any) -> bool:
         and event.agent_name == "video_generator"
         and event.status == "idle"
     )
+
+
+@pytest.fixture(scope="module")
+def replicate_service() -> Iterator[FakeReplicate]:
+    with start_replicate() as fake:
+        yield fake
+
+
+@pytest.fixture
+def replicate(replicate_service: FakeReplicate) -> FakeReplicate:
+    replicate_service.reset()
+    return replicate_service
+
+
+def replicate_catalog(fake: FakeReplicate) -> ProviderCatalog:
+    """Offline chat and images; Seedance through the fake."""
+    settings = ProviderSettings(
+        provider="replicate",
+        base_url=fake.base_url,
+        api_key="r8_test",
+        requests_per_minute=1e6,
+        options={"poll_interval": 0.01, "max_poll_interval": 0.02},
+    )
+    catalog = ProviderCatalog.configure({"video": settings}, environ={}, discover=False)
+    assert catalog.entry("video").ready, catalog.entry("video").problem
+    return catalog
+
+
+async def test_idea2video_with_seedance_on_replicate_films_its_clips(
+    tmp_path: Path, replicate: FakeReplicate
+) -> None:
+    replicate.log_lines = ["loading model", "rendering frames", "encoding"]
+    replicate.polls_before_done = 3
+    async with vimax(tmp_path, replicate_catalog(replicate)) as (coordinator, recorder):
+        record = await coordinator.submit("idea2video", PARAMS)
+        done = await coordinator.wait(record.id, timeout=120)
+
+    assert done.state == WorkflowState.completed, done.message
+    folder = tmp_path / record.id
+    inputs = replicate.created_inputs()
+    assert len(inputs) == 3
+    shots = folder / "scene_0" / "shots"
+    firsts = sorted(replicate.file_bytes(i["image"]) for i in inputs)
+    lasts = sorted(replicate.file_bytes(i["last_frame_image"]) for i in inputs)
+    assert firsts == sorted((shots / str(j) / "first_frame.png").read_bytes() for j in range(3))
+    assert lasts == sorted((shots / str(j) / "last_frame.png").read_bytes() for j in range(3))
+    assert all(i["prompt"] for i in inputs)
+    levels = _grey_levels(folder / "final_video.mp4")
+    assert all(max(c) - min(c) <= 8 for c in levels)  # the service's grey fades
+    assert done.cost.models["bytedance/seedance-1-lite"].calls == 3
+    waits = [e.details.activity or "" for e in recorder.progress(record.id)]
+    assert any(a.endswith(": rendering frames") for a in waits)  # the prediction's log, as progress
+
+
+async def test_cancel_mid_poll_cancels_the_predictions(
+    tmp_path: Path, replicate: FakeReplicate
+) -> None:
+    replicate.never_finish = True
+    async with vimax(tmp_path, replicate_catalog(replicate)) as (coordinator, recorder):
+        record = await coordinator.submit("idea2video", PARAMS)
+        await recorder.wait_for(_polling, 60)
+        seen = len(recorder.events)
+        await coordinator.control(record.id, ControlAction.cancel)
+        await recorder.wait_for(
+            lambda e: _video_agent_idle(e) and recorder.events.index(e) >= seen, 10
+        )
+        polls = len(replicate.requests_to("get"))
+    created = {r.path for r in replicate.requests_to("create")}
+    canceled = replicate.requests_to("cancel")
+    assert created
+    assert len(canceled) == len(replicate.requests_to("create"))  # every started one
+    assert len(replicate.requests_to("get")) == polls
