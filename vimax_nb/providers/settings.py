@@ -65,3 +65,27 @@ class ProviderSettings(BaseModel):
                 provider=provider,
             )
         return found
+
+    def pace(
+        self, environ: Mapping[str, str] | None, variable: str, default: float, *, provider: str
+    ) -> float | None:
+        """Requests per minute: ``requests_per_minute``, else the environment ``variable``
+        (``off``, ``none`` or ``0``: no limit), else ``default``. A malformed variable is
+        a non-retryable :class:`ProviderError` naming it."""
+        if self.requests_per_minute is not None:
+            return self.requests_per_minute
+        env = os.environ if environ is None else environ
+        raw = env.get(variable, "").strip()
+        if not raw:
+            return default
+        if raw.lower() in ("none", "off", "0"):
+            return None
+        try:
+            rpm = float(raw)
+        except ValueError:
+            rpm = -1.0
+        if not rpm > 0:
+            raise ProviderError(
+                f"{variable} must be a positive number or off (got {raw!r})", provider=provider
+            )
+        return rpm

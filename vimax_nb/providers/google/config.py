@@ -142,25 +142,6 @@ def _options(settings: ProviderSettings) -> GoogleOptions:
         ) from None
 
 
-def _rpm(settings: ProviderSettings, env: Mapping[str, str]) -> float | None:
-    if settings.requests_per_minute is not None:
-        return settings.requests_per_minute
-    raw = _text(env.get("VIMAX_GOOGLE_RPM"))
-    if raw is None:
-        return DEFAULT_RPM
-    if raw.lower() in ("none", "off", "0"):
-        return None
-    try:
-        rpm = float(raw)
-    except ValueError:
-        rpm = -1.0
-    if not rpm > 0:
-        raise ProviderError(
-            f"VIMAX_GOOGLE_RPM must be a positive number or off (got {raw!r})", provider=PROVIDER
-        )
-    return rpm
-
-
 def resolve_config(
     role: Role, settings: ProviderSettings, environ: Mapping[str, str] | None = None
 ) -> GoogleConfig:
@@ -189,13 +170,14 @@ def resolve_config(
         or _text(env.get(f"VIMAX_GOOGLE_{role.upper()}_MODEL"))
         or DEFAULT_MODELS[role]
     )
+    rpm = settings.pace(env, "VIMAX_GOOGLE_RPM", DEFAULT_RPM, provider=PROVIDER)
     common: dict[str, Any] = {
         "role": role,
         "model": model,
         "vertexai": vertexai,
         "base_url": _text(settings.base_url) or _text(env.get("VIMAX_GOOGLE_BASE_URL")),
         "timeout": settings.timeout or DEFAULT_TIMEOUT,
-        "requests_per_minute": _rpm(settings, env),
+        "requests_per_minute": rpm,
         "options": options,
     }
     if role == "video" and not vertexai:

@@ -139,26 +139,6 @@ def _options(settings: ProviderSettings, role: Role) -> ReplicateOptions:
     return options
 
 
-def _rpm(settings: ProviderSettings, env: Mapping[str, str]) -> float | None:
-    if settings.requests_per_minute is not None:
-        return settings.requests_per_minute
-    raw = _text(env.get("VIMAX_REPLICATE_RPM"))
-    if raw is None:
-        return DEFAULT_RPM
-    if raw.lower() in ("none", "off", "0"):
-        return None
-    try:
-        rpm = float(raw)
-    except ValueError:
-        rpm = -1.0
-    if not rpm > 0:
-        raise ProviderError(
-            f"VIMAX_REPLICATE_RPM must be a positive number or off (got {raw!r})",
-            provider=PROVIDER,
-        )
-    return rpm
-
-
 def resolve_config(
     role: Role, settings: ProviderSettings, environ: Mapping[str, str] | None = None
 ) -> ReplicateConfig:
@@ -190,6 +170,7 @@ def resolve_config(
             provider=PROVIDER,
         )
     token = settings.require_key(env, "REPLICATE_API_TOKEN", provider=PROVIDER)
+    rpm = settings.pace(env, "VIMAX_REPLICATE_RPM", DEFAULT_RPM, provider=PROVIDER)
     return ReplicateConfig(
         role=role,
         model=model,
@@ -201,6 +182,6 @@ def resolve_config(
             _text(settings.base_url) or _text(env.get("REPLICATE_BASE_URL")) or DEFAULT_BASE_URL
         ).rstrip("/"),
         timeout=settings.timeout or DEFAULT_TIMEOUT,
-        requests_per_minute=_rpm(settings, env),
+        requests_per_minute=rpm,
         options=options,
     )
