@@ -171,6 +171,15 @@ async def test_vx_runs_a_workflow_and_lists_it(default_client: vx.Client) -> Non
     assert repr(table).splitlines()[1].split()[:3] == [run.id, "idea2video", "completed"]
 
 
+async def test_vx_passes_a_priority_on_to_the_server(default_client: vx.Client) -> None:
+    run = await asyncio.to_thread(vx.idea2video, "A fox who learns to fly", priority=4)
+    assert run.record.priority == 4
+    await asyncio.to_thread(run.cancel)
+    with pytest.raises(vx.VimaxError, match="'priority' must be a whole number") as refused:
+        await asyncio.to_thread(vx.script2video, "INT. SEA - DAY", priority=-11)
+    assert refused.value.status == 400
+
+
 async def test_a_run_displays_as_its_progress_widget(default_client: vx.Client) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 

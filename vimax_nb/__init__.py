@@ -121,20 +121,23 @@ def _client() -> Client:
     return default_client() or connect()
 
 
-def idea2video(idea: str, **params: Any) -> Run:
+def idea2video(idea: str, *, priority: int = 0, **params: Any) -> Run:
     """Start an Idea2Video workflow on the default client's server; its live :class:`Run`.
 
     ``params`` are the workflow parameters: ``style``, ``user_requirement``, ``scenes``,
     ``shots_per_scene``, ``width``, ``height``, ``fps``, ``seconds_per_shot``, ``seed``.
+    ``priority`` (-10 to 10, higher first) puts its tasks ahead of those of
+    lower-priority workflows on the server.
     """
-    run = _client().idea2video(idea, **params)
+    run = _client().idea2video(idea, priority=priority, **params)
     _show_runs_in_ipython()
     return run
 
 
-def script2video(script: str, **params: Any) -> Run:
-    """Start a Script2Video workflow on the default client's server; its live :class:`Run`."""
-    run = _client().script2video(script, **params)
+def script2video(script: str, *, priority: int = 0, **params: Any) -> Run:
+    """Start a Script2Video workflow on the default client's server; its live :class:`Run`
+    (``priority`` as for :func:`idea2video`)."""
+    run = _client().script2video(script, priority=priority, **params)
     _show_runs_in_ipython()
     return run
 

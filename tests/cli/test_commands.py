@@ -20,7 +20,7 @@ from vimax_nb.cli.common import Interrupts
 from vimax_nb.cli.display import PlainLines, TerminalView
 from vimax_nb.protocol import WorkflowRecord
 
-from ..widgets.fakes import Backend
+from ..widgets.fakes import Backend, agent
 from .conftest import Served
 
 SMALL_PARAMS = {"width": 160, "height": 96, "fps": 6, "seconds_per_shot": 1, "shots_per_scene": 2}
@@ -108,11 +108,53 @@ def test_agents_shows_every_agent(env_server: Served, capsys: pytest.CaptureFixt
     assert "paint_frames" in agents["frame_painter"]["capabilities"]
 
     assert main(["agents"]) == 0
-    header, *rows = capsys.readouterr().out.splitlines()
+    executor, header, *rows = capsys.readouterr().out.splitlines()
+    assert executor == "executor: local · 2 threads"  # the server's max_concurrent_tasks
     assert header.split() == ["name", "status", "capabilities", "done/failed", "avg", "ms"]
     painter = next(row for row in rows if row.startswith("frame_painter "))
     assert "paint_frames" in painter
     assert painter.split()[1] in {"idle", "busy"}
+
+
+def test_agents_says_where_tasks_run(fake: Backend, capsys: pytest.CaptureFixture[str]) -> None:
+    dask = {
+        "kind": "dask",
+        "workers": 2,
+        "threads": 4,
+        "address": "tcp://127.0.0.1:8786",
+        "dashboard": "http://127.0.0.1:8787/status",
+    }
+    fake.agents(agent("editor", "idle", "edit"), executor=dask)
+    assert main(["agents", "--url", fake.server.url]) == 0
+    executor, header, editor = capsys.readouterr().out.splitlines()
+    assert executor == (
+        "executor: dask · 2 workers · 4 threads · dashboard http://127.0.0.1:8787/status"
+    )
+    assert header.split()[0] == "name"
+    assert editor.split()[:2] == ["editor", "idle"]
+
+    lost = "the Dask scheduler at tcp://127.0.0.1:8786 cannot be reached"
+    fake.agents(agent("editor"), executor={"kind": "dask", "problem": lost})
+    assert main(["agents", "--url", fake.server.url]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"executor: dask · {lost}"
+
+    # not an http(s) URL, markup, terminal controls: plain text, never a link or markup
+    odd = {**dask, "dashboard": "javascript:alert(1)", "problem": "[bold]boom[/bold]\x1b[31m"}
+    fake.agents(agent("editor"), executor=odd)
+    assert main(["agents", "--url", fake.server.url]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == (
+        "executor: dask · 2 workers · 4 threads · dashboard javascript:alert(1) · "
+        "[bold]boom[/bold]\\x1b[31m"
+    )
+    assert "\x1b" not in out
+
+    # --json is the agents alone, as before; a server that does not say: no line
+    assert main(["agents", "--json", "--url", fake.server.url]) == 0
+    assert [a["name"] for a in json.loads(capsys.readouterr().out)] == ["editor"]
+    fake.agents(agent("editor"))
+    assert main(["agents", "--url", fake.server.url]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split()[0] == "name"
 
 
 def test_no_server_exits_3_and_says_what_was_tried(

@@ -68,6 +68,16 @@ def test_run_request_turns_plain_words_into_a_plan(
     assert ": 160x96, " in out
 
 
+def test_run_sends_its_priority(env_server: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["run", "idea2video", "A fox learns to fly", *SMALL, "--shots", "1", "--priority", "-3"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    with env_server.client() as client:
+        assert client.workflow(workflow_id(out)).priority == -3
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -79,6 +89,12 @@ def test_run_request_turns_plain_words_into_a_plan(
         (["run", "request", "  "], "the request is empty"),
         (["run", "idea2video", "x", "--chat", "GPT"], "providers.chat: String should match"),
         (["run", "sketch2video", "x"], "invalid choice: 'sketch2video'"),
+        (
+            ["run", "idea2video", "x", "--priority", "11"],
+            "argument --priority: give a whole number from -10 to 10, higher runs first (got '11')",
+        ),
+        (["run", "idea2video", "x", "--priority", "high"], "-10 to 10, higher runs first"),
+        (["run", "idea2video", "x", "--priority", "1.5"], "(got '1.5')"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_starts_nothing(

@@ -201,6 +201,41 @@ async def test_invalid_params_raise_vimax_error_400_with_the_servers_message(
     assert "nosuchflow" in missing.value.message
 
 
+async def test_a_priority_is_sent_when_it_is_not_0_and_the_server_keeps_it(
+    client: Client, toy: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    posted: list[Any] = []
+    request = client._request
+
+    def recording(method: str, path: str, body: Any = None, **options: Any) -> Any:
+        if method == "POST" and path == "vimax/api/workflows":
+            posted.append(body)
+        return request(method, path, body, **options)
+
+    monkeypatch.setattr(client, "_request", recording)
+    toy.opened.set()
+    urgent = await asyncio.to_thread(client.submit, "story", priority=3, shots=1)
+    plain = await asyncio.to_thread(client.submit, "story", shots=1)
+    # the default is left out, so a server that knows no priority still accepts it
+    assert posted == [
+        {"kind": "story", "params": {"shots": 1}, "priority": 3},
+        {"kind": "story", "params": {"shots": 1}},
+    ]
+    assert (urgent.record.priority, plain.record.priority) == (3, 0)
+    assert (await asyncio.to_thread(client.workflow, urgent.id)).priority == 3
+    await urgent
+    await plain
+
+    with pytest.raises(VimaxError) as refused:
+        await asyncio.to_thread(client.script2video, "INT. SEA - DAY", priority=11)
+    assert refused.value.status == 400
+    assert "'priority' must be a whole number from -10 to 10" in refused.value.message
+    run = await asyncio.to_thread(client.idea2video, IDEA, priority=-2, **small_params())
+    assert posted[-1]["priority"] == -2
+    assert posted[-1]["params"]["idea"] == IDEA
+    assert (await asyncio.wait_for(run, TIMEOUT)).workflow.priority == -2
+
+
 async def test_await_run_in_a_coroutine(client: Client, toy: Gate) -> None:
     run = await asyncio.to_thread(client.submit, "story", shots=2)
     assert not run.done

@@ -4,6 +4,7 @@ the result cache and the polling of remote jobs."""
 from __future__ import annotations
 
 import io
+import pickle
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,41 @@ def test_the_catalog_offers_defaults_procedural_and_providers_found_in_the_envir
     assert catalog.model("video", "procedural").provider == "procedural"
     with pytest.raises(ProviderError, match="no chat provider 'google' configured"):
         catalog.entry("chat", "google")
+
+
+def test_a_configured_catalog_travels_as_configuration_without_its_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "sk-never-sent-0123456789"
+    catalog = ProviderCatalog.configure(
+        {
+            "chat": ProviderSettings(provider="openai", api_key=secret, model="gpt-4o-mini"),
+            "video": ProviderSettings(provider="replicate", api_key_env="MY_REPLICATE"),
+        },
+        environ={"MY_REPLICATE": "r8-server"},
+        cache=ResultCache(tmp_path / "cache"),
+    )
+    assert catalog.entry("chat").ready
+    assert catalog.entry("video").ready
+    data = pickle.dumps(catalog)
+    assert secret.encode() not in data
+    assert b"r8-server" not in data
+
+    # A worker reads keys from its own environment, and builds its models once.
+    monkeypatch.setenv("MY_REPLICATE", "r8-worker")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("VIMAX_OPENAI_API_KEY", raising=False)
+    rebuilt = pickle.loads(data)
+    assert pickle.loads(data) is rebuilt
+    assert rebuilt.entry("video").ready
+    chat = rebuilt.entry("chat")
+    assert (chat.name, chat.model_name, chat.ready) == ("openai", "gpt-4o-mini", False)
+    assert "OPENAI_API_KEY" in str(chat.problem)
+    assert rebuilt.cache is not None
+    assert rebuilt.cache.folder == tmp_path / "cache"
+    assert [(e.role, e.name, e.default) for e in rebuilt.entries] == [
+        (e.role, e.name, e.default) for e in catalog.entries
+    ]
 
 
 def test_a_probe_that_fails_makes_a_provider_not_ready_until_it_answers() -> None:

@@ -219,6 +219,39 @@ async def test_post_reports_a_pipelines_own_parameter_error(jp_fetch: Any, toy: 
     assert "shots must be a whole number" in error["message"]
 
 
+async def test_post_takes_a_priority_and_the_record_keeps_it(jp_fetch: Any, toy: Gate) -> None:
+    toy.opened.set()
+    body = {"kind": "story", "params": {"shots": 1}, "priority": 7}
+    record = record_of(await post_json(jp_fetch, "vimax/api/workflows", body=body))
+    assert record.priority == 7
+    assert record_of(await jp_fetch("vimax/api/workflows", record.id)).priority == 7
+    listed = body_of(await jp_fetch("vimax/api/workflows"))["workflows"]
+    assert [w["priority"] for w in listed] == [7]
+    default = {"kind": "story", "params": {"shots": 1}}
+    assert record_of(await post_json(jp_fetch, "vimax/api/workflows", body=default)).priority == 0
+
+
+@pytest.mark.parametrize(
+    ("priority", "got"),
+    [(11, "11"), (-11, "-11"), ("high", '"high"'), (True, "true"), (1.5, "1.5")],
+)
+async def test_post_refuses_a_priority_that_is_not_a_whole_number_from_minus_10_to_10(
+    jp_fetch: Any, toy: Gate, priority: Any, got: str
+) -> None:
+    body = {"kind": "story", "params": {"shots": 1}, "priority": priority}
+    error = await fails(post_json(jp_fetch, "vimax/api/workflows", body=body), 400)
+    assert "'priority' must be a whole number from -10 to 10" in error["message"]
+    assert f"(got {got})" in error["message"]
+    assert body_of(await jp_fetch("vimax/api/workflows")) == {"workflows": []}
+
+
+async def test_post_names_the_fields_it_takes_when_it_gets_another(jp_fetch: Any) -> None:
+    body = {"kind": "idea2video", "params": {"idea": "x"}, "urgency": 3}
+    error = await fails(post_json(jp_fetch, "vimax/api/workflows", body=body), 400)
+    assert "'urgency'" in error["message"]
+    assert all(name in error["message"] for name in ("'kind'", "'params'", "'priority'"))
+
+
 # -- reading workflows ----------------------------------------------------------------
 
 

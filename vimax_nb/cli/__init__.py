@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..client import discovery
+from ..protocol import MAX_PRIORITY, MIN_PRIORITY
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, OFFLINE_LIMIT, CliError, Interrupts
 from .common import fail as _fail
 
@@ -35,6 +36,21 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server")
     group.add_argument("--url", help="the server's URL (default: found, or started)")
     group.add_argument("--token", help="the server's token (with --url)")
+
+
+def _priority(text: str) -> int:
+    """``--priority N``: a whole number from MIN_PRIORITY to MAX_PRIORITY, else an
+    argparse error (exit 2) saying so."""
+    try:
+        priority = int(text)
+    except ValueError:
+        priority = None
+    if priority is None or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise argparse.ArgumentTypeError(
+            f"give a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}, higher runs first "
+            f"(got {text!r})"
+        )
+    return priority
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fps", type=int, help="frames per second (default 12)")
     run.add_argument("--seconds", type=float, help="seconds per shot (default 2)")
     run.add_argument("--seed", type=int, help="same seed, same story (default 0)")
+    run.add_argument(
+        "--priority",
+        type=_priority,
+        default=0,
+        metavar="N",
+        help=f"{MIN_PRIORITY} to {MAX_PRIORITY}: when the server is busy, tasks of "
+        "higher-priority runs start first (default 0)",
+    )
     group = run.add_argument_group(
         "providers and cost", "`vimax-nb providers` lists the server's providers"
     )
@@ -146,6 +170,19 @@ def _parser() -> argparse.ArgumentParser:
             f"--{role}", metavar="NAME", help=f"the default {role} provider of the server"
         )
     _providers_file_option(group)
+    group = serve.add_argument_group("executor")
+    group.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        help="where tasks run: local threads (default) or a Dask cluster "
+        '(pip install "vimax-nb[dask]")',
+    )
+    group.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --executor dask: the Dask scheduler (tcp://host:8786); default: a "
+        "LocalCluster of worker processes started with the server",
+    )
     serve.add_argument("server_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 

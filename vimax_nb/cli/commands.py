@@ -16,7 +16,7 @@ from ..client import Client, Run, VimaxError
 from ..client.view import PROVIDER_ROLES
 from ..pipelines.params import Idea2VideoParams, Script2VideoParams
 from ..pipelines.request import describe_plan, parse_request
-from ..protocol import ProviderStatus, WorkflowState
+from ..protocol import ExecutorInfo, ProviderStatus, WorkflowState
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -29,7 +29,7 @@ from .common import (
     say,
     server_refusals,
 )
-from .display import agents_table, providers_table, spend_total, workflows_table
+from .display import agents_table, executor_text, providers_table, spend_total, workflows_table
 from .follow import deliver, finish, follow
 
 __all__ = [
@@ -155,7 +155,7 @@ def cmd_run(args: Any, interrupts: Interrupts) -> int:
         check_providers(client, chosen)
     interrupts.catch()  # from here Ctrl-C cancels the run
     with server_refusals():
-        run = client.submit(kind, **params)
+        run = client.submit(kind, priority=args.priority, **params)
     return follow(client, run, args, interrupts, cancel_on_interrupt=True)
 
 
@@ -228,9 +228,22 @@ def cmd_agents(args: Any, interrupts: Interrupts) -> int:
         agents = client.agents()
     if args.json:
         say(json.dumps([a.model_dump(mode="json") for a in agents], indent=2))
-    else:
-        table_console().print(agents_table(agents))
+        return EXIT_OK
+    console = table_console()
+    executor = _executor(client)
+    if executor is not None:
+        console.print(executor_text(executor), soft_wrap=True)
+    console.print(agents_table(agents))
     return EXIT_OK
+
+
+def _executor(client: Client) -> ExecutorInfo | None:
+    """Where the server runs tasks (from its coordinator metrics); None when it does not
+    say (an older server) or its metrics cannot be read: the agents are shown anyway."""
+    try:
+        return client.coordinator().executor
+    except VimaxError:
+        return None
 
 
 def cmd_providers(args: Any, interrupts: Interrupts) -> int:

@@ -1,6 +1,6 @@
 """How a run looks in a terminal: a live rich panel (:class:`TerminalView`), or plain
 lines when not a terminal (:class:`PlainLines`); the tables of ``ls``, ``agents`` and
-``providers``.
+``providers``, and the executor line above the ``agents`` table.
 
 What is shown (stage rows, times, titles, the spend, what tasks wait on, providers)
 comes from the client's view model,
@@ -13,6 +13,7 @@ from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.spinner import Spinner
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -23,6 +24,8 @@ from ..client.view import (
     activity_lines,
     connection_state,
     cut_off,
+    dashboard_link,
+    executor_parts,
     format_cost,
     format_duration,
     shows_spend,
@@ -33,7 +36,14 @@ from ..client.view import (
     total_spend,
     workflow_row,
 )
-from ..protocol import AgentRecord, AgentState, ProviderStatus, WorkflowRecord, WorkflowState
+from ..protocol import (
+    AgentRecord,
+    AgentState,
+    ExecutorInfo,
+    ProviderStatus,
+    WorkflowRecord,
+    WorkflowState,
+)
 
 __all__ = [
     "AGENT_STYLES",
@@ -41,6 +51,7 @@ __all__ = [
     "PlainLines",
     "TerminalView",
     "agents_table",
+    "executor_text",
     "providers_table",
     "spend_total",
     "workflows_table",
@@ -249,3 +260,30 @@ def agents_table(agents: list[AgentRecord]) -> Table:
             f"{metrics.avg_execution_ms:.0f}",
         )
     return table
+
+
+def executor_text(info: ExecutorInfo) -> Text:
+    """The line above the ``agents`` table: ``executor: dask · 2 workers · 4 threads ·
+    dashboard http://127.0.0.1:8787/status``, the problem in bold red when there is one.
+    The dashboard is a terminal link only when it is an http(s) URL (see
+    :func:`~vimax_nb.client.view.dashboard_link`); any other value is plain text, and
+    what the server wrote is never markup nor terminal control codes (shown as ``\\x1b``)."""
+    dot = " \N{MIDDLE DOT} "
+    parts = dot.join(_printable(part) for part in executor_parts(info))
+    text = Text.assemble(("executor: ", "bold"), parts)
+    link = dashboard_link(info)
+    if link is not None:
+        text.append(f"{dot}dashboard ")
+        text.append(link, style=Style(color="cyan", link=link))
+    elif info.dashboard:
+        text.append(f"{dot}dashboard {_printable(info.dashboard)}")
+    if info.problem:
+        text.append(dot)
+        text.append(_printable(info.problem), style="bold red")
+    return text
+
+
+def _printable(text: str) -> str:
+    """``text`` with each character that is not printable (escape, newline...) written
+    as its code: ``\\x1b``."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)

@@ -65,13 +65,19 @@ def cmd_serve(args: Any, interrupts: Interrupts) -> int:
     extra = list(args.server_args)
     if extra[:1] == ["--"]:
         extra = extra[1:]
-    providers = provider_args(args)
+    options = provider_args(args)
+    if args.scheduler and args.executor != "dask":
+        raise CliError("--scheduler ADDRESS goes with --executor dask", EXIT_USAGE)
+    if args.executor:
+        options.append(f"--VimaxApp.executor={args.executor}")
+    if args.scheduler:
+        options.append(f"--VimaxApp.dask_scheduler_address={args.scheduler}")
     server = PrivateServer(
         folder,
         ip=args.ip,
         port=_port(args.ip, args.port),
         token=args.token,
-        server_args=[f"--ServerApp.log_level={args.log_level}", *providers, *extra],
+        server_args=[f"--ServerApp.log_level={args.log_level}", *options, *extra],
         log=_output(),
     )
     interrupts.catch()  # Ctrl-C stops the server cleanly

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from ..protocol import (
     TERMINAL_STATES,
@@ -21,6 +22,7 @@ from ..protocol import (
     CostSummary,
     ErrorEvent,
     Event,
+    ExecutorInfo,
     ProgressEvent,
     ProviderStatus,
     StageProgress,
@@ -52,7 +54,10 @@ __all__ = [
     "agent_counts",
     "connection_state",
     "cut_off",
+    "dashboard_link",
     "elapsed_seconds",
+    "executor_line",
+    "executor_parts",
     "format_cost",
     "format_duration",
     "log_line",
@@ -431,6 +436,56 @@ def agent_activity(agent: AgentRecord) -> str | None:
     s)``); None when it says nothing."""
     activity = (agent.metrics.activity or "").strip()
     return activity or None
+
+
+# -- where tasks run ------------------------------------------------------------------------
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def executor_parts(info: ExecutorInfo) -> list[str]:
+    """Where tasks run, without the dashboard and the problem: ``["local", "4 threads"]``
+    (the server's threads), ``["dask", "2 workers", "4 threads"]``; a cluster that cannot
+    be reached (a ``problem`` and no workers) is ``["dask"]``. Front ends join them with
+    middle dots."""
+    parts = [info.kind]
+    if info.kind == "local":
+        parts.append(_count(info.threads, "thread"))
+    elif info.workers or info.threads or not info.problem:
+        parts += [_count(info.workers, "worker"), _count(info.threads, "thread")]
+    return parts
+
+
+def executor_line(info: ExecutorInfo) -> str:
+    """:func:`executor_parts` and the problem, when there is one, joined with middle
+    dots: ``dask · 2 workers · 4 threads``, ``dask · not connected to a Dask scheduler``.
+    The dashboard (its address changes from one start to the next) is left out: this is
+    the stable text of logs and checks."""
+    problem = (info.problem or "").strip()
+    return " \N{MIDDLE DOT} ".join([*executor_parts(info), *([problem] if problem else [])])
+
+
+_UNSAFE_IN_LINKS = frozenset("<>\"'`\\{}|^")
+
+
+def dashboard_link(info: ExecutorInfo) -> str | None:
+    """The executor's dashboard as a URL a front end may link to: an ``http`` or
+    ``https`` URL with a host, of printable characters and none of whitespace, quotes
+    or ``<>`` (nothing that could end an attribute or start markup); None otherwise,
+    and when there is no dashboard. A front end shows any other value as plain text,
+    never as a link."""
+    url = (info.dashboard or "").strip()
+    if not url or not url.isprintable() or any(c.isspace() or c in _UNSAFE_IN_LINKS for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed address (a bad IPv6 host...)
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
 
 
 # -- the providers ------------------------------------------------------------------------

@@ -51,8 +51,8 @@ class TaskContext:
 
     ``inputs`` maps each dependency's key to that task's result. ``report(text)`` says
     what the task waits on now (``""`` clears it; safe from any thread): the workflow's
-    room and the agent's status show it. ``spend`` is the workflow's :class:`Spend`, and
-    ``job`` the task's remote job (see :class:`TaskJob`).
+    room and the agent's status show it. ``spend`` is the workflow's :class:`Spend`,
+    ``job`` the task's remote job (see :class:`TaskJob`), ``priority`` the workflow's.
     """
 
     workflow_id: str
@@ -68,6 +68,7 @@ class TaskContext:
     report: Callable[[str], None] = _say_nothing
     spend: Spend = field(default_factory=Spend)
     job: TaskJob = field(default_factory=TaskJob)
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from ..protocol import (
     ProgressDetails,
     WorkflowRecord,
     WorkflowState,
+    priority_problem,
 )
 from ..shared import format_timestamp
 from ..store import Store
@@ -139,8 +140,7 @@ class Coordinator:
         """Stop every active workflow (``interrupted``), save it, stop the executor."""
         for run in list(self._runs.values()):
             if run.state in (S.running, S.paused):
-                self.scheduler.cancel(run, interrupt=True)
-                self.driver.finish(run, S.interrupted, "interrupted: the server is stopping")
+                self.driver.interrupt(run, "interrupted: the server is stopping")
         await self.reporter.stop()
         await self.executor.stop()
         if self.store is not None:
@@ -149,18 +149,31 @@ class Coordinator:
     # -- workflows ----------------------------------------------------------------
 
     async def submit(
-        self, kind: str, params: Mapping[str, Any], owner: str | None = None
+        self,
+        kind: str,
+        params: Mapping[str, Any],
+        owner: str | None = None,
+        *,
+        priority: int = 0,
     ) -> WorkflowRecord:
         """Validate ``params`` for ``kind``, start the workflow, return its record.
 
+        ``priority`` (-10 to 10, higher first) puts its tasks ahead of those of
+        lower-priority workflows; among equal priorities agents are shared fairly
+        between workflows, then owners (see :class:`Scheduler`).
+
         Raises :class:`UnknownPipeline`, or ``ValueError`` (pydantic's
-        ``ValidationError`` among them) naming the parameters that are wrong.
+        ``ValidationError`` among them) naming the parameters that are wrong, or
+        saying the priority is not a whole number from -10 to 10.
         """
+        bad_priority = priority_problem(priority)
+        if bad_priority is not None:
+            raise ValueError(bad_priority)
         pipeline = self.pipelines.get(kind)
         if pipeline is None:
             known = ", ".join(sorted(self.pipelines)) or "none"
             raise UnknownPipeline(f"unknown workflow kind {kind!r} (known kinds: {known})")
-        run = WorkflowRun(pipeline, pipeline.validate(params), owner)
+        run = WorkflowRun(pipeline, pipeline.validate(params), owner, priority=priority)
         self._runs[run.id] = run
         self._submitted += 1
         if self.store is not None:
@@ -174,8 +187,10 @@ class Coordinator:
         return run.record()
 
     async def _preflight(self, run: WorkflowRun) -> Exception | None:
-        """What stops ``run`` from starting (its pipeline's :meth:`Pipeline.preflight`)."""
+        """What stops ``run`` from starting: an executor that cannot take tasks, or its
+        pipeline's :meth:`Pipeline.preflight`."""
         try:
+            await self.executor.ensure_ready()
             await run.pipeline.preflight(run.params)
         except Exception as exc:
             return exc
@@ -222,7 +237,13 @@ class Coordinator:
         """
         action = ControlAction(action)
         run = self._runs.get(workflow_id)
-        if run is None:
+        if run is not None and run.state == S.interrupted:
+            # Cut off by its executor while this server ran: it starts again from its
+            # checkpoints, as one cut off by a restart does.
+            del self._runs[workflow_id]
+            check_action(workflow_id, run.state, action)
+            run = await self._revive(run.record())
+        elif run is None:
             record = await self.get_workflow(workflow_id)
             check_action(workflow_id, record.state, action)
             run = await self._revive(record)
@@ -263,6 +284,7 @@ class Coordinator:
             workflow_id=record.id,
             created_at=record.created_at,
             cost=record.cost,
+            priority=record.priority,
         )
         run.state = record.state
         run.progress = record.progress
@@ -304,6 +326,7 @@ class Coordinator:
             healthy_agents=sum(1 for agent in self.agents if agent.healthy),
             tasks_per_second=self.driver.tasks_per_second(),
             dead_letters=self.dead_letters,
+            executor=self.executor.describe(),
         )
 
     # -- run bookkeeping ----------------------------------------------------------

@@ -20,7 +20,7 @@ from ..shared import format_timestamp
 from ..store import Checkpoint, Store
 from .agents import Agent, AgentRegistry
 from .context import TaskResult
-from .errors import RetryPolicy, is_retryable
+from .errors import ExecutorLost, RetryPolicy, is_retryable
 from .graph import Task, TaskState
 from .reporting import Reporter
 from .run import ProgressKind, WorkflowRun
@@ -172,6 +172,10 @@ class RunDriver:
         return ready
 
     def _failed(self, run: WorkflowRun, task: Task, agent: Agent, error: BaseException) -> None:
+        if isinstance(error, ExecutorLost):
+            task.state = TaskState.canceled  # it ended; the run's other tasks are stopped
+            self.interrupt(run, f"interrupted: {error}; resume it once the executor is back")
+            return
         retryable = is_retryable(error)
         attempts = task.spec.max_attempts or self.retry.max_attempts
         if retryable and task.attempts < attempts:
@@ -229,6 +233,14 @@ class RunDriver:
             )
         )
         self.finish(run, S.failed, message)
+
+    def interrupt(self, run: WorkflowRun, message: str) -> None:
+        """Stop ``run``'s tasks as the server does when it stops (remote jobs are kept)
+        and leave it ``interrupted``, to be resumed from its checkpoints."""
+        if run.finished:
+            return
+        self.scheduler.cancel(run, interrupt=True)
+        self.finish(run, S.interrupted, message)
 
     def finish(self, run: WorkflowRun, state: WorkflowState, message: str) -> None:
         """Move ``run`` to ``state``, where it stops running (completed, failed, canceled

@@ -34,6 +34,18 @@ class RetryableError(Exception):
     retryable = True
 
 
+class WorkerLost(RetryableError):
+    """The worker running a task died (its process was killed, its machine went away);
+    the coordinator runs the task again elsewhere."""
+
+
+class ExecutorLost(Exception):
+    """The executor cannot run tasks: its cluster's scheduler went away or cannot be
+    reached. Running workflows become ``interrupted``, to be resumed once it is back."""
+
+    retryable = False
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Whether a task that raised ``exc`` may succeed if tried again.
 

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 
+from ..protocol import ExecutorInfo
 from .context import TaskContext
+from .errors import ExecutorLost
 
 
 @runtime_checkable
@@ -19,12 +21,17 @@ class Executor(Protocol):
     ``submit`` must return at once with a future of the handler's result (or its
     exception); ``cancel`` asks a submitted task to stop, through its cancel
     token and whatever else the executor can do. The coordinator calls both on
-    the event loop.
+    the event loop. ``ensure_ready`` raises :class:`ExecutorLost` saying why no task
+    can run now (a workflow then does not start); ``describe`` says where tasks run.
     """
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    async def ensure_ready(self) -> None: ...
+
+    def describe(self) -> ExecutorInfo: ...
 
     def submit(self, handler: Callable[..., Any], ctx: TaskContext) -> asyncio.Future[Any]: ...
 
@@ -53,6 +60,13 @@ class LocalExecutor:
         if pool is not None:
             # Tasks were told to stop through their tokens; don't wait on the loop.
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+    async def ensure_ready(self) -> None:
+        if self._pool is None:
+            raise ExecutorLost("the local executor is not started")
+
+    def describe(self) -> ExecutorInfo:
+        return ExecutorInfo(kind="local", workers=1, threads=self.max_workers)
 
     def submit(self, handler: Callable[..., Any], ctx: TaskContext) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()

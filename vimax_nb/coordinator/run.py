@@ -7,7 +7,7 @@ import itertools
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from ..protocol import (
@@ -63,7 +63,11 @@ def new_workflow_id() -> str:
 
 
 class WorkflowRun:
-    """One workflow's live state: its graph, its state machine and its record."""
+    """One workflow's live state: its graph, its state machine and its record.
+
+    ``priority`` (higher first) orders its tasks before fair sharing does: see
+    :meth:`ReadyQueue.pop`.
+    """
 
     def __init__(
         self,
@@ -74,11 +78,13 @@ class WorkflowRun:
         workflow_id: str | None = None,
         created_at: str | None = None,
         cost: CostSummary | None = None,
+        priority: int = 0,
     ) -> None:
         self.id = workflow_id or new_workflow_id()
         self.pipeline = pipeline
         self.params = params
         self.owner = owner
+        self.priority = priority
         self.state = WorkflowState.pending
         self.graph = TaskGraph(pipeline.stages)
         self.running: dict[str, tuple[asyncio.Future[Any], TaskContext]] = {}
@@ -196,6 +202,7 @@ class WorkflowRun:
             kind=self.pipeline.kind,
             params=self.params,
             owner=self.owner,
+            priority=self.priority,
             state=self.state,
             progress=self.progress,
             stage=stage,
@@ -212,52 +219,84 @@ class WorkflowRun:
         )
 
 
+#: How soon a queued task starts: the lowest rank first (see :meth:`ReadyQueue.pop`).
+Rank = tuple[int, int, int, int]
+
+
+def _rank(run: WorkflowRun, arrival: int, running_by_owner: Mapping[str | None, int]) -> Rank:
+    return (-run.priority, len(run.running), running_by_owner.get(run.owner, 0), arrival)
+
+
 class ReadyQueue:
-    """Tasks whose dependencies are done, queued per skill in arrival order."""
+    """Tasks whose dependencies are done: per skill, and within a skill per workflow in
+    arrival order. :meth:`pop` shares the agents fairly between workflows."""
 
     def __init__(self) -> None:
-        self._by_skill: dict[str, deque[tuple[int, WorkflowRun, Task]]] = {}
-        self._counter = itertools.count()
+        self._by_skill: dict[str, dict[WorkflowRun, deque[tuple[int, Task]]]] = {}
+        self._arrivals = itertools.count()
         self._size = 0
 
     def push(self, run: WorkflowRun, task: Task) -> None:
         """Queue ``task`` of ``run`` behind every task queued before it."""
-        queue = self._by_skill.get(task.spec.skill)
+        by_run = self._by_skill.setdefault(task.spec.skill, {})
+        queue = by_run.get(run)
         if queue is None:
-            queue = self._by_skill[task.spec.skill] = deque()
-        queue.append((next(self._counter), run, task))
+            queue = by_run[run] = deque()
+        queue.append((next(self._arrivals), task))
         self._size += 1
 
     def pop(
-        self, pick_agent: Callable[[str], Agent | None]
+        self,
+        pick_agent: Callable[[str], Agent | None],
+        running_by_owner: Mapping[str | None, int],
     ) -> tuple[WorkflowRun, Task, Agent] | None:
-        """The oldest queued task that an agent can take now, with that agent."""
-        best: tuple[int, str, Agent] | None = None
-        for skill_id, queue in self._by_skill.items():
-            if not queue or (best is not None and queue[0][0] > best[0]):
+        """Take the task to start next, with the agent ``pick_agent`` gives it; None when
+        no agent can take any queued task now.
+
+        Among the workflows' oldest queued tasks whose skill has an agent with room,
+        the task taken is the one that minimises, in order: minus its workflow's
+        priority, the tasks its workflow has running, the tasks its workflow's owner
+        has running (``running_by_owner``), and its arrival. So a higher priority goes
+        first, then the workflow (then the owner) with the least running, then the
+        oldest. Costs O(skills x workflows with queued tasks).
+        """
+        best: tuple[Rank, str, WorkflowRun, Agent] | None = None
+        for skill_id, by_run in self._by_skill.items():
+            rank: Rank | None = None
+            for candidate, queue in by_run.items():
+                candidate_rank = _rank(candidate, queue[0][0], running_by_owner)
+                if rank is None or candidate_rank < rank:
+                    rank, run = candidate_rank, candidate
+            if rank is None or (best is not None and rank >= best[0]):
                 continue
             agent = pick_agent(skill_id)
             if agent is not None:
-                best = (queue[0][0], skill_id, agent)
+                best = (rank, skill_id, run, agent)
         if best is None:
             return None
-        _, run, task = self._by_skill[best[1]].popleft()
+        _, skill_id, run, agent = best
+        by_run = self._by_skill[skill_id]
+        queue = by_run[run]
+        _, task = queue.popleft()
+        if not queue:
+            del by_run[run]
+            if not by_run:
+                del self._by_skill[skill_id]
         self._size -= 1
-        return run, task, best[2]
+        return run, task, agent
 
     def remove_run(self, run: WorkflowRun) -> list[Task]:
-        """Take every queued task of ``run`` out of the queue; return them in order."""
+        """Take every queued task of ``run`` out of the queue; return them in arrival order."""
         removed: list[tuple[int, Task]] = []
-        for skill_id, queue in self._by_skill.items():
-            kept: deque[tuple[int, WorkflowRun, Task]] = deque()
-            for entry in queue:
-                if entry[1] is run:
-                    removed.append((entry[0], entry[2]))
-                else:
-                    kept.append(entry)
-            self._by_skill[skill_id] = kept
+        for skill_id in list(self._by_skill):
+            by_run = self._by_skill[skill_id]
+            queue = by_run.pop(run, None)
+            if queue is not None:
+                removed.extend(queue)
+                if not by_run:
+                    del self._by_skill[skill_id]
         self._size -= len(removed)
-        return [task for _, task in sorted(removed, key=lambda pair: pair[0])]
+        return [task for _, task in sorted(removed, key=lambda entry: entry[0])]
 
     def extend(self, run: WorkflowRun, tasks: Iterable[Task]) -> None:
         """Queue ``tasks`` of ``run`` in order."""

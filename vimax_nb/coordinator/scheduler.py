@@ -27,8 +27,11 @@ class Scheduler:
     """Starts queued tasks on the least-loaded capable agent.
 
     At most ``max_concurrent_tasks`` run at once, and at most an agent's
-    ``concurrency`` on each agent; the rest wait in arrival order. Dispatching
-    happens once per loop iteration however many tasks became ready in it.
+    ``concurrency`` on each agent. When a slot frees, the task that starts is the
+    one of the highest-priority workflow, then of the workflow with the fewest tasks
+    running, then of the owner with the fewest tasks running, then the oldest (see
+    :meth:`ReadyQueue.pop`): a small workflow is not stuck behind a big one's queue.
+    Dispatching happens once per loop iteration however many tasks became ready in it.
     """
 
     def __init__(
@@ -53,6 +56,8 @@ class Scheduler:
         self.max_concurrent_tasks = max_concurrent_tasks
         self.workdir = workdir
         self.running = 0
+        #: Tasks running per workflow owner (None: workflows submitted without one).
+        self.running_by_owner: dict[str | None, int] = {}
         self.save_job = save_job
         self._queue = ReadyQueue()
         self._scheduled = False
@@ -112,7 +117,7 @@ class Scheduler:
     def _dispatch(self) -> None:
         self._scheduled = False
         while self.running < self.max_concurrent_tasks:
-            picked = self._queue.pop(self.agents.least_loaded)
+            picked = self._queue.pop(self.agents.least_loaded, self.running_by_owner)
             if picked is None:
                 break
             self._start(*picked)
@@ -141,9 +146,11 @@ class Scheduler:
             report=partial(self._report_threadsafe, loop, run, task, agent, label),
             spend=run.spend,
             job=TaskJob(run.jobs.get(task.key), partial(self._save_job, loop, run, task.key)),
+            priority=run.priority,
         )
         agent.task_started(label)
         self.running += 1
+        self.running_by_owner[run.owner] = self.running_by_owner.get(run.owner, 0) + 1
         self.reporter.agent_changed(agent)
         try:
             future = self.executor.submit(agent.handlers[spec.skill], ctx)
@@ -208,6 +215,11 @@ class Scheduler:
         self, run: WorkflowRun, task: Task, agent: Agent, label: str, future: asyncio.Future[Any]
     ) -> None:
         self.running -= 1
+        left = self.running_by_owner[run.owner] - 1
+        if left:
+            self.running_by_owner[run.owner] = left
+        else:
+            del self.running_by_owner[run.owner]
         _, ctx = run.running.pop(task.key)
         error = TaskCanceled("the task was canceled") if future.cancelled() else future.exception()
         canceled = isinstance(error, TaskCanceled) or ctx.cancel_token.cancelled

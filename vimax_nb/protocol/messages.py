@@ -149,6 +149,9 @@ class WorkflowRecord(_Lenient):
     kind: str
     params: dict[str, Any]
     owner: str | None = None
+    #: Higher runs first: a task of a higher-priority workflow starts before any other
+    #: waiting task an agent could take (-10 to 10; records stored without one read 0).
+    priority: int = 0
     state: WorkflowState
     progress: float = Field(ge=0.0, le=1.0)
     stage: str | None = None
@@ -243,6 +246,19 @@ class AgentStatusEvent(_Event):
     providers: list[ProviderStatus] | None = None
 
 
+class ExecutorInfo(_Lenient):
+    """Where tasks run: ``local`` (the server's threads) or ``dask`` (a cluster), its
+    workers and threads, the cluster's dashboard (None without one), and ``problem``
+    when it cannot take tasks now."""
+
+    kind: str
+    workers: int = 0
+    threads: int = 0
+    address: str | None = None
+    dashboard: str | None = None
+    problem: str | None = None
+
+
 class CoordinatorMetricsEvent(_Event):
     type: Literal["coordinator_metrics"] = "coordinator_metrics"
     total_workflows: int
@@ -253,6 +269,7 @@ class CoordinatorMetricsEvent(_Event):
     tasks_per_second: float
     dead_letters: int
     connections: int = 0
+    executor: ExecutorInfo | None = None
 
 
 class ArtifactEvent(_Event):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 
 PROTOCOL_VERSION = 1
@@ -12,6 +13,28 @@ CLOSE_SLOW_CONSUMER = 4008
 CLOSE_RATE_LIMIT = 4029
 
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
+
+#: The priorities a workflow may have (higher runs first; 0 unless asked).
+MIN_PRIORITY = -10
+MAX_PRIORITY = 10
+
+
+def priority_problem(priority: object) -> str | None:
+    """None when ``priority`` is a valid workflow priority: an int (not a bool) from
+    :data:`MIN_PRIORITY` to :data:`MAX_PRIORITY`; else what is wrong, for a person."""
+    if (
+        isinstance(priority, int)
+        and not isinstance(priority, bool)
+        and MIN_PRIORITY <= priority <= MAX_PRIORITY
+    ):
+        return None
+    shown = json.dumps(priority, default=repr)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return (
+        f"'priority' must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}, higher "
+        f"runs first, 0 by default (got {shown})"
+    )
 
 
 class WorkflowState(StrEnum):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import pickle
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,12 +162,32 @@ class ProviderCatalog:
 
     Build one with :meth:`configure` (or :meth:`of` for fixed models). Nothing falls
     back: asking for a provider that is not ready raises its problem.
+
+    A configured catalog pickles as its configuration (each entry's settings without
+    a literal ``api_key``, the prices, the cache's folder), never as live models: a Dask
+    worker that unpickles it builds its own models once per process, reading keys from
+    its own environment. A catalog :meth:`of` fixed models pickles its models.
     """
 
     entries: list[ProviderEntry] = field(default_factory=list)
     prices: PriceTable = field(default_factory=PriceTable)
     cache: ResultCache | None = None
     cache_roles: tuple[Role, ...] = ()
+    configured: bool = False
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        if not self.configured:
+            return object.__reduce_ex__(self, protocol)
+        configuration = (
+            tuple(
+                (e.role, e.settings.model_copy(update={"api_key": None}), e.default)
+                for e in self.entries
+            ),
+            self.prices,
+            self.cache.folder if self.cache is not None else None,
+            self.cache_roles,
+        )
+        return (_rebuilt_catalog, (configuration,))
 
     @classmethod
     def of(
@@ -203,7 +225,12 @@ class ProviderCatalog:
         serves. Models are built now (no network); failures become problems. Hosted
         models of ``cache_roles`` answer from ``cache`` when they can."""
         env = os.environ if environ is None else environ
-        catalog = cls(prices=prices or PriceTable(), cache=cache, cache_roles=tuple(cache_roles))
+        catalog = cls(
+            prices=prices or PriceTable(),
+            cache=cache,
+            cache_roles=tuple(cache_roles),
+            configured=True,
+        )
         for role in ROLES:
             chosen = defaults.get(role) or ProviderSettings()
             catalog._add(role, chosen, env, default=True)
@@ -280,6 +307,31 @@ class ProviderCatalog:
         else:
             entry.problem = None
         entry.probed = True
+
+
+#: The catalogs this process rebuilt from a pickled configuration, by that configuration.
+_REBUILT: dict[bytes, ProviderCatalog] = {}
+_REBUILDING = threading.Lock()
+
+
+def _rebuilt_catalog(configuration: tuple[Any, ...]) -> ProviderCatalog:
+    """The catalog a pickled configuration describes, built once per process (its models
+    keep their clients and rate limiters across tasks)."""
+    memo = pickle.dumps(configuration)
+    with _REBUILDING:
+        catalog = _REBUILT.get(memo)
+        if catalog is None:
+            entries, prices, cache_folder, cache_roles = configuration
+            catalog = ProviderCatalog(
+                prices=prices,
+                cache=ResultCache(cache_folder) if cache_folder is not None else None,
+                cache_roles=cache_roles,
+                configured=True,
+            )
+            for role, settings, default in entries:
+                catalog._add(role, settings, os.environ, default=default)
+            _REBUILT[memo] = catalog
+    return catalog
 
 
 def make_providers(

@@ -17,9 +17,9 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Bool, Enum, Float, Int, List, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, default
 
-from ..coordinator import Coordinator
+from ..coordinator import Coordinator, Executor
 from ..pipelines import register_vimax
 from ..providers import ProviderCatalog
 from ..store import Retention, Store
@@ -42,8 +42,32 @@ class VimaxApp(ExtensionApp):
     database = Unicode(
         help="The SQLite database of events and workflows. Default: <workdir>/vimax.sqlite3."
     ).tag(config=True)
-    executor = Enum(["local"], default_value="local", help="Where tasks run.").tag(config=True)
-    max_concurrent_tasks = Int(4, help="Tasks running at once, across workflows.").tag(config=True)
+    executor = Enum(
+        ["local", "dask"],
+        default_value="local",
+        help="Where tasks run: local (threads of this server) or dask (a Dask distributed "
+        'cluster; pip install "vimax-nb[dask]").',
+    ).tag(config=True)
+    dask_scheduler_address = Unicode(
+        help="The Dask scheduler tasks go to (tcp://host:8786). Default: a LocalCluster of "
+        "worker processes that starts and stops with the server."
+    ).tag(config=True)
+    dask_workers = Int(2, help="Worker processes of the LocalCluster.").tag(config=True)
+    dask_threads_per_worker = Int(2, help="Threads of each LocalCluster worker.").tag(config=True)
+    dask_shared_workdir = Bool(
+        True,
+        help="Whether Dask workers see the workdir at the same path (a shared filesystem): "
+        "then they write files in place; else each task gets the files its inputs name and "
+        "sends back those it writes.",
+    ).tag(config=True)
+    dask_resources = Dict(
+        value_trait=Dict(value_trait=Float()),
+        help='Dask resources per skill, e.g. {"generate_clip": {"GPU": 1}}; asked for while '
+        "some worker declares them.",
+    ).tag(config=True)
+    max_concurrent_tasks = Int(
+        4, help="Tasks running at once, across workflows (with Dask: tasks sent to the cluster)."
+    ).tag(config=True)
     max_events_per_room = Int(
         50_000, help="Events the log keeps per room; reconnecting clients replay from it."
     ).tag(config=True)
@@ -177,6 +201,7 @@ class VimaxService:
         self.coordinator = Coordinator(
             store=self.store,
             workdir=self.workdir,
+            executor=self._executor(),
             max_concurrent_tasks=app.max_concurrent_tasks,
             artifact_url_prefix=url_path_join(
                 getattr(app.serverapp, "base_url", None) or "/", "vimax/api/workflows"
@@ -193,6 +218,25 @@ class VimaxService:
             gc.collect()
             gc.freeze()
         app.log.info("vimax-nb: workflows in %s, events in %s", self.workdir, self.database)
+
+    def _executor(self) -> Executor | None:
+        """The executor the traits ask for (None: the coordinator's local one)."""
+        app = self.app
+        if app.executor == "local":
+            return None
+        try:
+            from ..coordinator.dask import DaskExecutor
+        except ImportError as exc:
+            raise RuntimeError(
+                f'c.VimaxApp.executor = "dask" needs Dask: pip install "vimax-nb[dask]" ({exc})'
+            ) from None
+        return DaskExecutor(
+            app.dask_scheduler_address or None,
+            workers=app.dask_workers,
+            threads_per_worker=app.dask_threads_per_worker,
+            shared_workdir=app.dask_shared_workdir,
+            resources=app.dask_resources,
+        )
 
     async def stop(self) -> None:
         """Stop the coordinator (running workflows become interrupted), close the hub's

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from ..coordinator import AgentNotFound, InvalidTransition, UnknownPipeline, WorkflowNotFound
 from ..pipelines.calls import provider_status
-from ..protocol import ControlAction, unstored_data, workflow_room
+from ..protocol import ControlAction, priority_problem, unstored_data, workflow_room
 from .artifacts import ArtifactHandler
 from .base import ApiError, VimaxHandler, api, workflow_not_found
 from .websocket import MultiplexWebSocket, RoomWebSocket
@@ -46,7 +46,8 @@ def _field_problems(error: ValidationError) -> list[dict[str, str]]:
 
 
 class WorkflowsHandler(VimaxHandler):
-    """``GET /vimax/api/workflows``: every workflow; ``POST``: start one."""
+    """``GET /vimax/api/workflows``: every workflow; ``POST``: start one (``kind``,
+    ``params`` and an optional ``priority`` from -10 to 10)."""
 
     @api
     async def get(self) -> None:
@@ -67,13 +68,21 @@ class WorkflowsHandler(VimaxHandler):
         params = body.get("params", {})
         if not isinstance(params, dict):
             raise ApiError(400, "'params' must be a JSON object of the workflow's parameters")
-        extra = sorted(set(body) - {"kind", "params"})
+        extra = sorted(set(body) - {"kind", "params", "priority"})
         if extra:
             raise ApiError(
-                400, f"unexpected field(s) {', '.join(map(repr, extra))}; send 'kind' and 'params'"
+                400,
+                f"unexpected field(s) {', '.join(map(repr, extra))}; send 'kind', 'params' "
+                "and, if you like, 'priority'",
             )
+        priority = body.get("priority", 0)
+        problem = priority_problem(priority)
+        if problem is not None:
+            raise ApiError(400, problem)
         try:
-            record = await coordinator.submit(kind, params, owner=self.username())
+            record = await coordinator.submit(
+                kind, params, owner=self.username(), priority=priority
+            )
         except UnknownPipeline as exc:
             raise ApiError(400, str(exc), known_kinds=sorted(coordinator.pipelines)) from None
         except ValidationError as exc:

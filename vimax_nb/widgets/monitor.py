@@ -1,10 +1,13 @@
 """``AgentMonitor``: a live dashboard of the coordinator and every agent.
 
-Like the other panels it only draws: the state is a :class:`~vimax_nb.client.fleet.Fleet`
-(one per client, shared by every monitor and card of that client). A redraw reads the
-fleet once, consistently, and touches only what changed: a card's HTML is rebuilt only
-when its agent changed, and the grid's children only when the set of visible agents
-did. Redraws are coalesced to at most ~10 a second and end on the exact final state.
+Under the coordinator's figures, the executor: where tasks run (``local · 4 threads``,
+``dask · 2 workers · 4 threads``), a link to the cluster's dashboard and, in red, why it
+cannot take tasks when it cannot. Like the other panels it only draws: the state is a
+:class:`~vimax_nb.client.fleet.Fleet` (one per client, shared by every monitor and card
+of that client). A redraw reads the fleet once, consistently, and touches only what
+changed: a card's HTML is rebuilt only when its agent changed, and the grid's children
+only when the set of visible agents did. Redraws are coalesced to at most ~10 a second
+and end on the exact final state.
 """
 
 from __future__ import annotations
@@ -17,8 +20,15 @@ from tornado.ioloop import IOLoop
 
 from ..client import Client
 from ..client.fleet import Fleet
-from ..client.view import AGENT_FILTERS, agent_counts, summary
-from ..protocol import AgentRecord, CoordinatorMetricsEvent
+from ..client.view import (
+    AGENT_FILTERS,
+    agent_counts,
+    dashboard_link,
+    executor_line,
+    executor_parts,
+    summary,
+)
+from ..protocol import AgentRecord, CoordinatorMetricsEvent, ExecutorInfo
 from . import theme
 from ._redraw import MIN_INTERVAL, PanelView
 from .agents import AgentStatusCard, resolve_client
@@ -28,8 +38,8 @@ __all__ = ["AgentMonitor"]
 
 
 class AgentMonitor(PanelView):
-    """Coordinator metrics, filter buttons with live counts, a search box and a grid of
-    :class:`AgentStatusCard`.
+    """Coordinator metrics, the executor, filter buttons with live counts, a search box
+    and a grid of :class:`AgentStatusCard`.
 
     ``client`` defaults to the default client (:func:`~vimax_nb.client.connect`);
     ``fleet`` (a :class:`Fleet`) replaces the client's shared fleet; ``card_width`` is
@@ -56,6 +66,7 @@ class AgentMonitor(PanelView):
         self.stylesheet = widgets.HTML(theme.AGENT_CSS)  # once for every card
         self.metrics_html = widgets.HTML()
         self.connection_indicator = widgets.HTML()
+        self.executor_html = widgets.HTML()
         self.buttons = {
             name: widgets.Button(description=f"{name} (0)", layout=widgets.Layout(width="auto"))
             for name in AGENT_FILTERS
@@ -81,6 +92,7 @@ class AgentMonitor(PanelView):
             [
                 self.stylesheet,
                 widgets.HBox([self.metrics_html, self.connection_indicator]),
+                self.executor_html,
                 widgets.HBox([*self.buttons.values(), self.search]),
                 self.notice,
                 self.grid,
@@ -127,7 +139,11 @@ class AgentMonitor(PanelView):
             return [self._cards[name] for name in self._shown]
 
     def __repr__(self) -> str:
-        return f"AgentMonitor({summary(self.fleet.agents)})"
+        agents, metrics = self.fleet.snapshot()
+        text = summary(agents)
+        if metrics.executor is not None:  # None: a server that does not say
+            text += f"; executor: {executor_line(metrics.executor)}"
+        return f"AgentMonitor({text})"
 
     # -- listening ---------------------------------------------------------------------
 
@@ -153,6 +169,7 @@ class AgentMonitor(PanelView):
         ]
         self._draw_cards(agents, visible)
         self.metrics_html.value = _metrics_html(metrics)
+        self.executor_html.value = _executor_html(metrics.executor)
         state = self.fleet.connection_state
         self.connection_indicator.value = (
             ""
@@ -202,6 +219,31 @@ def _metrics_html(m: CoordinatorMetricsEvent) -> str:
     ]
     sep = f" <span style='color:{theme.GREY}'>&middot;</span> "
     return "<b>Coordinator</b>&nbsp; " + sep.join(items)
+
+
+def _executor_html(info: ExecutorInfo | None) -> str:
+    """``Executor dask · 2 workers · 4 threads · dashboard`` (the dashboard a link only
+    when it is an http(s) URL, see :func:`~vimax_nb.client.view.dashboard_link`), the
+    problem in red; ``""`` when the server does not say. Every value is escaped."""
+    if info is None:
+        return ""
+    sep = f" <span style='color:{theme.GREY}'>&middot;</span> "
+    items = [esc(part) for part in executor_parts(info)]
+    link = dashboard_link(info)
+    if link is not None:
+        items.append(
+            f"<a href='{esc(link)}' target='_blank' rel='noopener noreferrer' "
+            f"title='{esc(link)}' style='color:{theme.BLUE};text-decoration:underline'>"
+            "dashboard</a>"
+        )
+    elif info.dashboard:  # not an http(s) URL: shown, never linked
+        items.append(f"dashboard {esc(info.dashboard)}")
+    if info.problem:
+        items.append(
+            f"<span class='vimax-problem' style='color:{theme.RED}'>{esc(info.problem)}</span>"
+        )
+    title = f" title='scheduler {esc(info.address)}'" if info.address else ""
+    return f"<span class='vimax-executor'{title}><b>Executor</b>&nbsp; {sep.join(items)}</span>"
 
 
 def _empty_text(chosen: str, query: str, any_agents: bool) -> str:
