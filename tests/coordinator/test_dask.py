@@ -9,6 +9,8 @@ import hashlib
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -365,3 +367,51 @@ async def test_spend_and_remote_jobs_from_a_worker_reach_the_server(tmp_path: Pa
     spends = [e for e in recorder.progress(record.id) if e.details.event == "spend"]
     assert spends
     assert spends[-1].details.cost == 0.75
+
+
+def note_the_worker(ctx: TaskContext) -> None:
+    from distributed import get_worker
+
+    assert ctx.workdir is not None
+    folder = ctx.workdir / "workers"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{ctx.task_key.replace('/', '-')}").write_text(get_worker().address)
+
+
+def dask_worker(address: str, *options: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "2", *options],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def test_tasks_of_a_skill_go_to_the_workers_that_declare_its_resources(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    cluster = await asyncio.to_thread(cluster_on, port)  # one worker, no GPU
+    gpu = dask_worker(address, "--resources", "GPU=1", "--name", "gpu-worker")
+    agents = default_agents(painter_hook=note_the_worker)
+    executor = DaskExecutor(address, resources={"draw": {"GPU": 1}})
+    try:
+        async with coordinator_with(tmp_path, agents, executor=executor, workdir=tmp_path) as (
+            coordinator,
+            _,
+        ):
+            client = executor._client
+            assert client is not None
+            await client.wait_for_workers(2, timeout=60)
+            identity = await client.scheduler.identity(n_workers=-1)  # type: ignore[union-attr]
+            with_gpu = {a for a, w in identity["workers"].items() if w.get("resources")}
+            assert len(with_gpu) == 1
+            record = await coordinator.submit("story", {"shots": 6})
+            done = await coordinator.wait(record.id, timeout=60)
+        assert done.state == WorkflowState.completed, done.message
+        ran_on = {p.read_text() for p in (tmp_path / record.id / "workers").iterdir()}
+        assert ran_on == with_gpu
+    finally:
+        gpu.terminate()
+        gpu.wait(30)
+        await asyncio.to_thread(cluster.close)
