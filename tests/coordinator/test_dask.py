@@ -83,7 +83,7 @@ async def test_a_film_made_on_two_worker_processes_is_the_local_executors_film(
 ) -> None:
     async with vimax_on(tmp_path / "local") as (coordinator, _):
         local = await film(coordinator)
-    executor = DaskExecutor(workers=2)
+    executor = DaskExecutor(workers=2, threads_per_worker=2)
     async with vimax_on(tmp_path / "dask", executor) as (coordinator, recorder):
         starting = coordinator.metrics().executor
         assert starting is not None
