@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import fcntl
 import io
 import json
 import os
 import re
+import signal
 import socket
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,10 +22,11 @@ from vimax_nb.cli import main
 from vimax_nb.cli.commands import finish
 from vimax_nb.cli.common import Interrupts
 from vimax_nb.cli.display import PlainLines, TerminalView
+from vimax_nb.client import discovery
 from vimax_nb.protocol import WorkflowRecord
 
 from ..widgets.fakes import Backend, agent
-from .conftest import Served
+from .conftest import SMALL, Lines, Served, cli, isolated_env
 
 SMALL_PARAMS = {"width": 160, "height": 96, "fps": 6, "seconds_per_shot": 1, "shots_per_scene": 2}
 
@@ -63,8 +68,12 @@ def test_watch_exits_with_the_workflows_outcome(
 
     assert main(["watch", "nosuchworkflow"]) == 2
     err = capsys.readouterr().err
-    assert "nosuchworkflow" in err
-    assert "(HTTP 404)" in err
+    assert err == (
+        "vimax-nb: error: no workflow with id 'nosuchworkflow'; `vimax-nb ls` lists them "
+        "(HTTP 404)\n"
+    )
+    assert main(["resume", "nosuchworkflow"]) == 2
+    assert "; `vimax-nb ls` lists them (HTTP 404)" in capsys.readouterr().err
 
 
 def test_a_failed_workflow_exits_1_with_its_error(
@@ -163,9 +172,103 @@ def test_no_server_exits_3_and_says_what_was_tried(
     url = f"http://127.0.0.1:{closed_port()}/"
     assert main(["ls", "--url", url]) == 3
     err = capsys.readouterr().err
-    assert err.startswith("vimax-nb: error: could not connect to a vimax-nb server; tried:\n")
-    assert f"the given url {url}: " in err
+    assert err.startswith(
+        f"vimax-nb: error: could not connect to a vimax-nb server: the given url {url}: "
+    )
+    assert "refused" in err.splitlines()[0].lower()
     assert "Traceback" not in err
+
+
+def test_a_set_vimax_nb_url_that_fails_exits_3_as_url_does(
+    served: Served, fresh: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Never a silent private server instead: the URL and the reason, exit 3."""
+    closed = f"http://127.0.0.1:{closed_port()}/"
+    for url, token, reason in [(closed, "x", "refused"), (served.url, "wrong", "HTTP 403")]:
+        monkeypatch.setenv("VIMAX_NB_URL", url)
+        monkeypatch.setenv("VIMAX_NB_TOKEN", token)
+        for argv in (["run", "idea2video", "A fox"], ["ls"], ["providers"]):
+            assert main(argv) == 3, argv
+            first, *rest = capsys.readouterr().err.splitlines()
+            assert first.startswith(
+                f"vimax-nb: error: could not connect to a vimax-nb server: VIMAX_NB_URL={url}: "
+            ), first
+            assert reason.lower() in first.lower()
+            assert "unset them" in rest[-1]
+            assert discovery.private_server() is None
+            assert not any(fresh.iterdir())
+        assert main(["ls", "--url", url, "--token", token]) == 3
+        assert reason.lower() in capsys.readouterr().err.splitlines()[0].lower()
+
+
+@pytest.mark.parametrize("argv", [["ls"], ["agents"], ["watch", "abc123"], ["ls", "--json"]])
+def test_read_only_commands_never_start_a_server(
+    fresh: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert main(argv) == 3
+    first, *rest = capsys.readouterr().err.splitlines()
+    assert first.startswith(f"vimax-nb: error: no vimax-nb server is running for {fresh}: ")
+    assert "`vimax-nb serve`" in first
+    assert "`vimax-nb run idea2video" in first
+    assert "tried:" in rest
+    assert not any(fresh.iterdir())  # no vimax-work/, no database
+    assert discovery.private_server() is None
+
+
+def test_ls_without_a_server_in_a_folder_with_workflows_says_serve_shows_them(
+    fresh: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (fresh / "vimax-work").mkdir()
+    (fresh / "vimax-work" / "vimax.sqlite3").write_bytes(b"")
+    proc = subprocess.run(
+        cli("ls"),
+        cwd=fresh,
+        env=isolated_env(fresh.parent / "runtime"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "no vimax-nb server is running" in proc.stderr
+    assert "this folder's workflows are in vimax-work/: `vimax-nb serve` here shows them" in (
+        proc.stderr
+    )
+    assert sorted(p.name for p in (fresh / "vimax-work").iterdir()) == ["vimax.sqlite3"]
+
+
+def test_verbose_says_which_server_is_used_first(
+    served: Served,
+    fresh: Path,
+    fake: Backend,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["agents", "--json", "--verbose", "--url", fake.server.url]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == f"server: {fake.server.url} (--url)"
+    discovery.disconnect()
+
+    monkeypatch.setenv("VIMAX_NB_URL", served.url)
+    monkeypatch.setenv("VIMAX_NB_TOKEN", served.token)
+    assert main(["ls", "--json", "--verbose"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == f"server: {served.url} (VIMAX_NB_URL)"
+    monkeypatch.delenv("VIMAX_NB_URL")
+    monkeypatch.delenv("VIMAX_NB_TOKEN")
+
+    monkeypatch.chdir(served.folder)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(served.runtime))
+    assert main(["ls", "--json", "--verbose"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"server: {served.url} (served folder {served.folder.resolve()})"
+    )
+    assert main(["ls", "--json"]) == 0  # without --verbose: not a word
+    assert capsys.readouterr().err == ""
+
+    monkeypatch.chdir(fresh)
+    assert main(["providers", "--json", "--verbose"]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    assert re.fullmatch(
+        r"server: http://127\.0\.0\.1:\d+/ \(private server started for this command\)", first
+    ), first
 
 
 def test_serve_will_not_start_a_second_server_for_a_folder(
@@ -255,3 +358,112 @@ def test_a_second_ctrl_c_leaves_at_once(monkeypatch: pytest.MonkeyPatch) -> None
         interrupts._handle(2, None)
     assert exited.value.code == 130
     assert hooks == ["cursor"]
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from vimax_nb._version import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"vimax-nb {__version__}\n"
+
+
+def test_run_help_says_the_limits_the_server_enforces() -> None:
+    from vimax_nb.cli import _parser
+    from vimax_nb.pipelines.params import MAX_SCENES
+
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    text = " ".join(commands.choices["run"].format_help().split())
+    for phrase in [
+        f"most scenes to make, 1-{MAX_SCENES}",
+        "shots per scene, 1-24",
+        "frames per second, 1-60",
+        "seconds per shot, more than 0 and up to 30",
+        "up to 3840x2160",
+        "at most 20,000 characters",
+        "put -- before it: vimax-nb run idea2video -- '@home a cat naps'",
+    ]:
+        assert phrase in text, phrase
+
+
+def time_wait_port() -> int:
+    """A port of 127.0.0.1 whose only use is a connection in TIME_WAIT (its server side
+    closed first), as after a server was stopped (a Jupyter server's socket has
+    SO_REUSEADDR, as this listener)."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port: int = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        accepted.close()  # the server's side closes first: it is the one in TIME_WAIT
+        client.recv(1)
+        client.close()
+    with socket.socket() as probe, pytest.raises(OSError, match="in use"):  # no SO_REUSEADDR
+        probe.bind(("127.0.0.1", port))
+    return port
+
+
+def test_serve_takes_a_port_in_time_wait_and_says_when_it_falls_back(
+    tmp_path: Path,
+) -> None:
+    from vimax_nb.cli.serve import _port
+
+    port = time_wait_port()
+    assert _port("127.0.0.1", port) == port
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        assert _port("127.0.0.1", taken) != taken
+        process = subprocess.Popen(
+            cli("serve", "--port", str(taken)),
+            cwd=tmp_path,
+            env=isolated_env(tmp_path),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        lines = Lines(process)
+        try:
+            other = lines.until(rf"^port {taken} is in use; serving on (\d+)$").group(1)
+            assert lines.until(r"^  url: +(\S+)$").group(1) == f"http://127.0.0.1:{other}/"
+            lines.until(r"^Ctrl-C stops it\.$")
+        finally:
+            process.send_signal(signal.SIGINT)
+            assert process.wait(30) == 0
+
+
+def test_server_messages_name_cli_commands_not_rest_routes() -> None:
+    from vimax_nb.cli.common import in_cli_words
+
+    assert in_cli_words("GET /vimax/api/agents lists them; see GET /vimax/api/providers.") == (
+        "`vimax-nb agents` lists them; see `vimax-nb providers`."
+    )
+    # a route with more to it is left as it is
+    assert in_cli_words("GET /vimax/api/workflows/x/events") == "GET /vimax/api/workflows/x/events"
+
+
+def test_a_private_server_that_cannot_start_says_why_on_the_first_line(
+    fresh: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another process holds this folder's database (and has no runtime file): the
+    decisive reason comes first, the places looked in after it."""
+    lock = fresh / "vimax-work" / "vimax.sqlite3.lock"
+    lock.parent.mkdir()
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write(str(os.getpid()))
+        held.flush()
+        assert main(["run", "idea2video", "A fox", *SMALL]) == 3
+    first, also, *rest = capsys.readouterr().err.splitlines()
+    assert first.startswith(
+        "vimax-nb: error: could not connect to a vimax-nb server: a private jupyter server"
+    ), first
+    assert "already open" in first
+    assert also == "also tried:"
+    assert rest[0] == "  - VIMAX_NB_URL: not set"

@@ -68,7 +68,7 @@ def test_an_interrupted_workflow_ends_the_watch_with_exit_1(
     err = capsys.readouterr().err
     assert "workflow cafe01 was interrupted at 75%: the server stopped or restarted" in err
     assert "`vimax-nb resume cafe01`" in err
-    assert f"POST {fake.client.url}vimax/api/workflows/cafe01/resume" in err
+    assert "/vimax/api/" not in err  # CLI commands, not REST routes
 
 
 def test_a_server_offline_too_long_is_given_up_with_exit_1(fake: Backend) -> None:

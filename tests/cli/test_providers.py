@@ -355,3 +355,21 @@ def test_a_private_server_takes_the_providers_file(
         "video",
     }
     assert discovery.private_server() is None  # stopped when the command ended
+
+
+def test_after_dashes_an_idea_may_begin_with_an_at_sign(
+    fake: Backend, submissions: Submissions, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``@FILE`` reads a file; after ``--`` the text is taken as it is."""
+    assert run_cli("run", "idea2video", "--url", fake.server.url, "--", "@home a cat") == 1
+    assert run_cli("run", "script2video", "--url", fake.server.url, "--", "@INT. ROOM") == 1
+    assert [p.get("idea") or p.get("script") for _, p in submissions.made] == [
+        "@home a cat",
+        "@INT. ROOM",
+    ]
+    capsys.readouterr()
+    # without --: a file, and there is none
+    assert run_cli("run", "idea2video", "@home a cat", "--url", fake.server.url) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the idea file home a cat: there is no such file" in err
+    assert len(submissions.made) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -172,4 +173,58 @@ def test_a_second_command_in_a_served_folder_uses_that_server(
     # the server is local: its own file is given, nothing is copied
     assert f"vimax-work/{wid}/final_video.mp4: 160x96" in out
     assert (served.folder / "vimax-work" / wid / "final_video.mp4").is_file()
+    assert discovery.private_server() is None
+
+
+@pytest.mark.parametrize("command", ["run", "watch", "resume"])
+def test_an_out_that_cannot_be_a_folder_exits_2_at_once(
+    fresh: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """Checked before anything is submitted (or a server started), not after the run."""
+    (fresh / "notes.txt").write_text("a file")
+    argv = ["run", "idea2video", "A fox"] if command == "run" else [command, "abc123"]
+    for out, problem in [
+        ("notes.txt", "--out notes.txt: it is a file, not a folder"),
+        ("notes.txt/videos", f"--out notes.txt/videos: {fresh / 'notes.txt'} is a file"),
+    ]:
+        assert main([*argv, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"vimax-nb: error: {problem}"), err
+        assert sorted(p.name for p in fresh.iterdir()) == ["notes.txt"]
+        assert discovery.private_server() is None
+
+
+def test_an_out_folder_this_user_cannot_write_in_exits_2(
+    fresh: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (fresh / "locked").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: Path(p).name != "locked" and real_access(p, mode)
+    )
+    assert main(["run", "idea2video", "A fox", "--out", "locked"]) == 2
+    assert "--out locked: this user cannot write in that folder" in capsys.readouterr().err
+    assert main(["run", "idea2video", "A fox", "--out", "locked/new"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out locked/new: it cannot be made: this user cannot write in {fresh}/locked" in err
+    assert sorted(p.name for p in fresh.iterdir()) == ["locked"]
+
+
+def test_a_script_file_that_is_not_readable_text_exits_2_in_plain_words(
+    fresh: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (fresh / "latin1.txt").write_bytes("INT. CAFÉ - DAY\n".encode("latin-1"))
+    (fresh / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    (fresh / "folder").mkdir()
+    for name, problem in [
+        ("latin1.txt", "it is not UTF-8 text (see byte 8); save it as UTF-8"),
+        ("clip.mp4", "it is not a text file (it holds binary data)"),
+        ("folder", "it is a folder, not a file"),
+        ("missing.txt", "there is no such file"),
+    ]:
+        assert main(["run", "script2video", f"@{name}"]) == 2
+        err = capsys.readouterr().err
+        assert err == f"vimax-nb: error: cannot read the script file {name}: {problem}\n"
+        assert "codec" not in err
+    assert not (fresh / "vimax-work").exists()
     assert discovery.private_server() is None

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from vimax_nb.client import Client, VimaxConnectError, connect, discovery
-from vimax_nb.client.private import READY_TIMEOUT
+from vimax_nb.client.private import READY_TIMEOUT, PrivateServer
 from vimax_nb.protocol import CoordinatorMetricsEvent
 
 from ..server.conftest import jp_server_config, vimax_workdir  # noqa: F401
@@ -172,27 +172,74 @@ def test_when_nothing_works_the_error_lists_every_attempt(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     url = f"http://127.0.0.1:{closed_port()}/"
-    monkeypatch.setenv("VIMAX_NB_URL", url)
     runtime_file("stale", pid=dead_pid(), url=url, token="", root_dir=str(tmp_path))
     with pytest.raises(VimaxConnectError) as caught:
         connect(start_server=False)
     attempts = caught.value.attempts
     assert len(attempts) == 4
-    assert attempts[0][0] == f"VIMAX_NB_URL={url}"
-    assert "refused" in attempts[0][1].lower()
+    assert attempts[0] == ("VIMAX_NB_URL", "not set")
     assert f"pid {PID}" in attempts[1][0]
     assert "no jpserver-*.json" in attempts[1][1]
     assert attempts[2][0] == f"a Jupyter server serving {tmp_path.resolve()}"
     assert "no live jpserver-*.json" in attempts[2][1]
     assert "start_server=False" in attempts[3][1]
     text = str(caught.value)
+    # nothing failed for a reason of its own: nothing is put first
+    assert caught.value.decisive is None
+    assert text.startswith("could not connect to a vimax-nb server\ntried:\n")
     assert all(what in text and why in text for what, why in attempts)
     assert discovery.default_client() is None
 
-    monkeypatch.delenv("VIMAX_NB_URL")
-    with pytest.raises(VimaxConnectError) as unset:
-        connect(start_server=False)
-    assert unset.value.attempts[0] == ("VIMAX_NB_URL", "not set")
+
+async def test_a_set_vimax_nb_url_that_fails_is_an_error_never_a_fallback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server_url: str, token: str
+) -> None:
+    """This folder has a working server, and a private one could be started: neither is
+    used when VIMAX_NB_URL names a server that cannot be reached or refuses the token;
+    the error names the url and the reason on its first line, as for a given url."""
+    monkeypatch.chdir(tmp_path)
+    runtime_file("here", pid=os.getpid(), url=server_url, token=token, root_dir=str(tmp_path))
+    closed = f"http://127.0.0.1:{closed_port()}/"
+    for url, token_env, reason in [(closed, token, "refused"), (server_url, "wrong", "403")]:
+        monkeypatch.setenv("VIMAX_NB_URL", url)
+        monkeypatch.setenv("VIMAX_NB_TOKEN", token_env)
+        with pytest.raises(VimaxConnectError) as caught:
+            await asyncio.to_thread(connect)
+        [(what, why)] = caught.value.attempts
+        assert what == f"VIMAX_NB_URL={url}"
+        assert reason in why.lower()
+        assert str(caught.value) == f"could not connect to a vimax-nb server: {what}: {why}"
+        assert discovery.private_server() is None
+        assert discovery.default_client() is None
+        # exactly as the same url given to connect() is
+        with pytest.raises(VimaxConnectError) as given:
+            await asyncio.to_thread(connect, url, token_env)
+        assert given.value.attempts == [(f"the given url {url}", why)]
+    assert not (tmp_path / "vimax-work").exists()
+
+
+def test_a_private_servers_log_gives_its_decisive_line(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    with log.open("w+") as file:
+        server = PrivateServer(tmp_path, log=file)
+        server._own_log = True  # read it as a log of its own
+        file.write(
+            "[I 2026-01-01 10:00:00.000 ServerApp] starting\n"
+            "[C 2026-01-01 10:00:00.100 ServerApp] Bad config: port only accepts one value\n"
+            "[I 2026-01-01 10:00:00.200 ServerApp] shutting down\n"
+        )
+        file.flush()
+        assert server.log_problem() == "Bad config: port only accepts one value"
+        file.seek(0)
+        file.truncate()
+        file.write("Traceback (most recent call last):\n  ...\nRuntimeError: no openai key\n")
+        file.flush()
+        assert server.log_problem() == "RuntimeError: no openai key"
+        file.seek(0)
+        file.truncate()
+        file.write("just words\n")
+        file.flush()
+        assert server.log_problem() == "just words"
 
 
 needs_jupyter_server = pytest.mark.skipif(
@@ -310,6 +357,12 @@ def test_a_private_server_that_finds_the_database_locked_says_so_at_once(
             connect()
     folder, private = caught.value.attempts[2:]
     assert f"held by pid {os.getpid()}" in folder[1]
+    # the decisive reason is the first line, the rest is what else was tried
+    first, also, *rest = str(caught.value).splitlines()
+    assert first.startswith("could not connect to a vimax-nb server: a private jupyter server")
+    assert "already open" in first
+    assert also == "also tried:"
+    assert rest[0] == "  - VIMAX_NB_URL: not set"
     assert private[0].startswith("a private jupyter server")
     assert "already open" in private[1]
     assert f"holder pid {os.getpid()}" in private[1]

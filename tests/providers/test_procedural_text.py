@@ -525,3 +525,147 @@ def test_storyboard_films_each_speaker_and_numbers_cameras_in_order() -> None:
     shots = [decompose(s, people, scene).model_dump() for s in board.shots]
     check_tree(tree_of(shots), [(0, 0), (1, 1), (2, 2)])
     assert all(2 not in s["lf_vis_char_idxs"] for s in shots)
+
+
+THREE_SCENES = """INT. CAVE - NIGHT
+Mara, silver-haired, in a red coat, with glasses, holds up a lantern. Tom follows.
+
+MARA: Did you hear that?
+TOM
+(whispering)
+It's only water, I promise.
+
+EXT. BEACH - DAWN
+The tide is out.
+
+TOM: Look, the boat!
+MARA (V.O.): We made it. We really made it.
+
+INT. KITCHEN - NIGHT
+They sit by the stove.
+
+TOM (quietly): Thank you, Mara.
+"""
+THREE_SCENES_LINES = [
+    'Mara: "Did you hear that?"',
+    'Tom: "It\'s only water, I promise."',
+    'Tom: "Look, the boat!"',
+    'Mara: "We made it. We really made it."',
+    'Tom: "Thank you, Mara."',
+]
+
+
+def script_scenes(script: str) -> list[Scene]:
+    """The scenes of a script as Script2Video splits them (the heading starts a scene)."""
+    parts = re.split(r"\n(?=(?:INT|EXT)\. )", script.strip())
+    scenes = []
+    for i, part in enumerate(parts):
+        heading, _, body = part.partition("\n")
+        place, _, when = heading.split(". ", 1)[1].partition(" - ")
+        scenes.append(
+            Scene(idx=i, location=place.lower(), time_of_day=when.lower(), script=body.strip())
+        )
+    return scenes
+
+
+@pytest.mark.parametrize(("shots", "extra"), [(4, ""), (2, ""), (1, ""), (3, "\nMARA: Sixth.")])
+def test_every_script_line_is_in_exactly_one_shot_verbatim_in_order(shots: int, extra: str) -> None:
+    script = THREE_SCENES + extra
+    expected = [*THREE_SCENES_LINES, *(['Mara: "Sixth."'] if extra else [])]
+    found = ask("extract_characters", {"text": script, "kind": "script"}, CharacterList)
+    characters = found.characters
+    audio: list[str] = []
+    for scene in script_scenes(script):
+        for brief in board_of(scene, characters, shots).shots:
+            audio.append(decompose(brief, characters, scene).audio_desc)
+    heard = [(k, line) for line in expected for k, a in enumerate(audio) if line in a]
+    assert [line for _, line in heard] == expected, "each line in exactly one shot"
+    positions = [(k, audio[k].index(line)) for k, line in heard]
+    assert positions == sorted(positions), "in the script's order"
+    assert len(expected) == (6 if extra else 5)
+
+
+def test_stated_looks_are_kept_verbatim_and_not_replaced() -> None:
+    found = ask("extract_characters", {"text": THREE_SCENES, "kind": "script"}, CharacterList)
+    mara = {c.identifier_in_scene: c for c in found.characters}["Mara"]
+    looks = f"{mara.static_features} {mara.dynamic_features}"
+    for stated in ("silver-haired", "in a red coat", "with glasses"):
+        assert stated in looks
+    assert " hair" not in mara.static_features, "no invented hair"
+    assert not re.search(r"\bwears\b|coat(?! )", mara.dynamic_features.replace("red coat", ""))
+    tom = {c.identifier_in_scene: c for c in found.characters}["Tom"]
+    assert "hair" in tom.static_features, "what is not stated is still invented"
+    paren = "MARA (60s, grey-bearded, in a yellow raincoat)\nHello there."
+    one = ask("extract_characters", {"text": paren, "kind": "script"}, CharacterList)
+    c = one.characters[0]
+    assert "60s" in c.static_features
+    assert "grey-bearded" in c.static_features
+    assert "in a yellow raincoat" in c.dynamic_features
+    idea = "an old woman, silver-haired, in a red coat, with glasses, finds a map"
+    story = story_of(idea)
+    hero = characters_of(story)[0]
+    both = f"{hero.static_features} {hero.dynamic_features}"
+    assert all(s in both for s in ("silver-haired", "in a red coat", "with glasses"))
+
+
+def test_generated_scripts_never_repeat_a_line() -> None:
+    for seed, idea in enumerate([*IDEAS, "a cat and a dog who share a garden"]):
+        story = story_of(idea, seed)
+        characters = characters_of(story, seed)
+        for scenes in (3, 5, 12, 40):
+            script = script_of(story, characters, scenes)
+            lines = [
+                line.split(": ", 1)[1]
+                for s in script.scenes
+                for line in s.script.splitlines()
+                if re.match(r"^[A-Z .']+: \S", line)
+            ]
+            assert len(lines) >= 2 * scenes
+            assert len(lines) == len(set(lines)), (idea, scenes)
+
+
+@pytest.mark.parametrize("idea", ["🐋🌊🏠", "?!...", "a", "🙂", "the"])
+def test_every_idea_gets_a_title(idea: str) -> None:
+    story = story_of(idea)
+    assert story.title.strip()
+    assert story.title[0].isupper()
+    assert story.text
+    assert story_of("🐋🌊🏠").title != "Untitled Story"
+    assert "Whale" in story_of("🐋🌊🏠").title
+
+
+def test_ambience_fits_the_place_and_time() -> None:
+    def ambience(location: str, time_of_day: str = "day", heading: str = "") -> str:
+        scene = Scene(
+            idx=0, location=location, time_of_day=time_of_day, script=f"{heading}Rain falls."
+        )
+        shots = board_of(scene, [], 3).shots
+        sounds = [s.audio_desc for s in shots if s.audio_desc.startswith("Ambience")]
+        assert sounds
+        return " ".join(sounds).lower()
+
+    cave = ambience("cave", "night", "INT. CAVE - NIGHT\n")
+    assert "clock" not in cave
+    assert re.search(r"drip|echo", cave)
+    assert re.search(r"wave|gull", ambience("beach"))
+    assert re.search(r"wave|gull", ambience("the old lighthouse", "dusk"))
+    assert re.search(r"traffic|car|siren", ambience("city street", "night"))
+    assert re.search(r"leaves|bird|owl|cricket", ambience("forest"))
+    for place in ("kitchen", "attic", "house", "unknown place", "scene 2"):
+        assert "clock" not in ambience(place)
+        assert "clock" not in ambience(place, "night")
+
+
+def test_interior_and_time_of_day_are_kept() -> None:
+    story = story_of(IDEAS[0], 1)
+    characters = characters_of(story)
+    for scene in script_of(story, characters, 4).scenes:
+        heading = scene.script.splitlines()[0]
+        assert re.match(r"^(INT|EXT)\. ", heading)
+        assert heading.endswith(scene.time_of_day.upper())
+    cave = Scene(idx=0, location="cave", time_of_day="night", script="TOM: Hello?")
+    tom = CharacterInScene(
+        idx=0, identifier_in_scene="Tom", static_features="Tom.", dynamic_features="."
+    )
+    shot = decompose(board_of(cave, [tom], 2).shots[1], [tom], cave)
+    assert "inside the cave at night" in shot.ff_desc

@@ -1,9 +1,12 @@
 """The ``vimax-nb`` command: make and watch ViMax videos from a terminal.
 
 Every command is a client of a vimax-nb server (the Jupyter server extension), found as
-:func:`vimax_nb.client.connect` finds one: ``VIMAX_NB_URL``/``VIMAX_NB_TOKEN``, the
-Jupyter server of the kernel it runs in, a server already serving this folder (``vimax-nb
-serve``), else a private server started for the command and stopped after it.
+:func:`vimax_nb.client.connect` finds one: ``--url``, else ``VIMAX_NB_URL``/
+``VIMAX_NB_TOKEN`` (a named server that cannot be reached is an error, never a reason to
+use another), the Jupyter server of the kernel it runs in, a server already serving this
+folder (``vimax-nb serve``), else a private server started for the command and stopped
+after it. The read-only commands (``ls``, ``agents``, ``watch``) never start one: with no
+server running they say so and how to start one. ``--verbose`` says which server was used.
 
 Exit codes: 0 completed (or done), 1 the workflow failed, was left interrupted by a
 server that stopped or restarted, or the server went away (or sent a reply this client
@@ -22,7 +25,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .._version import __version__
 from ..client import discovery
+from ..pipelines.params import Idea2VideoParams
 from ..protocol import MAX_PRIORITY, MIN_PRIORITY
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, OFFLINE_LIMIT, CliError, Interrupts
 from .common import fail as _fail
@@ -36,6 +41,25 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server")
     group.add_argument("--url", help="the server's URL (default: found, or started)")
     group.add_argument("--token", help="the server's token (with --url)")
+    group.add_argument(
+        "--verbose",
+        action="store_true",
+        help="say which server is used, and how it was found, first (on stderr)",
+    )
+
+
+def _limit(field: str, bound: str) -> Any:
+    """A bound (``ge``, ``le``, ``max_length``) of a workflow parameter, as the server's
+    validation has it: the help says the ranges the server enforces."""
+    for rule in Idea2VideoParams.model_fields[field].metadata:
+        value = getattr(rule, bound, None)
+        if value is not None:
+            return value
+    raise LookupError(f"{field} has no {bound}")
+
+
+def _span(field: str) -> str:
+    return f"{_limit(field, 'ge')}-{_limit(field, 'le')}"
 
 
 def _priority(text: str) -> int:
@@ -60,25 +84,67 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 done, 1 failed or interrupted (or the server went away), 2 bad "
         "usage, 3 no server, 130 Ctrl-C/canceled; `serve` exits 0 when Ctrl-C stops it.",
     )
+    parser.add_argument("--version", action="version", version=f"vimax-nb {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    text_max = _limit("idea", "max_length")
     run = commands.add_parser(
         "run",
         help="make a video from an idea, a script or a request in plain words",
         description="Make a video with a live progress display. KIND is idea2video (TEXT is "
-        "an idea), script2video (TEXT is a script, or @FILE) or request (TEXT says what you "
-        "want in plain words). Ctrl-C cancels the run.",
+        "an idea), script2video (TEXT is a script) or request (TEXT says what you want in "
+        f"plain words); an idea or a script is at most {text_max:,} characters. An idea or "
+        "a script beginning with @ names a UTF-8 text file to read it from (@scene.txt); "
+        "for one that itself begins with @, put -- before it: "
+        "vimax-nb run idea2video -- '@home a cat naps'. Ctrl-C cancels the run.",
     )
-    run.add_argument("kind", choices=["idea2video", "script2video", "request"])
-    run.add_argument("text", help="the idea, the script (or @FILE), or the request")
+    run.add_argument(
+        "kind",
+        metavar="KIND",
+        choices=["idea2video", "script2video", "request"],
+        help="idea2video, script2video or request",
+    )
+    run.add_argument(
+        "text",
+        metavar="TEXT",
+        help="the idea or the script (@FILE: read from FILE; after --, the text as it is), "
+        "or the request",
+    )
     run.add_argument("--style", help="visual style, e.g. watercolor (default: cinematic)")
     run.add_argument("--requirement", help="wishes and limits, e.g. 'for children'")
-    run.add_argument("--scenes", type=int, help="most scenes to make (default 1)")
-    run.add_argument("--shots", type=int, help="shots per scene (default 4)")
-    run.add_argument("--size", help="WIDTHxHEIGHT (default 640x360)")
-    run.add_argument("--fps", type=int, help="frames per second (default 12)")
-    run.add_argument("--seconds", type=float, help="seconds per shot (default 2)")
-    run.add_argument("--seed", type=int, help="same seed, same story (default 0)")
+    run.add_argument(
+        "--scenes",
+        type=int,
+        metavar="N",
+        help=f"most scenes to make, {_span('scenes')} (default 1; script2video: one per "
+        "scene heading)",
+    )
+    run.add_argument(
+        "--shots",
+        type=int,
+        metavar="N",
+        help=f"shots per scene, {_span('shots_per_scene')} (default 4)",
+    )
+    run.add_argument(
+        "--size",
+        metavar="WxH",
+        help=f"WIDTHxHEIGHT in even numbers, up to {_limit('width', 'le')}x"
+        f"{_limit('height', 'le')}, at least {_limit('width', 'ge')}x{_limit('height', 'ge')} "
+        "(default 640x360)",
+    )
+    run.add_argument(
+        "--fps", type=int, metavar="N", help=f"frames per second, {_span('fps')} (default 12)"
+    )
+    run.add_argument(
+        "--seconds",
+        type=float,
+        metavar="S",
+        help=f"seconds per shot, more than 0 and up to {_limit('seconds_per_shot', 'le'):g} "
+        "(default 2)",
+    )
+    run.add_argument(
+        "--seed", type=int, metavar="N", help="same seed, same story: 0 or more (default 0)"
+    )
     run.add_argument(
         "--priority",
         type=_priority,
@@ -232,7 +298,11 @@ def _commands() -> dict[str, Command]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vimax-nb``; returns the exit code (see the module's docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        # After --, TEXT is the text itself, even when it begins with @.
+        args.literal = "--" in argv and args.text in argv[argv.index("--") + 1 :]
     interrupts = Interrupts()
     interrupts.install()
     try:

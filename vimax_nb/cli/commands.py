@@ -25,6 +25,7 @@ from .common import (
     Interrupts,
     connect,
     fail,
+    out_folder,
     refuse_providers_file_for,
     say,
     server_refusals,
@@ -65,11 +66,8 @@ def params_of(args: Any) -> tuple[str, dict[str, Any]]:
             say(f"plan: {describe_plan(plan)}")
         return "idea2video", planned
     text = args.text
-    if text.startswith("@"):
-        try:
-            text = Path(text[1:]).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise CliError(f"cannot read the script: {exc}", EXIT_USAGE) from None
+    if text.startswith("@") and not getattr(args, "literal", False):
+        text = read_text_file(text[1:], "idea" if args.kind == "idea2video" else "script")
     params: dict[str, Any] = {"idea" if args.kind == "idea2video" else "script": text}
     options = {
         "style": args.style,
@@ -92,6 +90,32 @@ def params_of(args: Any) -> tuple[str, dict[str, Any]]:
     params.update(_choices(args))
     _check(Idea2VideoParams if args.kind == "idea2video" else Script2VideoParams, params)
     return args.kind, params
+
+
+def read_text_file(name: str, what: str) -> str:
+    """The text of the file ``@name`` names; a :class:`CliError` (exit 2) naming the file
+    and the problem in plain words when it cannot be read or is not text."""
+    path = Path(name).expanduser()
+    problem = f"cannot read the {what} file {name}"
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise CliError(f"{problem}: it is a folder, not a file", EXIT_USAGE) from None
+    except FileNotFoundError:
+        raise CliError(f"{problem}: there is no such file", EXIT_USAGE) from None
+    except PermissionError:
+        raise CliError(f"{problem}: this user may not read it", EXIT_USAGE) from None
+    except OSError as exc:
+        raise CliError(f"{problem}: {exc.strerror or exc}", EXIT_USAGE) from None
+    if b"\0" in data:
+        raise CliError(f"{problem}: it is not a text file (it holds binary data)", EXIT_USAGE)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"{problem}: it is not UTF-8 text (see byte {exc.start}); save it as UTF-8",
+            EXIT_USAGE,
+        ) from None
 
 
 def _choices(args: Any) -> dict[str, Any]:
@@ -147,6 +171,7 @@ def check_providers(client: Client, chosen: dict[str, str]) -> None:
 
 
 def cmd_run(args: Any, interrupts: Interrupts) -> int:
+    args.out = out_folder(args.out)
     kind, params = params_of(args)
     client = connect(args)
     refuse_providers_file_for(client, args)
@@ -160,7 +185,8 @@ def cmd_run(args: Any, interrupts: Interrupts) -> int:
 
 
 def cmd_watch(args: Any, interrupts: Interrupts) -> int:
-    client = connect(args)
+    args.out = out_folder(args.out)
+    client = connect(args, start_server=False)
     interrupts.catch()  # Ctrl-C stops watching; the workflow goes on
     with server_refusals():
         run = client.run(args.id)
@@ -169,6 +195,7 @@ def cmd_watch(args: Any, interrupts: Interrupts) -> int:
 
 def cmd_resume(args: Any, interrupts: Interrupts) -> int:
     """Resume a paused or interrupted workflow, then follow it as ``watch`` does."""
+    args.out = out_folder(args.out)
     client = connect(args)
     interrupts.catch()  # Ctrl-C stops watching; the workflow goes on
     try:
@@ -203,7 +230,7 @@ def _left_interrupted(client: Client, run: Run) -> None:
 
 
 def cmd_ls(args: Any, interrupts: Interrupts) -> int:
-    client = connect(args)
+    client = connect(args, start_server=False)
     with server_refusals():
         records = client.workflows()
     records.sort(key=lambda r: r.created_at, reverse=True)
@@ -223,7 +250,7 @@ def cmd_ls(args: Any, interrupts: Interrupts) -> int:
 
 
 def cmd_agents(args: Any, interrupts: Interrupts) -> int:
-    client = connect(args)
+    client = connect(args, start_server=False)
     with server_refusals():
         agents = client.agents()
     if args.json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -13,6 +14,7 @@ from types import FrameType
 from typing import Any
 
 from ..client import Client, VimaxConnectError, VimaxError, discovery
+from ..client.private import WORKDIR_NAME
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the workflow failed (or the server went away under it)
@@ -65,6 +67,32 @@ def providers_file(path: str) -> Path:
     return target
 
 
+def out_folder(path: Path | None) -> Path | None:
+    """``--out PATH``, checked before anything starts: a folder this process can write
+    in, or one it can make (its nearest existing parent is a folder it can write in); a
+    :class:`CliError` (exit 2) naming the path and the problem when not."""
+    if path is None:
+        return None
+    given = path.expanduser()
+    target = given.absolute()
+    if target.exists():
+        if not target.is_dir():
+            raise CliError(f"--out {path}: it is a file, not a folder", EXIT_USAGE)
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise CliError(f"--out {path}: this user cannot write in that folder", EXIT_USAGE)
+        return given
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CliError(f"--out {path}: {parent} is a file, not a folder", EXIT_USAGE)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(
+            f"--out {path}: it cannot be made: this user cannot write in {parent}", EXIT_USAGE
+        )
+    return given
+
+
 def private_server_args(args: Any) -> list[str]:
     """The options of a private server this command may start: ``--providers FILE``
     becomes ``--VimaxApp.providers_file=<absolute path>`` (the file is checked first)."""
@@ -91,17 +119,68 @@ def refuse_providers_file_for(client: Client, args: Any) -> None:
     )
 
 
-def connect(args: Any) -> Client:
+def connect(args: Any, *, start_server: bool = True) -> Client:
     """The server the command talks to: ``--url``/``--token``, else :func:`connect`'s
-    discovery (environment, the kernel's server, this folder's server, a private one)."""
+    discovery (environment, the kernel's server, this folder's server, a private one).
+
+    ``start_server=False`` (the read-only commands) never starts a private server: with
+    none running, a :class:`CliError` (exit 3) says so and how to start one. A server
+    named by ``--url`` or ``VIMAX_NB_URL`` that cannot be reached is always an error.
+    With ``--verbose`` the server used is said first, on stderr."""
+    url = getattr(args, "url", None)
     try:
-        return discovery.connect(
-            getattr(args, "url", None),
+        client = discovery.connect(
+            url,
             getattr(args, "token", None),
+            start_server=start_server,
             server_args=getattr(args, "server_args", ()),
         )
     except VimaxConnectError as exc:
-        raise CliError(str(exc), EXIT_CONNECT) from None
+        raise CliError(_connect_problem(exc, url, start_server), EXIT_CONNECT) from None
+    if getattr(args, "verbose", False):
+        say(f"server: {client.url} ({server_origin(url)})", error=True)
+    return client
+
+
+def server_origin(url: str | None = None) -> str:
+    """How the command's server was found, in a few words for ``--verbose``."""
+    origin = discovery.default_origin()
+    if url is not None or origin == discovery.ORIGIN_URL:
+        return "--url"
+    if origin == discovery.ORIGIN_ENV:
+        return "VIMAX_NB_URL"
+    if origin == discovery.ORIGIN_KERNEL:
+        return "the Jupyter server of this kernel"
+    if origin == discovery.ORIGIN_FOLDER:
+        return f"served folder {Path.cwd().resolve()}"
+    if origin == discovery.ORIGIN_PRIVATE:
+        return "private server started for this command"
+    return discovery.default_source() or "found"
+
+
+def _connect_problem(exc: VimaxConnectError, url: str | None, start_server: bool) -> str:
+    """What the user reads when no server was reached: the decisive reason first."""
+    if url is None and os.environ.get("VIMAX_NB_URL"):
+        return (
+            f"{exc}\nVIMAX_NB_URL names the server to use: start it, correct VIMAX_NB_URL "
+            "(and VIMAX_NB_TOKEN), or unset them to use this folder's server"
+        )
+    if url is not None or start_server:
+        return str(exc)
+    folder = Path.cwd()
+    lines = [
+        f"no vimax-nb server is running for {folder}: start one here with `vimax-nb "
+        "serve` (this command and the others then use it), or run a workflow with "
+        '`vimax-nb run idea2video "..."` (which starts a server for the run)'
+    ]
+    if (folder / WORKDIR_NAME / discovery.DATABASE_NAME).is_file():
+        lines.append(
+            f"this folder's workflows are in {WORKDIR_NAME}/: `vimax-nb serve` here shows them"
+        )
+    tried = [a for a in exc.attempts if not a[0].startswith("a private jupyter server")]
+    lines.append("tried:")
+    lines.extend(f"  - {what}: {why}" for what, why in tried)
+    return "\n".join(lines)
 
 
 @contextlib.contextmanager
@@ -113,8 +192,26 @@ def server_refusals() -> Iterator[None]:
     except VimaxError as exc:
         status = exc.status
         code = EXIT_USAGE if status is not None and 400 <= status < 500 else EXIT_FAILED
-        message = exc.message if status is None else f"{exc.message} (HTTP {status})"
+        text = in_cli_words(exc.message)
+        message = text if status is None else f"{text} (HTTP {status})"
         raise CliError(message, code) from None
+
+
+# The REST routes a server's message may point to, and the commands that show the same.
+_ROUTES = (
+    (re.compile(r"\bGET /vimax/api/workflows(?![/\w])"), "`vimax-nb ls`"),
+    (re.compile(r"\bGET /vimax/api/agents(?![/\w])"), "`vimax-nb agents`"),
+    (re.compile(r"\bGET /vimax/api/providers(?![/\w])"), "`vimax-nb providers`"),
+)
+
+
+def in_cli_words(message: str) -> str:
+    """A server's message for a CLI user: a REST route it points to (``no workflow with
+    id 'x'; GET /vimax/api/workflows lists them``) becomes the command that shows the
+    same (`` `vimax-nb ls` lists them``)."""
+    for route, command in _ROUTES:
+        message = route.sub(command, message)
+    return message
 
 
 def shown_path(path: Path) -> Path:

@@ -121,9 +121,7 @@ def follow(
     if not run.done:  # interrupted: it will not move until someone resumes it
         fail(
             f"workflow {run.id} was interrupted at {run.progress:.0%}: the server stopped or "
-            f"restarted under it. Resume it and follow it with `vimax-nb resume {run.id}` "
-            f"(or POST {client.url}vimax/api/workflows/{run.id}/resume, then "
-            f"`vimax-nb watch {run.id}`)"
+            f"restarted under it. Resume it and follow it with `vimax-nb resume {run.id}`"
         )
         return EXIT_FAILED
     return finish(client, run, args)

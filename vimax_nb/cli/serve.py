@@ -15,9 +15,14 @@ DEFAULT_PORT = 8888
 
 
 def _port(ip: str, wanted: int) -> int:
-    """``wanted`` if it is free (0: any free port), else a free port."""
+    """``wanted`` if it is free (0: any free port), else a free port.
+
+    The probe sets SO_REUSEADDR, as the server's own socket does: a port whose last
+    connections are in TIME_WAIT (a server just stopped) is free for the server, and
+    must not look busy here."""
     if wanted:
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((ip or "127.0.0.1", wanted))
             except OSError:
@@ -72,10 +77,13 @@ def cmd_serve(args: Any, interrupts: Interrupts) -> int:
         options.append(f"--VimaxApp.executor={args.executor}")
     if args.scheduler:
         options.append(f"--VimaxApp.dask_scheduler_address={args.scheduler}")
+    port = _port(args.ip, args.port)
+    if args.port and port != args.port:
+        say(f"port {args.port} is in use; serving on {port}")
     server = PrivateServer(
         folder,
         ip=args.ip,
-        port=_port(args.ip, args.port),
+        port=port,
         token=args.token,
         server_args=[f"--ServerApp.log_level={args.log_level}", *options, *extra],
         log=_output(),

@@ -2,7 +2,9 @@
 
 In order, :func:`connect` tries
 
-1. ``VIMAX_NB_URL`` / ``VIMAX_NB_TOKEN`` when set (``JUPYTERHUB_API_TOKEN`` if no token);
+1. ``VIMAX_NB_URL`` / ``VIMAX_NB_TOKEN`` when set (``JUPYTERHUB_API_TOKEN`` if no token):
+   then that server and no other, as with ``url``: one that cannot be reached, or that
+   refuses the token, is an error, never a reason to look elsewhere;
 2. the Jupyter server this kernel runs under: its runtime file ``jpserver-<pid>.json``
    in :func:`jupyter_core.paths.jupyter_runtime_dir` whose ``pid`` is ``JPY_PARENT_PID``
    (or this process's parent), with ``JUPYTERHUB_API_TOKEN`` when the file has no token;
@@ -15,7 +17,8 @@ In order, :func:`connect` tries
    should it be killed, within about a second of it).
 
 Each candidate must answer ``GET /vimax/api/coordinator``. When none does,
-:class:`VimaxConnectError` lists what was tried and why each failed.
+:class:`VimaxConnectError` says the decisive reason first (the named server's, or the
+private server's), then lists what else was tried and why each failed.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ __all__ = [
     "VimaxConnectError",
     "connect",
     "default_client",
+    "default_origin",
     "default_source",
     "disconnect",
     "folder_server",
@@ -49,16 +53,42 @@ DATABASE_NAME = "vimax.sqlite3"
 _lock = threading.RLock()
 _default: Client | None = None
 _source: str | None = None
+_origin: str | None = None
 _private: PrivateServer | None = None
 
 
-class VimaxConnectError(ConnectionError):
-    """No vimax-nb server could be reached; ``attempts`` is ``[(what, why), ...]``."""
+# How the default client's server was found (:func:`default_origin`).
+ORIGIN_URL = "url"  # the url given to connect()
+ORIGIN_ENV = "env"  # VIMAX_NB_URL
+ORIGIN_KERNEL = "kernel"  # the Jupyter server this kernel runs under
+ORIGIN_FOLDER = "folder"  # a Jupyter server serving the current folder
+ORIGIN_PRIVATE = "private"  # a private server started by this process
 
-    def __init__(self, attempts: list[tuple[str, str]]) -> None:
-        lines = "\n".join(f"  - {what}: {why}" for what, why in attempts)
-        super().__init__(f"could not connect to a vimax-nb server; tried:\n{lines}")
+
+class VimaxConnectError(ConnectionError):
+    """No vimax-nb server could be reached; ``attempts`` is ``[(what, why), ...]``.
+
+    ``decisive`` (an index into ``attempts``, default the last one) is the attempt whose
+    failure decided the outcome: a server that was named (``url``, ``VIMAX_NB_URL``) or
+    the private server that did not start. The message says it on its first line, then
+    lists the other attempts."""
+
+    def __init__(self, attempts: list[tuple[str, str]], decisive: int | None = None) -> None:
         self.attempts = attempts
+        if decisive is None:
+            decisive = len(attempts) - 1
+        self.decisive: tuple[str, str] | None = (
+            attempts[decisive] if 0 <= decisive < len(attempts) else None
+        )
+        others = [a for i, a in enumerate(attempts) if i != decisive]
+        if self.decisive is None:
+            head = "could not connect to a vimax-nb server"
+        else:
+            what, why = self.decisive
+            head = f"could not connect to a vimax-nb server: {what}: {why}"
+        lines = "\n".join(f"  - {what}: {why}" for what, why in others)
+        tried = "also tried" if self.decisive is not None else "tried"
+        super().__init__(f"{head}\n{tried}:\n{lines}" if others else head)
 
 
 def connect(
@@ -75,23 +105,33 @@ def connect(
     yet); ``start_server=False`` never starts a private server; ``server_args`` are
     extra command-line options for a private server (``--VimaxApp.chat_provider=openai``).
     """
-    global _default, _source
+    global _default, _source, _origin
     with _lock:
         if url is None and _default is not None and not _default.closed:
             return _default
         attempts: list[tuple[str, str]] = []
-        found: tuple[Client, str] | None
+        found: tuple[Client, str, str] | None
         if url is not None:
             client = _probe(f"the given url {url}", url, token, workdir, attempts)
-            found = (client, f"the given url {url}") if client is not None else None
+            found = (client, f"the given url {url}", ORIGIN_URL) if client else None
         else:
             found = _discover(token, start_server, workdir, server_args, attempts)
         if found is None:
-            raise VimaxConnectError(attempts)
-        client, source = found
+            raise VimaxConnectError(attempts, _decisive(attempts, start_server))
+        client, source, origin = found
         if _default is None or _default.closed:
-            _default, _source = client, source
+            _default, _source, _origin = client, source, origin
         return client
+
+
+def _decisive(attempts: list[tuple[str, str]], start_server: bool) -> int:
+    """Which attempt decided the failure: the only one (a given url, VIMAX_NB_URL), the
+    private server that did not start, else none (-1: nothing was found)."""
+    if len(attempts) == 1:
+        return 0
+    if start_server and attempts and attempts[-1][0].startswith("a private jupyter server"):
+        return len(attempts) - 1
+    return -1
 
 
 def default_client() -> Client | None:
@@ -105,6 +145,12 @@ def default_source() -> str | None:
     return _source if _default is not None else None
 
 
+def default_origin() -> str | None:
+    """How the default client's server was found: one of the ``ORIGIN_*`` constants
+    (None before :func:`connect`)."""
+    return _origin if _default is not None else None
+
+
 def private_server() -> PrivateServer | None:
     """The private server :func:`connect` started, if it did."""
     return _private
@@ -112,9 +158,9 @@ def private_server() -> PrivateServer | None:
 
 def disconnect() -> None:
     """Close the default client and stop the private server, if any (idempotent)."""
-    global _default, _private, _source
+    global _default, _private, _source, _origin
     with _lock:
-        client, _default, _source = _default, None, None
+        client, _default, _source, _origin = _default, None, None, None
         server, _private = _private, None
     if client is not None:
         client.close()
@@ -128,18 +174,18 @@ def _discover(
     workdir: str | Path | None,
     server_args: Sequence[str],
     attempts: list[tuple[str, str]],
-) -> tuple[Client, str] | None:
+) -> tuple[Client, str, str] | None:
     env_url = os.environ.get("VIMAX_NB_URL")
     if env_url:
+        # A named server is the one to use: when it fails, say so (as for a given url)
+        # rather than quietly use, or start, another one.
         env_token = (
             token or os.environ.get("VIMAX_NB_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN")
         )
         what = f"VIMAX_NB_URL={env_url}"
         client = _probe(what, env_url, env_token, workdir, attempts)
-        if client is not None:
-            return client, what
-    else:
-        attempts.append(("VIMAX_NB_URL", "not set"))
+        return (client, what, ORIGIN_ENV) if client is not None else None
+    attempts.append(("VIMAX_NB_URL", "not set"))
 
     found = _kernel_server(token, workdir, attempts)
     if found is not None:
@@ -249,7 +295,7 @@ def _client_of(
 
 def _kernel_server(
     token: str | None, workdir: str | Path | None, attempts: list[tuple[str, str]]
-) -> tuple[Client, str] | None:
+) -> tuple[Client, str, str] | None:
     pid = _parent_pid()
     runtime = _runtime_dir()
     what = f"the Jupyter server of pid {pid} (runtime files in {runtime})"
@@ -258,7 +304,9 @@ def _kernel_server(
         attempts.append((what, f"no jpserver-*.json there with pid {pid}"))
         return None
     client = _client_of(what, info, token, workdir, attempts)
-    return (client, f"the Jupyter server of pid {pid}") if client is not None else None
+    if client is None:
+        return None
+    return client, f"the Jupyter server of pid {pid}", ORIGIN_KERNEL
 
 
 def _runtime_info(runtime: Path, pid: int) -> dict[str, Any] | None:
@@ -327,7 +375,7 @@ def _folder_server(
     token: str | None,
     workdir: str | Path | None,
     attempts: list[tuple[str, str]],
-) -> tuple[Client, str] | None:
+) -> tuple[Client, str, str] | None:
     candidates, holder, runtime = _folder_candidates(folder)
     if not candidates:
         why = f"no live jpserver-*.json in {runtime} with that root_dir"
@@ -339,7 +387,7 @@ def _folder_server(
         what = f"the Jupyter server of pid {info.get('pid')} serving {folder}"
         client = _client_of(what, info, token, workdir, attempts)
         if client is not None:
-            return client, what
+            return client, what, ORIGIN_FOLDER
     return None
 
 
@@ -360,7 +408,7 @@ def folder_server(folder: str | Path | None = None) -> tuple[Client, int] | None
 
 def _start_private(
     workdir: str | Path | None, server_args: Sequence[str], attempts: list[tuple[str, str]]
-) -> tuple[Client, str] | None:
+) -> tuple[Client, str, str] | None:
     global _private
     server = PrivateServer(server_args=server_args)
     what = f"a private jupyter server on {server.url} (root {server.root_dir})"
@@ -373,4 +421,4 @@ def _start_private(
     if workdir is not None:
         client.workdir = Path(workdir)
     _private = server
-    return client, what
+    return client, what, ORIGIN_PRIVATE

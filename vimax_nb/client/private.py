@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -44,6 +45,12 @@ if parent:
 from jupyter_server.serverapp import main
 sys.exit(main())
 """
+
+
+# "[C 2026-12-05 09:01:47.420 ServerApp] Bad config ...": a critical or error log line.
+_LOGGED_PROBLEM = re.compile(r"^\[[CE] [^\]]*\]\s*(?P<text>\S.*)$")
+# "RuntimeError: ...", "ModuleNotFoundError: ...": the end of a traceback.
+_NAMED_ERROR = re.compile(r"^(?P<text>[\w.]*(?:Error|Exception)\b.*\S.*)$")
 
 
 def _free_port() -> int:
@@ -122,7 +129,7 @@ class PrivateServer:
             code = self.process.poll()
             if code is not None:
                 raise RuntimeError(
-                    f"it exited with code {code}: {self.log_tail()} (log: {self.log.name})"
+                    f"it exited with code {code}: {self.log_problem()} (log: {self.log.name})"
                 )
             try:
                 client.coordinator(timeout=1.0)
@@ -140,7 +147,7 @@ class PrivateServer:
             if time.monotonic() >= deadline:
                 self.stop()
                 raise TimeoutError(
-                    f"not ready within {timeout} s (last: {last}); log: {self.log_tail()}"
+                    f"not ready within {timeout} s (last: {last}); log: {self.log_problem()}"
                 )
             time.sleep(0.05)  # a process we don't control: nothing to wait on but its port
 
@@ -152,6 +159,23 @@ class PrivateServer:
         except OSError:
             return "(no log)"
         return text[-size:].strip() or "(empty log)"
+
+    def log_problem(self) -> str:
+        """The decisive line of its log: the last critical or error line of Jupyter's (its
+        ``[C ...]``/``[E ...]`` prefix removed), else the last line naming an error or
+        exception; else :meth:`log_tail`."""
+        if not self._own_log:
+            return self.log_tail()
+        try:
+            lines = Path(self.log.name).read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        for pattern in (_LOGGED_PROBLEM, _NAMED_ERROR):
+            for line in reversed(lines):
+                match = pattern.match(line)
+                if match:
+                    return match.group("text").strip()
+        return self.log_tail()
 
     @property
     def pid(self) -> int | None:

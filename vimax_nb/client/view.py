@@ -151,7 +151,12 @@ def stage_rows(
     stages: Iterable[StageProgress], state: WorkflowState, current: str | None
 ) -> list[StageRow]:
     """A :class:`StageRow` per stage, in order, of a run in ``state`` whose current stage
-    is ``current``."""
+    is ``current``; a record saved before its stage finished may name a finished stage,
+    and then the first unfinished one is current."""
+    stages = list(stages)
+    unfinished = [s.name for s in stages if not (s.total and s.done >= s.total)]
+    if unfinished and current not in unfinished:
+        current = unfinished[0]
     rows = []
     for stage in stages:
         status: StageStatus

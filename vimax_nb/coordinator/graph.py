@@ -224,7 +224,11 @@ class TaskGraph:
         return done, total
 
     def current_stage(self) -> int:
-        """The index of the first stage with an unfinished task (the last if none)."""
+        """The index of the first stage with an unfinished task: the first stage while
+        no task is known yet (before the workflow is planned), the last once every
+        task has succeeded."""
+        if not self.tasks:
+            return 0
         for index, stage in enumerate(self.stages):
             done, total = self._counts[stage.name]
             if done < total:

@@ -95,6 +95,13 @@ class WorkflowRun:
         self.spend = Spend(cost, max_cost=max_cost if isinstance(max_cost, int | float) else None)
         self.progress = 0.0
         self.message = ""
+        #: What a person should know about these parameters (the scenes of a script a
+        #: Script2Video leaves out), added to the state messages while it is queued or
+        #: running: a pipeline's ``notice(params)``, if it has one.
+        notice = getattr(pipeline, "notice", None)
+        self.notice = str(notice(params) or "") if callable(notice) else ""
+        #: The furthest stage index reported so far: clients never see it go back.
+        self.stage_floor = 0
         self.result: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
         now = format_timestamp(time.time())
@@ -146,8 +153,10 @@ class WorkflowRun:
         return f"{why or 'failed'}: {where}{after}: {type(error).__name__}: {error}"
 
     def stage_position(self) -> tuple[str, int]:
-        """The current stage's name and index."""
-        index = self.graph.current_stage()
+        """The current stage's name and index: the graph's first unfinished stage (the
+        first stage before any task is planned), never before a stage already reported
+        (tasks planned later in an earlier stage do not take it back)."""
+        index = self.stage_floor = max(self.stage_floor, self.graph.current_stage())
         return self.graph.stages[index].name, index
 
     def progress_event(
@@ -169,7 +178,8 @@ class WorkflowRun:
         (``retry_in``) and the ``error``; a ``task_activity`` event what the task waits on
         (``activity``); ``task_activity`` and ``spend`` events carry the spend so far.
         Every event carries each stage's counts.
-        ``message`` becomes the workflow's message; without one, a running workflow's
+        ``message`` becomes the workflow's message, followed by the :attr:`notice`
+        on a ``state`` event while queued or running; without one, a running workflow's
         message becomes the counts of the task's stage (or of the current stage).
         """
         if self.state != WorkflowState.completed:
@@ -178,6 +188,9 @@ class WorkflowRun:
             about = task.spec.stage if task is not None else self.stage_position()[0]
             done, total = self.graph.counts(about)
             message = f"{about}: {done}/{total} done"
+        live = self.state in (WorkflowState.pending, WorkflowState.running)
+        if message is not None and event == "state" and self.notice and live:
+            message = f"{message}: {self.notice}"
         if message is not None:
             self.message = message
         details = ProgressDetails(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..providers.base import compose_prompt
 from .models import CharacterInScene, Scene, ShotDescription
 
@@ -46,6 +48,14 @@ def portrait_prompt(character: CharacterInScene, view: str, style: str) -> str:
     )
 
 
+def _inside_or_out(scene: Scene) -> str:
+    """``inside`` or ``outside`` as the scene's heading (``INT.``/``EXT.``) says, or ""."""
+    heading = re.match(r"\s*(INT|EXT)\b", scene.script, re.IGNORECASE)
+    if heading is None:
+        return ""
+    return "inside" if heading[1].upper() == "INT" else "outside"
+
+
 def frame_prompt(
     shot: ShotDescription,
     frame: str,
@@ -58,7 +68,7 @@ def frame_prompt(
     description = shot.ff_desc if frame == "first" else shot.lf_desc
     return compose_prompt(
         style=style,
-        scene=f"{scene.location}, {scene.time_of_day}",
+        scene=", ".join(x for x in (_inside_or_out(scene), scene.location, scene.time_of_day) if x),
         frame=frame,
         shot=str(shot.idx),
         description=description,
@@ -69,8 +79,84 @@ def frame_prompt(
 
 
 def clip_prompt(shot: ShotDescription, style: str) -> str:
-    """The prompt for the clip that moves from a shot's first frame to its last."""
-    return compose_prompt(description=shot.visual_desc, motion=shot.motion_desc, style=style)
+    """The prompt for the clip that moves from a shot's first frame to its last; the lines
+    of dialogue in the shot's audio (``Mara: "Hello"``) are passed verbatim, in order, as
+    ``Dialogue: Mara: Hello | Tobin: Hi`` (video models may show them as subtitles)."""
+    spoken = dialogue_lines(shot.audio_desc)
+    return compose_prompt(
+        description=shot.visual_desc,
+        motion=shot.motion_desc,
+        style=style,
+        dialogue=" | ".join(f"{who}: {line}" for who, line in spoken),
+    )
+
+
+#: Labels of an audio description that name a sound, not a speaker.
+_NOT_SPEAKERS = frozenset(
+    {
+        "ambience",
+        "ambient",
+        "audio",
+        "background",
+        "effects",
+        "foley",
+        "music",
+        "noise",
+        "none",
+        "score",
+        "silence",
+        "sound",
+        "sounds",
+        "sfx",
+    }
+)
+_QUOTED = re.compile(r'("[^"]*"|\u201c[^\u201d]*\u201d|\u2018[^\u2019]*\u2019)')
+_LABEL = re.compile(r"((?:[^\W\d_][\w'.-]*\s+){0,2}[^\W\d_][\w'.-]*)\s*(?:\([^)]*\))?\s*:\s*$")
+_CAPS_LINE = re.compile(
+    r"\s*([^\W\d_][\w'.-]*(?: [^\W\d_][\w'.-]*){0,2})(?:\s*\([^)]*\))?:\s*(\S.*)"
+)
+
+
+def _speaker(label: str) -> str | None:
+    words = label.split()
+    while words and not words[0][0].isupper():  # "she says. Tobin" -> "Tobin"
+        words.pop(0)
+    if not words or words[0].lower() in _NOT_SPEAKERS or " ".join(words).lower() in _NOT_SPEAKERS:
+        return None
+    name = " ".join(words)
+    return " ".join(w.capitalize() for w in words) if name.isupper() and len(name) > 1 else name
+
+
+def dialogue_lines(audio: str) -> list[tuple[str, str]]:
+    """``[("Mara", "Hello")]``: the lines of dialogue of an audio description, in order.
+
+    A line is a speaker (up to three capitalised words, an optional parenthetical such
+    as ``(V.O.)``), a colon and the line in double quotes (``Mara: "Hello" Tobin: "Hi"``);
+    without quotes, a single line after a name in capitals (``MARA: Hello``). Lines come
+    back verbatim without their quotes; labels of sounds (``Ambience:``, ``SFX:``) are not
+    speakers."""
+    pieces = _QUOTED.split(audio)
+    found = []
+    for before, quoted in zip(pieces[::2], pieces[1::2], strict=False):
+        label = _LABEL.search(before)
+        speaker = _speaker(label[1]) if label else None
+        line = quoted[1:-1].strip()
+        if speaker and line:
+            found.append((speaker, line))
+    if found:
+        return found
+    caps = _CAPS_LINE.fullmatch(audio.strip())
+    if caps and caps[1].isupper() and len(caps[1].replace(" ", "")) > 1:
+        speaker = _speaker(caps[1])
+        if speaker:
+            return [(speaker, caps[2].strip())]
+    return []
+
+
+def dialogue_line(audio: str) -> tuple[str, str] | None:
+    """The first of :func:`dialogue_lines`, if any."""
+    lines = dialogue_lines(audio)
+    return lines[0] if lines else None
 
 
 def _caption(text: str, limit: int = 90) -> str:

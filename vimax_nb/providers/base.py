@@ -195,11 +195,18 @@ class ImageOutput:
     image: Image.Image
 
     def save(self, path: PathLike) -> Path:
-        """Write the image as PNG, atomically (a reader never sees half a file)."""
+        """Write the image as PNG, atomically (a reader never sees half a file), with
+        its ``vimax:`` text chunks (the procedural renderer's report of what it drew)."""
+        from PIL import PngImagePlugin
+
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
-        self.image.save(partial, format="PNG")
+        info = PngImagePlugin.PngInfo()
+        for key, value in self.image.info.items():
+            if isinstance(key, str) and key.startswith("vimax:") and isinstance(value, str):
+                info.add_text(key, value)
+        self.image.save(partial, format="PNG", pnginfo=info)
         os.replace(partial, target)
         return target
 

@@ -16,6 +16,12 @@ on (:func:`~vimax_nb.client.view.activity_lines`).
 
 All text that comes from users or the server (idea, messages, stage and artifact names,
 activities, errors) is escaped before it goes into an HTML widget.
+
+Its text fallback (``text/plain``, what a saved notebook shows without the widget state)
+is its ``repr``, read from the run. Shown by IPython, the panel is an output with a
+display id, published again each time the run's state changes (queued, running, paused,
+completed, ...), so the saved text ends on the run's final state, not on the "running 0%"
+of the moment it was first shown.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import ipywidgets as widgets
 from tornado.ioloop import IOLoop
@@ -77,6 +85,8 @@ class WorkflowProgress(PanelView):
         self._busy: str | None = None
         self._notice = ""
         self._lines: dict[int, tuple[Event, str]] = {}  # id(event) -> (event, its line)
+        self._display_ids: list[str] = []  # the outputs IPython shows it in
+        self._shown_state: WorkflowState | None = None  # the state their text says
         self._actions: dict[str, Callable[[], object]] = {
             "pause": run.pause,
             "resume": run.resume,
@@ -134,6 +144,31 @@ class WorkflowProgress(PanelView):
         text = repr(self.run)
         match = re.fullmatch(r"\w+\((.*)\)", text, re.DOTALL)
         return f"WorkflowProgress({match.group(1) if match else text})"
+
+    def _ipython_display_(self) -> None:
+        """Show the panel in IPython as an output with a display id, which
+        :meth:`_draw` publishes again when the run's state changes (with its new text
+        fallback)."""
+        from IPython.display import display
+
+        display_id = uuid.uuid4().hex
+        with self._lock:
+            self._display_ids.append(display_id)
+            self._shown_state = self.run.state
+        display(self._repr_mimebundle_(), raw=True, display_id=display_id)  # type: ignore[no-untyped-call]
+
+    def _update_displays(self, state: WorkflowState) -> None:
+        """Publish the outputs showing the panel again if the run's state changed since."""
+        with self._lock:
+            if not self._display_ids or state == self._shown_state:
+                return
+            self._shown_state = state
+            display_ids = list(self._display_ids)
+        from IPython.display import update_display
+
+        bundle: dict[str, Any] = self._repr_mimebundle_()
+        for display_id in display_ids:
+            update_display(bundle, raw=True, display_id=display_id)  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         """Stop listening, stop redrawing and close every widget, previews included."""
@@ -213,6 +248,7 @@ class WorkflowProgress(PanelView):
             count = len(run.history)
         self.log.set_title(0, f"Log ({count} events)")
         self.previews.update(run, state)
+        self._update_displays(state)
 
     @staticmethod
     def _stages(run: Run) -> str:

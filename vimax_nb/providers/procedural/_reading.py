@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,13 +18,20 @@ from ._words import (
     ANIMALS,
     ANIMATE,
     BE_HAVE,
+    BODY_LOOKS,
+    BUILD_CUES,
     COATS,
     COLOURS,
     COMMON,
     EVENTS,
+    FACE_CUES,
     FEATHERED,
+    GARMENT_CUES,
     GARMENTS,
+    HAIR_CUES,
     HUMAN_LOOKS,
+    LOOK_ADJECTIVES,
+    LOOK_NOUNS,
     MACHINE_LOOKS,
     MACHINES,
     MOODS,
@@ -42,8 +50,8 @@ from ._words import (
 )
 
 TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*|[.,;:!?]")
-_SPEAKER_LINE = re.compile(r"^\s*([A-Z][A-Za-z.'\- ]{0,30}?)\s*(?:\([^)]*\))?\s*:\s*(\S.*)$")
-_CUE_LINE = re.compile(r"^\s*([A-Z][A-Z.'\- ]{1,30}?)\s*(?:\([^)]*\))?\s*$")
+_SPEAKER_LINE = re.compile(r"^\s*([A-Z][A-Za-z0-9.'\- ]{0,30}?)\s*(?:\([^)]*\))?\s*:\s*(\S.*)$")
+_CUE_LINE = re.compile(r"^\s*([A-Z][A-Z0-9.'\- ]{1,30}?)\s*(?:\([^)]*\))?\s*$")
 _TITLE = "|".join(sorted(TITLES))
 _NAME_WORD = re.compile(rf"\b(?:({_TITLE})\.?\s+)?([A-Z][a-z]+(?:-[A-Z][a-z]+)?)\b")
 
@@ -162,11 +170,15 @@ def join_names(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
+SMALL_WORDS = frozenset(
+    {"a", "an", "the", "and", "or", "of", "to", "in", "on", "at", "for", "with", "by"}
+)
+
+
 def title_case(words: Sequence[str]) -> str:
     """Words capitalised as a title, small words kept small after the first."""
-    small = {"a", "an", "the", "and", "or", "of", "to", "in", "on", "at", "for", "with", "by"}
     return " ".join(
-        w.lower() if i and w.lower() in small else w[:1].upper() + w[1:]
+        w.lower() if i and w.lower() in SMALL_WORDS else w[:1].upper() + w[1:]
         for i, w in enumerate(words)
     )
 
@@ -228,6 +240,34 @@ def _goal(words: Sequence[str], plural: bool) -> str:
     return joined([stem, *words[1:]])
 
 
+def _looks_after(tokens: Sequence[str], after: int) -> tuple[str, int]:
+    """The looks an idea states right after a phrase (``in a red coat with glasses`` or
+    ``, silver-haired, in a red coat,``) as words to add to its description, verbatim,
+    and where they end."""
+    said = ""
+    k = after
+    while k < len(tokens) and tokens[k].lower() in ("in", "with", "wearing"):
+        end = k + 1
+        while end < len(tokens) and tokens[end][0].isalpha() and end - k < 6:
+            word = tokens[end].lower()
+            if end > k + 1 and ((word in STOP and word not in ("a", "an", "the")) or verbish(word)):
+                break
+            end += 1
+        if not is_look(joined(tokens[k:end])):
+            break
+        said, k = f"{said} {joined(tokens[k:end])}", end
+    comma = k - 1 if k == after and k and tokens[k - 1] == "," else k
+    while comma < len(tokens) and tokens[comma] == ",":
+        part = _until(tokens, comma + 1, ",.;!?")
+        end = comma + 1 + len(part)
+        if not part or end >= len(tokens) or tokens[end] != "," or not is_look(joined(part)):
+            break
+        said, comma = f"{said}, {joined(part)}", end
+    if comma != k and said.count(",") and comma < len(tokens):
+        k = comma + 1
+    return said, k
+
+
 def cast_of(idea: str, rng: random.Random) -> tuple[list[Cast], list[Phrase], list[str]]:
     """The characters an idea names (at most three, in order; "two robots" are two), each
     with a name (the idea's own, or one drawn from :data:`NAMES`), a description, the
@@ -242,13 +282,14 @@ def cast_of(idea: str, rng: random.Random) -> tuple[list[Cast], list[Phrase], li
             continue
         heads.add(singular(p.head))
         name, after = _given_name(tokens, p)
+        looks, after = _looks_after(tokens, after)
         nxt = tokens[after].lower() if after < len(tokens) else ""
         words: list[str] = []
         if nxt in ("who", "that"):
             words = _until(tokens, after + 1, ".;!?,")
         elif not cast and nxt and verbish(nxt) and set(tokens[: p.start]) <= {name, ","}:
             words = _until(tokens, after, ".;!?")
-        member = Cast(name, indefinite(p.one), " ".join(tokens[p.start : p.end]))
+        member = Cast(name, indefinite(p.one) + looks, " ".join(tokens[p.start : p.end]))
         member.goal = _goal(words, p.count > 1) if words and not cast else ""
         if words and not member.goal and p.count == 1:
             member.desc += " who " + joined(words)
@@ -332,25 +373,157 @@ def _descriptor(text: str, name: str) -> str:
     return match[1] if match else ""
 
 
-def features(name: str, desc: str) -> tuple[str, str]:
-    """Static and dynamic features as plain sentences: drawn from the name alone, so a
-    character looks the same in every call, and fitting the kind of being ``desc`` names
-    (a person, an animal with fur, feathers or skin, or a machine)."""
+def is_look(part: str) -> bool:
+    """Whether a comma-separated part after a name states a look: ``silver-haired``,
+    ``in a red coat``, ``with glasses``, ``60s``, ``tall and thin``."""
+    words = re.findall(r"[a-z0-9][a-z0-9'-]*", part.lower())
+    if not words or len(words) > 8:
+        return False
+    if words[0] in ("in", "with", "wearing", "dressed", "carrying", "holding"):
+        return any(w in LOOK_NOUNS or singular(w) in LOOK_NOUNS for w in words[1:])
+    return all(_look_word(w) or w in ("and", "a", "an", "with") for w in words) and any(
+        _look_word(w) for w in words
+    )
+
+
+_LOOK_COLOURS = frozenset(
+    re.findall(
+        r"\w+",
+        "red blue green yellow black white grey gray brown purple pink orange silver golden "
+        "gold dark fair long curly straight wavy cropped spiky messy neat",
+    )
+)
+
+
+def _look_word(w: str) -> bool:
+    return (
+        w in LOOK_ADJECTIVES
+        or w in LOOK_NOUNS
+        or w in _LOOK_COLOURS
+        or w.endswith(("-haired", "-eyed", "-bearded", "-skinned", "-faced"))
+        or re.fullmatch(r"(?:early|mid|late)?-?\d+s?|(?:early|mid|late)", w) is not None
+    )
+
+
+def stated_looks(text: str, name: str) -> list[str]:
+    """The looks ``text`` states for ``name``, verbatim and in order: the parts after
+    ``Name,`` (past an ``a/an ...`` description) or inside ``Name (...)`` that read as
+    looks, e.g. ``Mara, silver-haired, in a red coat, with glasses, holds up a lamp``."""
+    found: list[str] = []
+    n = re.escape(name)
+    for match in re.finditer(rf"(?<!\w){n}(?!\w)[ \t]*(\(([^)\n]*)\)|,[^\n.;!?:]*)", text, re.I):
+        inside = match[2] is not None
+        parts = [x.strip() for x in (match[2] if inside else match[1][1:]).split(",")]
+        if not inside:
+            parts = parts[:-1]  # the last part runs into the sentence (``holds up a lamp``)
+            if parts and re.match(r"an? |the ", parts[0]):
+                parts = parts[1:]
+        for part in parts:
+            if is_look(part):
+                if part not in found:
+                    found.append(part)
+            elif not inside:
+                break
+    return found
+
+
+def _body(look: str) -> bool:
+    low = look.lower()
+    return not low.startswith(("in ", "wearing", "dressed", "carrying", "holding")) and (
+        not low.startswith("with ") or any(stem in low for stem in BODY_LOOKS)
+    )
+
+
+def features(name: str, desc: str, looks: Sequence[str] = ()) -> tuple[str, str]:
+    """Static and dynamic features as plain sentences. The looks a text states (``looks``,
+    and any in ``desc``) are kept verbatim; only what they leave out is invented, drawn
+    from the name alone, so a character looks the same in every call, and fitting the
+    kind of being ``desc`` names (a person, an animal with fur, feathers or skin, or a
+    machine)."""
     rng = random.Random(f"features:{name.lower()}")
-    words = set(desc.lower().split(" who ")[0].split())
+    base = desc.lower().split(" who ")[0]
+    words = set(re.findall(r"[a-z'-]+", base))
     colour, garment, prop = rng.choice(COLOURS), rng.choice(GARMENTS), rng.choice(PROPS)
     animal = next(iter(sorted(words & ANIMALS)), "")
+    mood = ""
     if animal:
         coat = "feathers" if animal in FEATHERED else "skin" if animal in SMOOTH else "fur"
-        looks: tuple[tuple[str, ...], ...] = (COATS[coat], *ANIMAL_LOOKS)
-        dynamic = f"{name} wears a {colour} neckerchief and looks {rng.choice(MOODS)}."
+        options: tuple[tuple[str, ...], ...] = (COATS[coat], *ANIMAL_LOOKS)
+        mood = rng.choice(MOODS)
     else:
-        looks = MACHINE_LOOKS if words & MACHINES else HUMAN_LOOKS
-        dynamic = f"{name} wears a {colour} {garment} and carries {prop}."
-    a, b, c = (rng.choice(options) for options in looks)
-    if words & MACHINES:
-        dynamic = f"{name} has {colour} paint on its panels and carries {prop}."
-    static = (
-        f"{name} is {desc}, with {a}, {b} and {c}." if desc else f"{name} has {a}, {b} and {c}."
-    )
+        options = MACHINE_LOOKS if words & MACHINES else HUMAN_LOOKS
+    drawn = [rng.choice(choices) for choices in options]
+    body = [x for x in looks if _body(x)]
+    worn = [x for x in looks if not _body(x)]
+    stated = " ".join([base, *body]).lower()
+    invented = [
+        look
+        for look, cue in zip(drawn, (HAIR_CUES, BUILD_CUES, FACE_CUES), strict=True)
+        if not re.search(cue, stated)
+    ]
+    said = ", ".join([desc, *body] if desc else body)
+    if said and invented:
+        static = f"{name} is {said}, with {join_names(invented)}."
+    elif said:
+        static = f"{name} is {said}."
+    else:
+        static = f"{name} has {join_names(invented)}."
+    dressed = re.search(GARMENT_CUES, " ".join([base, *worn]).lower()) is not None
+    if animal:
+        doing = [f"looks {mood}"] if dressed else [f"wears a {colour} neckerchief", f"looks {mood}"]
+    elif words & MACHINES:
+        doing = (
+            [f"carries {prop}"]
+            if dressed
+            else [f"has {colour} paint on its panels", f"carries {prop}"]
+        )
+    else:
+        doing = (
+            [f"carries {prop}"] if dressed else [f"wears a {colour} {garment}", f"carries {prop}"]
+        )
+    if worn:
+        dynamic = f"{name}, {', '.join(worn)}, {' and '.join(doing)}."
+    else:
+        dynamic = f"{name} {' and '.join(doing)}."
     return static, dynamic
+
+
+def emoji_words(text: str) -> list[str]:
+    """The names of the pictographs in ``text``, lower-case: ``🐋🌊`` -> ``["spouting whale",
+    "water wave"]``."""
+    names = []
+    for char in text:
+        if unicodedata.category(char) == "So":
+            name = unicodedata.name(char, "").lower()
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def dialogue(script: str) -> list[tuple[str, str]]:
+    """``(speaker, line)`` of each line of dialogue in ``script``, in order, the line
+    verbatim: ``MARA: Hello`` and a cue ``MARA`` over the line ``Hello`` (a parenthetical
+    such as ``(quietly)`` between them is skipped)."""
+    found = []
+    lines = script.splitlines()
+    k = 0
+    while k < len(lines):
+        line = lines[k]
+        spoken = speaker(line)
+        if spoken is not None:
+            found.append(spoken)
+            k += 1
+            continue
+        cue = _CUE_LINE.match(line)
+        words = cue[1].replace(".", " ").split() if cue else []
+        if cue and 0 < len(words) <= 3 and words[0].lower() not in COMMON:
+            j = k + 1
+            while j < len(lines) and re.fullmatch(r"\s*\([^)]*\)\s*", lines[j]):
+                j += 1
+            said = lines[j].strip() if j < len(lines) else ""
+            if said and re.search("[a-z]", said) and speaker(said) is None:
+                found.append((title_case([w.capitalize() for w in cue[1].split()]), said))
+                k = j + 1
+                continue
+        k += 1
+    return found

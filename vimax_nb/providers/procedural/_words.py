@@ -59,7 +59,7 @@ PLACES = _set(
 OUTDOOR = _set(
     "forest woods sea ocean beach shore coast harbour harbor island village town city park "
     "mountain mountains hill valley river lake desert field meadow moon planet jungle swamp "
-    "street bridge pond glacier reef sky rooftop alley port dock pier orchard garden"
+    "street bridge pond glacier reef sky rooftop alley port dock pier orchard garden lighthouse"
 )
 EVENTS = _set(
     "storm flood fire blizzard snowstorm hurricane drought war earthquake eclipse festival "
@@ -203,32 +203,47 @@ DIALOGUE = {
         "Do you ever wonder what's out there, {other}?",
         "Same as yesterday. Same as always.",
         "Someday things will be different.",
+        "Nothing ever happens here, {other}.",
+        "I know every stone of {place} by heart.",
     ),
     "incident": (
         "Who are you?",
         "Where did you find {thing}?",
         "I think it's meant for us, {other}.",
         "Wait. Did you hear that?",
+        "{other}, come and look at this.",
+        "That wasn't here yesterday.",
     ),
     "rising": (
         "We keep going. Together.",
         "I'm not sure I can do this, {other}.",
         "Just one more try.",
         "Look, we're nearly there.",
+        "Which way now, {other}?",
+        "My feet hurt, but I'm not stopping.",
     ),
     "climax": (
         "Hold on!",
         "{other}, don't let go!",
         "It's now or never.",
         "I'm not afraid anymore.",
+        "Stay with me, {other}!",
+        "Here it comes!",
     ),
     "resolution": (
         "We did it, {other}.",
         "I'll never forget this.",
         "Same place, but everything looks different now.",
         "Thank you for staying.",
+        "Let's go home, {other}.",
+        "It was worth it. All of it.",
     ),
 }
+DIALOGUE_TAGS = (
+    "Really.", "Listen.", "Come on.", "I mean it.", "Believe me.", "Look.", "Trust me.",
+    "Honestly.", "Right.", "Well.",
+)  # fmt: skip
+"""Said before a line when every plain line of its beat is already spoken in the script."""
 BEATS = ("setup", "incident", "rising", "climax", "resolution")
 TIMES = ("morning", "day", "afternoon", "dusk", "night")
 TIME_CUES = (
@@ -237,16 +252,37 @@ TIME_CUES = (
 )  # fmt: skip
 DEFAULT_LOCATIONS = ("harbour", "forest clearing", "village square", "attic", "hilltop")
 
+# The sound of a place, by the words of its location (first match wins): a cave drips,
+# the sea has waves and gulls, a street has traffic. Never a place-unrelated default.
 AMBIENCE = (
-    ("sea ocean harbour harbor beach lighthouse shore coast island ship boat pier dock port",
-     "waves breaking and distant gulls"),
-    ("forest woods jungle meadow garden park field orchard clearing",
+    ("cave cavern grotto tunnel mine", "water dripping and a hollow echo"),
+    ("sea ocean harbour harbor beach lighthouse shore coast island ship boat pier dock port "
+     "reef cliff bay", "waves breaking and distant gulls"),
+    ("city street station market town alley square subway road bus car",
+     "distant traffic and voices"),
+    ("forest woods jungle meadow garden park field orchard clearing farm barn",
      "wind in the leaves and birdsong"),
-    ("city street station market town alley square subway", "distant traffic and voices"),
-    ("river lake pond swamp", "running water"),
-    ("mountain mountains hill hilltop valley desert glacier sky", "a steady wind"),
+    ("river lake pond swamp stream waterfall", "running water"),
+    ("mountain mountains hill hilltop valley desert glacier sky rooftop",
+     "a steady wind"),
+    ("kitchen bakery cafe restaurant", "a kettle on the stove and the clink of dishes"),
+    ("library museum school classroom temple church hall", "a hushed hall and soft footsteps"),
+    ("workshop lab laboratory factory mill", "the hum of machines and a tool set down"),
+    ("train", "wheels rattling over the rails"),
+    ("attic cellar basement", "old boards creaking"),
+    ("house cottage cabin room bedroom apartment flat home hallway office shop",
+     "the soft hum of a quiet room"),
 )  # fmt: skip
-DEFAULT_AMBIENCE = "quiet room tone and a ticking clock"
+NIGHT_SOUNDS = {
+    "wind in the leaves and birdsong": "crickets, an owl and wind in the leaves",
+    "distant traffic and voices": "a far-off siren and a car passing",
+    "waves breaking and distant gulls": "waves breaking in the dark",
+}
+"""The night sound of a place whose sound changes after dark."""
+NIGHT_AMBIENCE = {"outdoor": "crickets and a soft night wind", "indoor": "a hush, the house asleep"}
+"""The sound of a place the location words do not name, at night."""
+DEFAULT_AMBIENCE = {"outdoor": "a light breeze", "indoor": "the soft hum of a quiet room"}
+"""The sound of a place the location words do not name, inside or outside."""
 
 SOLO_ACTIONS = (
     "stands alone, looking into the distance",
@@ -325,3 +361,38 @@ MACHINE_LOOKS = (
 COLOURS = ("moss-green", "rust-red", "navy", "mustard-yellow", "charcoal", "sky-blue", "plum")
 GARMENTS = ("wool coat", "raincoat", "knitted scarf", "canvas jacket", "hooded cloak", "waistcoat")
 PROPS = ("a brass lantern", "a worn satchel", "a walking stick", "a notebook", "a tin whistle")
+
+# Stated looks ("silver-haired", "in a red coat", "with glasses") are kept verbatim; these
+# words tell a look from other words after a name, and which kind of look it is.
+LOOK_NOUNS = _set(
+    "hair beard moustache mustache eyes eye face freckles scar scars skin fur feathers "
+    "glasses spectacles goggles monocle eyepatch hat cap beret bonnet helmet hood scarf "
+    "coat overcoat raincoat jacket cloak cape dress gown skirt shirt blouse sweater jumper "
+    "cardigan vest waistcoat suit uniform apron overalls trousers jeans boots shoes sandals "
+    "gloves mittens tie bowtie earrings necklace ring bracelet braid braids ponytail bun "
+    "curls wig mask robe kimono sari shawl tunic jumpsuit armour armor backpack satchel "
+    "cane crutch umbrella headphones collar neckerchief paint shell"
+)
+LOOK_ADJECTIVES = _set(
+    "old young elderly tall short stout thin slim slender bald tiny small big burly lanky "
+    "wiry skinny plump pale freckled bearded grey gray blonde blond ginger broad stocky "
+    "hunched frail muscular wrinkled barefoot teenage middle-aged"
+)
+BODY_LOOKS = ("hair", "bald", "haired", "head", "beard", "moustache", "mustache", "eye",
+              "face", "freckle", "scar", "skin", "fur", "feather", "braid", "ponytail", "curls",
+              "bun", "cheek", "wrinkled")  # fmt: skip
+"""Stems of words that make a look a static feature (a body) rather than a worn one."""
+HAIR_CUES = (
+    r"hair|bald|haired|shaved head|braid|ponytail|curls|fur\b|feathers|skin\b|shell|casing|"
+    r"steel frame"
+)
+BUILD_CUES = (
+    r"\b(?:tall|short|stout|thin|slim|slender|tiny|small|big|burly|lanky|wiry|skinny|plump|"
+    r"broad|stocky|hunched|frail|muscular|build|built)\b"
+)
+FACE_CUES = r"face|eyes?\b|eyed|beard|moustache|mustache|scar|freckle|cheek|lens|visor"
+GARMENT_CUES = (
+    r"\b(?:wearing|dressed)\b|coat|jacket|cloak|cape|dress|gown|skirt|shirt|"
+    r"sweater|jumper|cardigan|waistcoat|suit|uniform|apron|overalls|robe|kimono|tunic|"
+    r"neckerchief|paint"
+)

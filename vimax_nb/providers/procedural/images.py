@@ -20,6 +20,7 @@ and figures in :mod:`.figures`; their public names are importable from here too.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -27,21 +28,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageOps
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageOps, PngImagePlugin
 
 from ..base import ImageOutput, PathLike, ProviderCall, ProviderError, parse_prompt, parse_size
-from .figures import CharacterLook, _draw_figure, character_look
-from .palettes import (
-    RGB,
-    SAND,
-    Palette,
-    _background,
-    _has,
-    _mix,
-    _rng,
-    scene_setting,
-    style_palette,
-)
+from . import drawables as dw
+from .figures import _COLOURS, CharacterLook, _draw_figure, character_look
+from .palettes import RGB, SAND, Palette, _has, _hex, _mix, _rng, scene_setting, style_palette
+from .scenery import _background, horizon, place, setting, sky_tones
 
 __all__ = [
     "FIGURE_ALPHA",
@@ -54,6 +47,7 @@ __all__ = [
     "Palette",
     "ProceduralImageModel",
     "character_look",
+    "placed_drawables",
     "scene_setting",
     "style_palette",
 ]
@@ -66,26 +60,119 @@ PROVIDER = "procedural"
 FIGURE_ALPHA = 255
 
 
+#: The PNG text chunk that reports what a picture shows (see :func:`placed_drawables`).
+REPORT_KEY = "vimax:drawables"
+
+
+def placed_drawables(path: PathLike) -> dict[str, object]:
+    """What a procedural PNG reports it shows, or ``{}`` if it carries no report.
+
+    A frame: ``{"kind": "frame", "drawables": [names...], "setting": "interior" or
+    "exterior", "time": "day"|"dawn"|"dusk"|"night", "weather": [...], "style": ...,
+    "characters": {name: "person" or a creature}}``; a portrait: ``{"kind": "portrait",
+    "figure": "person" or a creature, "drawables": [...], "style": ...}``."""
+    try:
+        with Image.open(path) as opened:
+            text = opened.info.get(REPORT_KEY)
+    except (OSError, ValueError):
+        return {}
+    try:
+        report = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
+def _report(img: Image.Image, report: dict[str, object]) -> Image.Image:
+    """Attach ``report`` to ``img``: in ``info`` and in the PNG text chunk it is saved with."""
+    text = json.dumps(report, sort_keys=True)
+    info = PngImagePlugin.PngInfo()
+    info.add_text(REPORT_KEY, text)
+    img.info[REPORT_KEY] = text
+    img.encoderinfo = {"pnginfo": info}
+    return img
+
+
+def _noise(size: tuple[int, int], key: str, cell: int) -> Image.Image:
+    return _noise_cached(size, key, cell)
+
+
+@lru_cache(maxsize=16)
+def _noise_cached(size: tuple[int, int], key: str, cell: int) -> Image.Image:
+    """Seeded grey noise, ``cell``-pixel blobs smoothed up to ``size`` (shared: never mutate)."""
+    w, h = max(1, size[0] // cell), max(1, size[1] // cell)
+    small = Image.frombytes("L", (w, h), _rng("noise", key, w, h).randbytes(w * h))
+    return small.resize(size, Image.Resampling.BICUBIC)
+
+
+@lru_cache(maxsize=8)
+def _vignette(size: tuple[int, int]) -> Image.Image:
+    radial = Image.radial_gradient("L").resize(size, Image.Resampling.BILINEAR)
+    return radial.point(lambda v: 255 - max(0, v - 150) * 2)
+
+
+@lru_cache(maxsize=8)
+def _hatching(size: tuple[int, int]) -> Image.Image:
+    hatch = Image.new("L", size, 255)
+    d = ImageDraw.Draw(hatch)
+    for x in range(-size[1], size[0], 5):
+        d.line((x, size[1], x + size[1], 0), fill=120)
+    return hatch
+
+
+def _outlines(img: Image.Image, threshold: int = 40) -> Image.Image:
+    """Bold dark outlines on the colour edges of ``img``."""
+    edges = img.convert("L").filter(ImageFilter.FIND_EDGES)
+    ink = edges.point(lambda v: 0 if v > threshold else 255).filter(ImageFilter.MinFilter(3))
+    return ImageChops.multiply(img, ink.convert("RGB"))
+
+
 def _finish(img: Image.Image, style_name: str) -> Image.Image:
-    """The style's cheap post-processing (greyscale, pixels, wash, pencil, ink, pastel)."""
+    """The style's post-processing: watercolor washes on paper, pixel art blocks, noir's
+    contrast and vignette, anime's flat colours and outlines, oil's brush texture,
+    sketch's pencil lines, comic, pastel."""
+    size = img.size
     if style_name == "noir":
-        return ImageOps.autocontrast(img.convert("L"), cutoff=1).convert("RGB")
+        grey = ImageOps.autocontrast(img.convert("L"), cutoff=2)
+        grey = grey.point(lambda v: round(255 / (1 + 2.718 ** (-(v - 128) / 28))))
+        return ImageChops.multiply(grey, _vignette(size)).convert("RGB")
     if style_name == "pixel art":
-        w, h = img.size
-        f = max(2, w // 120)
-        return img.resize((max(1, w // f), max(1, h // f)), Image.Resampling.BOX).resize(
-            (w, h), Image.Resampling.NEAREST
-        )
+        w, h = size
+        f = max(4, w // 100)
+        small = img.resize((max(1, w // f), max(1, h // f)), Image.Resampling.BOX)
+        small = small.quantize(colors=16, method=Image.Quantize.MEDIANCUT).convert("RGB")
+        return small.resize((w, h), Image.Resampling.NEAREST)
     if style_name == "watercolor":
-        return ImageOps.posterize(img.filter(ImageFilter.BoxBlur(1.5)), 5)
+        soft = img.filter(ImageFilter.BoxBlur(2))
+        wash = Image.blend(soft, Image.new("RGB", size, (255, 253, 247)), 0.25)
+        bleed = ImageOps.invert(soft.convert("L").filter(ImageFilter.FIND_EDGES))
+        pooled = ImageChops.multiply(
+            wash, bleed.point(lambda v: 150 + v * 105 // 255).convert("RGB")
+        )
+        paper = _noise(size, "paper", 3).point(lambda v: 232 + v * 23 // 255)
+        blotch = _noise(size, "wash", 24).point(lambda v: 236 + v * 19 // 255)
+        return ImageChops.multiply(pooled, ImageChops.multiply(paper, blotch).convert("RGB"))
     if style_name == "sketch":
-        edges = ImageOps.invert(img.convert("L").filter(ImageFilter.FIND_EDGES))
-        paper = Image.new("RGB", img.size, (244, 239, 228))
-        return ImageChops.multiply(paper, ImageOps.autocontrast(edges).convert("RGB"))
+        grey = img.convert("L")
+        edges = ImageOps.autocontrast(ImageOps.invert(grey.filter(ImageFilter.FIND_EDGES)))
+        shade = Image.composite(
+            _hatching(size), Image.new("L", size, 255), grey.point(lambda v: 255 if v < 110 else 0)
+        )
+        paper = _noise(size, "paper", 3).point(lambda v: 230 + v * 20 // 255)
+        pencil = ImageChops.multiply(ImageChops.multiply(edges, shade), paper)
+        return ImageChops.multiply(Image.new("RGB", size, (250, 246, 236)), pencil.convert("RGB"))
     if style_name in ("comic", "anime"):
-        return ImageOps.posterize(img, 3 if style_name == "comic" else 4)
+        flat = ImageOps.posterize(
+            img.filter(ImageFilter.SMOOTH_MORE), 3 if style_name == "comic" else 4
+        )
+        return _outlines(flat)
+    if style_name == "oil painting":
+        daubed = img.filter(ImageFilter.ModeFilter(5)).filter(ImageFilter.SMOOTH)
+        strokes = _noise(size, "brush", 2).filter(ImageFilter.BoxBlur(2)).filter(ImageFilter.EMBOSS)
+        relief = ImageOps.autocontrast(strokes).point(lambda v: 200 + v * 55 // 255)
+        return ImageChops.multiply(ImageOps.autocontrast(daubed, cutoff=1), relief.convert("RGB"))
     if style_name == "pastel":
-        return Image.blend(img, Image.new("RGB", img.size, (255, 255, 255)), 0.2)
+        return Image.blend(img, Image.new("RGB", size, (255, 255, 255)), 0.2)
     return img
 
 
@@ -107,10 +194,14 @@ def _fit_text(d: ImageDraw.ImageDraw, text: str, font: Font, width: float) -> st
     return text.rstrip() + "..."
 
 
+Cutout = tuple[Image.Image, Image.Image, float, float, int, str]
+
+
 @lru_cache(maxsize=64)
-def _cutout(path: str, mtime_ns: int) -> tuple[Image.Image, Image.Image, float, float, int] | None:
+def _cutout(path: str, mtime_ns: int) -> Cutout | None:
     """A portrait's figure (above its name strip) and mask, the figure's left edge from the
-    image centre, its top above the strip and the strip's top; None if unreadable or blank.
+    image centre, its top above the strip, the strip's top and what the figure is ("person",
+    a creature, or "" if the portrait does not say); None if unreadable or blank.
 
     The mask is the alpha channel where it is used (``FIGURE_ALPHA`` marks our figures,
     lower values are transparency), else every pixel unlike the top-left (backdrop) one.
@@ -118,8 +209,13 @@ def _cutout(path: str, mtime_ns: int) -> tuple[Image.Image, Image.Image, float, 
     try:
         with Image.open(path) as opened:
             rgba = opened.convert("RGBA")
+            text = opened.info.get(REPORT_KEY)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
+    try:
+        kind = json.loads(text).get("figure", "") if isinstance(text, str) else ""
+    except (ValueError, AttributeError):
+        kind = ""
     region = rgba.height - _label_height(rgba.height)
     rgba = rgba.crop((0, 0, rgba.width, region))
     img, alpha = rgba.convert("RGB"), rgba.getchannel("A")
@@ -135,53 +231,44 @@ def _cutout(path: str, mtime_ns: int) -> tuple[Image.Image, Image.Image, float, 
     bbox = mask.getbbox()
     if bbox is None:
         return None
-    return img.crop(bbox), mask.crop(bbox), bbox[0] - img.width / 2, region - bbox[1], region
+    left, rise = bbox[0] - img.width / 2, region - bbox[1]
+    return img.crop(bbox), mask.crop(bbox), left, rise, region, str(kind)
 
 
-def _load_cutout(path: PathLike) -> tuple[Image.Image, Image.Image, float, float, int] | None:
+def _load_cutout(path: PathLike) -> Cutout | None:
     try:
         return _cutout(str(path), os.stat(path).st_mtime_ns)
     except OSError:
         return None
 
 
-def _draw_props(
-    d: ImageDraw.ImageDraw,
-    rng: random.Random,
-    text: str,
-    size: tuple[int, int],
-    pal: Palette,
-    shift: float,
-) -> None:
-    """Props seeded by ``rng``: a few stones, and fire, a lamp, a boat, a tree or birds when
-    the text names them. ``shift`` moves them all (parallax between first and last)."""
-    w, h = size
-    for _ in range(rng.randint(1, 3)):
-        x, y, r = w * rng.random() + shift, h * rng.uniform(0.8, 0.95), h * rng.uniform(0.03, 0.07)
-        stone = _mix(pal.ground, pal.ink, rng.uniform(0.25, 0.45))
-        d.ellipse((x - r * 1.4, y - r, x + r * 1.4, y + r * 0.4), fill=stone)
-    r, y = h * 0.06, h * rng.uniform(0.78, 0.9)
-    xs = [w * rng.uniform(0.1, 0.9) + shift for _ in range(4)]
+_COAT = re.compile(r"\b([a-z]+)(?:[- ]([a-z]+))? (?:fur|skin|feathers|shell|scales|casing|frame)\b")
+_EXTRA_COLOURS = {
+    "russet": "#b5562a", "sandy": "#d8b47a", "dark": "#2f3640", "copper": "#b87333",
+    "steel": "#8a9aa8", "enamel": "#eeeeee", "ginger": "#d2691e", "tawny": "#c08040",
+}  # fmt: skip
 
-    def shape(x: float, points: Sequence[tuple[float, float]], fill: RGB) -> None:
-        d.polygon([(x + px * r, y + py * r) for px, py in points], fill=fill)
 
-    if any(k in text for k in ("fire", "candle", "torch")):
-        shape(xs[0], [(-1, 0), (0, -2.5), (1, 0)], (240, 110, 30))
-        shape(xs[0], [(-0.5, 0), (0, -1.4), (0.5, 0)], (255, 220, 80))
-    if any(k in text for k in ("lamp", "lantern", "streetlight")):
-        d.ellipse((xs[1] - 1.5 * r, y - 6.5 * r, xs[1] + 1.5 * r, y - 3.5 * r), (255, 226, 140))
-        d.rectangle((xs[1] - r / 6, y - 5 * r, xs[1] + r / 6, y), fill=pal.ink)
-    if any(k in text for k in ("boat", "ship")):
-        shape(xs[2], [(-3, -2), (3, -2), (2, -1), (-2, -1)], (120, 70, 40))
-        shape(xs[2], [(0, -6), (0, -2.1), (2, -2.1)], (245, 240, 225))
-    if "tree" in text:
-        d.rectangle((xs[3] - r / 3, y - 3 * r, xs[3] + r / 3, y), fill=(95, 60, 35))
-        leaves = _mix(pal.detail, (30, 110, 50), 0.6)
-        d.ellipse((xs[3] - 2 * r, y - 6 * r, xs[3] + 2 * r, y - 2.5 * r), fill=leaves)
-    for _ in range(rng.randint(3, 6) if "bird" in text else 0):
-        bx, by = w * rng.random() + shift * 2, h * rng.uniform(0.08, 0.35)
-        d.line([(bx - 8, by - 4), (bx, by), (bx + 8, by - 4)], fill=pal.ink, width=2)
+def creature_of(name: str, features: str) -> str | None:
+    """The creature a character is, from its name or the first clause of its features
+    (``"Finn is a whale, with..."`` -> whale); None for a person."""
+    first = re.split(r"[,.;]| with | who | wears | carries ", features.lower(), maxsplit=1)[0]
+    return dw.creature_of(name) or dw.creature_of(first)
+
+
+def creature_tones(kind: str, look: CharacterLook, features: str, pal: Palette) -> dw.Tones:
+    """A creature's colours: a colour word before its fur/skin/feathers... wins, else the
+    creature's own colour; the accent is the character's."""
+    item = dw.DRAWABLES[kind]
+    main = item.main
+    for words in _COAT.findall(features.lower()):
+        for word in reversed([w for w in words if w]):
+            code = _COLOURS.get(word) or _EXTRA_COLOURS.get(word)
+            if code:
+                main = _hex(code)
+                break
+    second = _mix(main, (255, 255, 255), 0.55) if main != item.main else item.second
+    return dw.Tones(main, second, look.accent, pal.ink, pal.sky)
 
 
 class ProceduralImageModel:
@@ -225,11 +312,13 @@ class ProceduralImageModel:
     def _portrait(self, s: dict[str, str], size: tuple[int, int]) -> Image.Image:
         w, h = size
         style_name, pal = style_palette(s.get("style", ""))
-        subject = re.sub(r"(?i)^\s*portrait of\s*", "", s.get("subject", ""))
-        name = s.get("character") or subject.strip() or "someone"
+        subject = re.sub(r"(?i)^\s*(full-body\s+)?portrait of\s*", "", s.get("subject", ""))
+        name = s.get("character") or subject.split(",")[0].strip() or "someone"
         view_text = s.get("view", "").lower().replace("profile", "side")
         view = next((v for v in ("back", "side") if v in view_text), "front")
-        look = character_look(name, s.get("features", ""))
+        features = s.get("features", "")
+        look = character_look(name, features)
+        kind = creature_of(name, features)
         img = Image.new("RGB", size, pal.backdrop)
         d = ImageDraw.Draw(img)
         label = _label_height(h)
@@ -239,12 +328,40 @@ class ProceduralImageModel:
             (w / 2 - 0.15 * u, feet - 0.02 * u, w / 2 + 0.15 * u, feet + 0.012 * u),
             fill=_mix(pal.backdrop, pal.ink, 0.15),
         )
-        _draw_figure(d, look, view, w / 2, feet - 0.97 * u, u, pal.ink)
-        silhouette = Image.new("RGB", size)  # the figure in white: the cut-out mask
-        white = (255, 255, 255)
-        figure = replace(look, skin=white, hair=white, top=white, bottom=white, shoes=white)
-        figure = replace(figure, accent=white)
-        _draw_figure(ImageDraw.Draw(silhouette), figure, view, w / 2, feet - 0.97 * u, u, white)
+        if kind is None:
+            _draw_figure(d, look, view, w / 2, feet - 0.97 * u, u, pal.ink)
+            silhouette = Image.new("RGB", size)  # the figure in white: the cut-out mask
+            white = (255, 255, 255)
+            figure = replace(look, skin=white, hair=white, top=white, bottom=white, shoes=white)
+            figure = replace(figure, accent=white)
+            _draw_figure(ImageDraw.Draw(silhouette), figure, view, w / 2, feet - 0.97 * u, u, white)
+            mask = silhouette.convert("L")
+        else:  # drawn on a clear layer: its alpha is the cut-out mask
+            item, tones = dw.DRAWABLES[kind], creature_tones(kind, look, features, pal)
+            tall = (feet - h * 0.04) * min(1.0, max(0.15, item.size * 1.2))
+            wide = min(w * 0.92, tall * item.aspect)
+            tall = wide / item.aspect
+            layer = Image.new("RGBA", size, (0, 0, 0, 0))
+            line = max(1, w // 200)
+            pen = dw.Pen(
+                ImageDraw.Draw(layer),
+                (w / 2 - wide / 2, feet - tall, w / 2 + wide / 2, feet),
+                line,
+                pal.ink,
+                view == "side",
+            )
+            if view == "back":
+                tones = replace(tones, second=tones.main)
+            dw.draw(kind, pen, tones)
+            band = (
+                w / 2 - wide * 0.08,
+                feet - tall * 0.62,
+                w / 2 + wide * 0.08,
+                feet - tall * 0.52,
+            )
+            ImageDraw.Draw(layer).rectangle(band, fill=(*look.accent, 255))  # neckerchief or collar
+            mask = layer.getchannel("A").point(lambda v: 255 if v > 127 else 0)
+            img.paste(layer.convert("RGB"), (0, 0), mask)
         img = _finish(img, style_name)
         d = ImageDraw.Draw(img)
         font = _font(max(10, int(label * 0.7)))
@@ -255,8 +372,17 @@ class ProceduralImageModel:
             anchor="mm",
             fill=(20, 20, 20) if sum(pal.backdrop) > 380 else (245, 245, 245),
         )
-        img.putalpha(silhouette.convert("L").point(lambda v: 255 if v else FIGURE_ALPHA - 1))
-        return img
+        img.putalpha(mask.point(lambda v: 255 if v else FIGURE_ALPHA - 1))
+        figure_name = kind or "person"
+        return _report(
+            img,
+            {
+                "kind": "portrait",
+                "figure": figure_name,
+                "drawables": [figure_name],
+                "style": style_name,
+            },
+        )
 
     def _frame(self, s: dict[str, str], refs: list[PathLike], size: tuple[int, int]) -> Image.Image:
         w, h = size
@@ -265,7 +391,10 @@ class ProceduralImageModel:
         description = s.get("description") or s.get("text") or ""
         scene = s.get("scene") or description
         last = "last" in s.get("frame", "").lower()
-        img = _background(style, scene, size).copy()
+        background, placed_here = _background(style, scene, size)
+        img = background.copy()
+        placed = list(placed_here)
+        where = setting(scene)
         names = [n.strip() for n in s.get("characters", "").split(",") if n.strip()]
         shot, camera = s.get("shot", ""), s.get("camera", "").lower()
         # The layout depends on the shot, not on the frame's description, so that the
@@ -280,17 +409,64 @@ class ProceduralImageModel:
         reach = 1.25 if close else 0.42 if wide else 0.8 if _has(framing, "medium") else 0.64
         reach *= growth if last else 1.0
         ground = h * max(0.95, reach + 0.05)  # heads stay in the picture
-        props = _rng("props", scene, shot, description, size)
         shift = -direction * 0.05 * w * last
-        _draw_props(ImageDraw.Draw(img), props, description.lower(), size, pal, shift)
-        count = len(names) or len(refs)
-        for i in range(count):
-            jitter = _rng("place", scene, shot, names[i] if i < len(names) else i).uniform(-1, 1)
-            x = w * ((i + 1) / (count + 1) + 0.06 * jitter + direction * 0.09 * last)
-            cut = _load_cutout(refs[i]) if i < len(refs) else None
+        cuts = [
+            _load_cutout(refs[i]) if i < len(refs) else None for i in range(len(names) or len(refs))
+        ]
+        figures = {
+            n: (c[5] if c else "") or dw.creature_of(n) or "person"
+            for n, c in zip(names, cuts, strict=False)
+        }
+        skip = frozenset(w.lower() for n in names for w in re.findall(r"[A-Za-z]+", n))
+        wanted = [
+            n for n in dw.find(description, skip)
+            if n not in placed and n not in figures.values() and n not in ("rain", "snow", "fog")
+        ]  # fmt: skip
+        sky, _, _ = sky_tones(pal, where)
+        d = ImageDraw.Draw(img)
+        hy = horizon(scene, style, size)
+        line = max(1, w // (160 if style_name in ("anime", "comic") else 400))
+        for name in wanted:
+            item, rng = dw.DRAWABLES[name], _rng("prop", scene, shot, name, size)
+
+            def put(
+                what: str,
+                area: tuple[float, float, float, float],
+                base: float,
+                scale: float,
+                r: random.Random = rng,
+            ) -> None:
+                place(what, d, r, area=area, base=base, scale=scale, pal=pal, s=where, sky=sky,
+                      line=line, shift=shift)  # fmt: skip
+
+            if item.where in ("far", "water", "ground") and where.inside:
+                view = (w * 0.62, h * 0.12, w * 0.86, h * 0.4)  # seen through a window
+                d.rectangle(view, fill=sky)
+                put(name, view, view[3], view[3] - view[1])
+                put("window", view, view[3], view[3] - view[1])
+            elif item.where in ("far", "ground"):
+                put(name, (0, 0, w, hy if item.where == "far" else h), hy + h * 0.03, h)
+            elif item.where == "water":
+                put(name, (0, 0, w, h), (hy + h * 0.8) / 2, h)
+            elif item.where == "sky":
+                put(name, (0, h * 0.04, w, hy * 0.6), hy, h)
+            elif item.where == "wall" and where.inside:
+                put(name, (w * 0.05, h * 0.1, w * 0.95, hy), hy - h * 0.15, h)
+            else:
+                put(
+                    name,
+                    (w * 0.03, 0, w * 0.97, h),
+                    h * _rng("y", scene, shot, name).uniform(0.8, 0.93),
+                    h,
+                )
+            placed.append(name)
+        for i, cut in enumerate(cuts):
+            label = names[i] if i < len(names) else i
+            jitter = _rng("place", scene, shot, label).uniform(-1, 1)
+            x = w * ((i + 1) / (len(cuts) + 1) + 0.06 * jitter + direction * 0.09 * last)
             if cut is None:
                 continue
-            figure, mask, left, rise, region = cut
+            figure, mask, left, rise, region, _ = cut
             scale = h * reach / region
             fw, fh = max(1, round(figure.width * scale)), max(1, round(figure.height * scale))
             at = (round(x + left * scale), round(ground - rise * scale))
@@ -299,6 +475,26 @@ class ProceduralImageModel:
                 at,
                 mask.resize((fw, fh), Image.Resampling.BILINEAR),
             )
+            if i < len(names):
+                placed.append(figures[names[i]])
+        weather = [n for n in dw.find(description, skip) if n in ("rain", "snow", "fog")]
+        for name in weather:
+            if name not in placed:
+                place(
+                    name,
+                    d,
+                    _rng("weather", name),
+                    area=(0, 0, w, h),
+                    base=h,
+                    scale=h,
+                    pal=pal,
+                    s=where,
+                    sky=sky,
+                    line=0,
+                )
+                placed.append(name)
+        if "fog" in placed:
+            img = Image.blend(img, Image.new("RGB", size, (214, 218, 224)), 0.35)
         img = _finish(img, style_name)
         caption = s.get("caption") or description
         if caption:
@@ -316,4 +512,13 @@ class ProceduralImageModel:
                 anchor="mm",
                 fill=(250, 250, 250),
             )
-        return img
+        report: dict[str, object] = {
+            "kind": "frame",
+            "drawables": list(dict.fromkeys(placed)),
+            "setting": where.where,
+            "time": where.when,
+            "weather": sorted(set(where.weather) | set(weather)),
+            "style": style_name,
+            "characters": {n: figures[n] for n in names if n in figures},
+        }
+        return _report(img, report)

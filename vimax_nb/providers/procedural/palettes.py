@@ -1,8 +1,8 @@
 """Style palettes, scene settings and the backgrounds of procedural frames.
 
 :func:`style_palette` turns a style's text into a :class:`Palette`, :func:`scene_setting`
-reads the time of day and the motif a scene's text asks for, and ``_background`` paints
-the scene's background from both. Also the small colour and seeding helpers (``_rng``,
+reads the time of day and the motif a scene's text asks for (the background is painted by
+:mod:`.scenery`). Also the small colour and seeding helpers (``_rng``,
 ``_mix``, ``_hsv``, ``_hex``, ``_has``) shared by the other drawing modules.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 RGB = tuple[int, int, int]
 
@@ -131,84 +131,3 @@ def scene_setting(scene: str) -> tuple[str, str]:
     "harbour" (matched at the start of words: a lighthouse is by the sea, not a room)."""
     text = scene.lower()
     return _find(text, _TIMES, "day"), _find(text, _MOTIFS, "hills")
-
-
-@lru_cache(maxsize=32)
-def _background(style: str, scene: str, size: tuple[int, int]) -> Image.Image:
-    """The scene's background, a function of style, scene text and size only: sky tinted by
-    the time of day, then a motif picked by location words. Shared: copy, never mutate."""
-    w, h = size
-    _, pal = style_palette(style)
-    when, motif = scene_setting(scene)
-    sky, horizon, ground = pal.sky, pal.horizon, pal.ground
-    if when in _TINTS:
-        sky_to, sky_t, hor_to, hor_t, dark = _TINTS[when]
-        sky, horizon = _mix(sky, sky_to, sky_t), _mix(horizon, hor_to, hor_t)
-        ground = _mix(ground, (0, 0, 0), dark)
-    detail = _mix(pal.detail, (0, 0, 0), 0.5 if when == "night" else 0.0)
-    rng = _rng("scene", style, scene, w, h)
-    hy = int(h * rng.uniform(0.55, 0.64))
-    img = _gradient(size, sky, horizon)
-    d = ImageDraw.Draw(img)
-    if motif == "room":
-        wall = _mix(_mix(pal.backdrop, pal.detail, 0.35), (0, 0, 0), 0.6 if when == "night" else 0)
-        d.rectangle((0, 0, w, hy), fill=wall)
-        x0, y0, x1, y1 = (int(w * rng.uniform(0.15, 0.6)), h // 8, 0, int(h * 0.42))
-        x1 = x0 + w // 4
-        img.paste(_gradient((x1 - x0, y1 - y0), sky, horizon), (x0, y0))
-        d.rectangle((x0, y0, x1, y1), outline=pal.ink, width=max(2, w // 160))
-        d.line((x0, (y0 + y1) // 2, x1, (y0 + y1) // 2), fill=pal.ink, width=max(1, w // 320))
-        d.rectangle((w * 0.78, h * 0.18, w * 0.88, h * 0.33), fill=detail, outline=pal.ink)
-        d.rectangle((0, hy, w, h), fill=_mix(pal.ground, pal.ink, 0.3))
-        d.rectangle((0, hy, w, hy + max(3, h // 60)), fill=pal.ink)
-        return img
-    sx, sy, r = w * rng.uniform(0.1, 0.9), hy * rng.uniform(0.2, 0.6), max(6, h // 14)
-    if when == "night":
-        for _ in range(40):
-            star_x, star_y = rng.randrange(w), rng.randrange(max(1, hy))
-            d.point([(star_x, star_y), (star_x + 1, star_y)], fill=(235, 235, 250))
-    sun = {"night": (240, 236, 210), "day": (255, 236, 150)}.get(when, (255, 150, 60))
-    d.ellipse((sx - r, sy - r, sx + r, sy + r), fill=sun)
-    for _ in range(0 if when == "night" else rng.randint(2, 4)):
-        cx, cy, cw = w * rng.random(), hy * rng.uniform(0.1, 0.5), w * rng.uniform(0.1, 0.2)
-        d.ellipse((cx - cw, cy - cw / 6, cx + cw, cy + cw / 6), fill=_mix(horizon, (255,) * 3, 0.6))
-    for k in range(max(6, w // 40) if motif in ("forest", "city") else 4):
-        x, tall = w * rng.uniform(-0.1, 1.1), hy * rng.uniform(0.3, 0.75)
-        shade = _mix(detail, pal.ink, rng.uniform(0.1, 0.5))
-        if motif == "mountain":
-            d.polygon([(x - tall, hy), (x, hy - tall), (x + tall, hy)], fill=shade)
-            cap = [
-                (x - tall / 4, hy - tall * 0.75),
-                (x, hy - tall),
-                (x + tall / 4, hy - tall * 0.75),
-            ]
-            d.polygon(cap, fill=(245, 245, 250))
-        elif motif == "forest":
-            d.rectangle((x - tall * 0.04, hy - tall * 0.3, x + tall * 0.04, hy), fill=(90, 60, 40))
-            tree = [
-                (x - tall * 0.3, hy - tall * 0.2),
-                (x, hy - tall),
-                (x + tall * 0.3, hy - tall * 0.2),
-            ]
-            d.polygon(tree, fill=_mix(shade, (20, 70, 30), 0.5))
-        elif motif == "city":
-            bw = w * rng.uniform(0.05, 0.1)
-            d.rectangle((x, hy - tall, x + bw, hy), fill=shade)
-            lit = (255, 214, 102) if when in ("night", "dusk") else _mix(sky, pal.ink, 0.3)
-            for wy in range(int(hy - tall + 6), hy - 8, max(8, h // 30)):
-                for wx in range(int(x + 4), int(x + bw - 6), max(8, w // 60)):
-                    if rng.random() < 0.6:
-                        d.rectangle((wx, wy, wx + 3, wy + 4), fill=lit)
-        elif motif in ("hills", "desert"):
-            tone = _mix(ground if motif == "hills" else SAND, detail, 0.1 + 0.12 * k)
-            d.ellipse((x - w * 0.4, hy - tall * 0.25, x + w * 0.4, hy + h * 0.2), fill=tone)
-    if motif == "sea":
-        water = _mix(sky, (20, 60, 110), 0.5)
-        d.rectangle((0, hy, w, h), fill=water)
-        for y in range(hy + 6, int(h * 0.85), max(6, h // 24)):
-            for x in range(-rng.randrange(40), w, 40):
-                d.arc((x, y, x + 20, y + 8), 200, 340, fill=_mix(water, (255,) * 3, 0.4))
-        d.rectangle((0, int(h * 0.85), w, h), fill=_mix(SAND, ground, 0.3))
-    else:
-        d.rectangle((0, hy, w, h), fill=_mix(SAND, ground, 0.2) if motif == "desert" else ground)
-    return img

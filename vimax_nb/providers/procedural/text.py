@@ -131,10 +131,16 @@ def _names(characters: Any) -> list[str]:
 
 def _develop_story(inputs: Inputs, rng: random.Random) -> Answer:
     """Five paragraphs (setup, incident, rising action, climax, resolution) naming the idea's
-    characters (at least two: a companion joins a lone hero) the same way throughout."""
+    characters (at least two: a companion joins a lone hero) the same way throughout, with
+    the looks the idea states. The title is never empty: an idea of pictographs is titled
+    by their names, one with no word worth a title is an "Untitled Story"."""
     idea = " ".join(str(inputs["idea"]).split())
     if not idea:
         raise ValueError("the idea is empty")
+    pictures = rd.emoji_words(idea)
+    if pictures and not re.search(r"[A-Za-z]{2}", idea):
+        # an idea of pictographs only: their names are the idea ("a whale, a water wave")
+        idea = ", ".join(rd.indefinite(name) for name in pictures)
     tone = rd.tone(str(inputs.get("user_requirement", "")), str(inputs.get("style", "")))
     cast, phrases, tokens = rd.cast_of(idea, rng)
     if len(cast) == 1:
@@ -176,6 +182,10 @@ def _develop_story(inputs: Inputs, rng: random.Random) -> Answer:
         short = f"{hero.name} and the {things[0].bare}" if things else f"the story of {hero.name}"
         words = short.split()
     title = rd.title_case(words)
+    if pictures and not re.search(r"[A-Za-z]{2}", str(inputs["idea"])):
+        title = rd.title_case(rd.join_names(pictures).split())
+    if not set(re.findall(r"[a-z]+", title.lower())) - rd.SMALL_WORDS:
+        title = "Untitled Story"
     verb = "sets out to" if goal_raw.startswith("find") else rng.choice(wd.LOGLINE_VERBS)
     logline = f"{hero.name}, {hero.desc}, {verb} {goal_raw}."
     if not goal_raw:
@@ -187,13 +197,15 @@ def _develop_story(inputs: Inputs, rng: random.Random) -> Answer:
 
 
 def _extract_characters(inputs: Inputs, rng: random.Random) -> Answer:
-    """One to six characters in order of first appearance, idx 0..n-1."""
-    found = rd.find_characters(str(inputs["text"]))
+    """One to six characters in order of first appearance, idx 0..n-1; the looks the text
+    states for each (``Mara, silver-haired, in a red coat, ...``) are kept verbatim."""
+    text = str(inputs["text"])
+    found = rd.find_characters(text)
     return {
         "characters": [
             {"idx": i, "identifier_in_scene": name, "static_features": s, "dynamic_features": d}
             for i, (name, desc) in enumerate(found)
-            for s, d in [rd.features(name, desc)]
+            for s, d in [rd.features(name, desc, rd.stated_looks(text, name))]
         ]
     }
 
@@ -202,8 +214,9 @@ def _extract_characters(inputs: Inputs, rng: random.Random) -> Answer:
 
 
 def _write_script(inputs: Inputs, rng: random.Random) -> Answer:
-    """Exactly ``scenes`` scenes following the story in order, each with 2-4 lines of
-    dialogue spoken by the given characters present in it."""
+    """Exactly ``scenes`` scenes following the story in order, each headed ``INT.``/``EXT.``
+    with its place and time and with 2-4 lines of dialogue spoken by the given characters
+    present in it; no line is spoken twice in the script."""
     story = _record(inputs, "story")
     title, text = str(story["title"]), _text(story, "text")
     n = _count(inputs["scenes"], "scenes", 50)
@@ -215,6 +228,7 @@ def _write_script(inputs: Inputs, rng: random.Random) -> Answer:
     things = [p for p in rd.phrases(tokens) if rd.kind(p, tokens) == "thing"]
     thing = f"{tokens[things[0].start].lower()} {things[0].bare}" if things else "this"
     everywhere = rd.places(text)
+    spoken: set[str] = set()
     scenes = []
     for i, chunk in enumerate(_chunks(paragraphs, n)):
         part = " ".join(chunk)
@@ -231,10 +245,8 @@ def _write_script(inputs: Inputs, rng: random.Random) -> Answer:
             speaker = present[j % len(present)]
             others = [name for name in present if name != speaker]
             beat = wd.BEATS[min(4, int((i + (j + 0.5) / count) / n * 5))]
-            options = [t for t in wd.DIALOGUE[beat] if others or "{other}" not in t]
-            line = rng.choice(options).format(
-                other=others[0] if others else "", place=rd.the(location), thing=thing
-            )
+            line = _fresh_line(beat, spoken, rng, others[0] if others else "", location, thing)
+            spoken.add(line)
             lines.append(f"{speaker.upper()}: {line}")
         scenes.append(
             {
@@ -248,10 +260,38 @@ def _write_script(inputs: Inputs, rng: random.Random) -> Answer:
     return {"title": title, "scenes": scenes}
 
 
+def _fresh_line(
+    beat: str, spoken: set[str], rng: random.Random, other: str, location: str, thing: str
+) -> str:
+    """A line for ``beat`` that is not in ``spoken``: one of the beat's lines, else one of
+    another beat's, else one with a tag in front ("Listen. Hold on!"), else numbered."""
+
+    def lines(beats: Sequence[str]) -> list[str]:
+        return [
+            t.format(other=other, place=rd.the(location), thing=thing)
+            for b in beats
+            for t in wd.DIALOGUE[b]
+            if other or "{other}" not in t
+        ]
+
+    own = lines([beat])
+    for options in (own, lines(wd.BEATS), [f"{tag} {t}" for tag in wd.DIALOGUE_TAGS for t in own]):
+        fresh = [t for t in options if t not in spoken]
+        if fresh:
+            return rng.choice(fresh)
+    k = 2
+    while f"{own[0]} ({k})" in spoken:
+        k += 1
+    return f"{own[0]} ({k})"
+
+
 def _design_storyboard(inputs: Inputs, rng: random.Random) -> Answer:
     """Exactly ``shots`` shots: a wide master first (camera 0), then the scene's lines, each
     filmed on its speaker (close on the first character, over the shoulder on others);
-    cameras are numbered 0, 1, 2 in order of first use."""
+    cameras are numbered 0, 1, 2 in order of first use. Every line of the script is in
+    exactly one shot's ``audio_desc``, verbatim as ``Speaker: "line"``, in order (a shot
+    carries several when there are more lines than shots); a shot without a line has the
+    ambience of the scene's place and time."""
     scene = _record(inputs, "scene")
     script, place = _text(scene, "script"), rd.the(str(scene["location"]))
     tod = str(scene.get("time_of_day", "day"))
@@ -259,20 +299,26 @@ def _design_storyboard(inputs: Inputs, rng: random.Random) -> Answer:
     names = _names(inputs.get("characters"))
     by_key = {name.lower(): name for name in names}
     dialogue = [
-        (by_key[s[0].lower()], s[1])
-        for line in script.splitlines()
-        if (s := rd.speaker(line)) is not None and s[0].lower() in by_key
+        (by_key.get(who.lower(), who), _unquoted(line)) for who, line in rd.dialogue(script)
     ]
     listed = {str(c).lower() for c in scene.get("characters", [])}
-    present = [x for x in names if x.lower() in listed or rd.mentions(script, x)] or names[:1]
-    ambience = next(
-        (sound for words, sound in wd.AMBIENCE if set(words.split()) & set(place.lower().split())),
-        wd.DEFAULT_AMBIENCE,
-    )
+    present = [x for x in names if x.lower() in listed or rd.mentions(script, x)]
+    present += [who for who in dict.fromkeys(w for w, _ in dialogue) if who not in present]
+    present = present or names[:1]
+    ambience = _ambience(scene)
+    stated = _action(script)  # the master shot shows what the script says happens
+    # every line in exactly one shot, in order: one a shot after the wide master while
+    # they last; more lines than shots share them out evenly
+    talk = list(range(1, n)) if n > 1 else [0]
+    m = min(len(talk), len(dialogue))
+    said = {
+        talk[k]: dialogue[k * len(dialogue) // m : (k + 1) * len(dialogue) // m] for k in range(m)
+    }
     roles: list[str] = []
     shots = []
     for i in range(n):
-        line = dialogue.pop(0) if dialogue and (i or n == 1) else None
+        lines = said.get(i, [])
+        line = lines[0] if lines else None
         a = present[0] if present else ""
         if i == 0 or not present:
             role, subject = "wide", ""
@@ -282,7 +328,10 @@ def _design_storyboard(inputs: Inputs, rng: random.Random) -> Answer:
             choices = ["wide", "close"] + (["reverse"] if len(present) > 1 else [])
             role = rng.choice([r for r in choices if r != roles[-1]])
             subject = a if role == "close" else present[1] if role == "reverse" else ""
-        if role == "wide":
+        if role == "wide" and i == 0 and stated:
+            who = f"{rd.join_names(present)} in view. " if present else ""
+            visual = f"Wide shot of {place} {_when(tod)}: {who}{stated}"
+        elif role == "wide":
             action = rng.choice(wd.SOLO_ACTIONS if len(present) == 1 else wd.GROUP_ACTIONS)
             who = f": {rd.join_names(present)} {action}" if present else ", empty and still"
             visual = f"Wide shot of {place} {_when(tod)}{who}."
@@ -294,7 +343,7 @@ def _design_storyboard(inputs: Inputs, rng: random.Random) -> Answer:
                 f"Over-the-shoulder shot from behind {shoulder} in {place}: "
                 f"{subject} {rng.choice(wd.REACTIONS)}."
             )
-        audio = f'{line[0]}: "{line[1]}"' if line else f"Ambience: {ambience}."
+        audio = " ".join(f'{who}: "{text}"' for who, text in lines) or f"Ambience: {ambience}."
         roles.append(role)
         shots.append((role, visual, audio))
     cams: dict[str, int] = {}
@@ -314,6 +363,53 @@ def _design_storyboard(inputs: Inputs, rng: random.Random) -> Answer:
     }
 
 
+def _unquoted(line: str) -> str:
+    """A line of dialogue without the one pair of quotes that may enclose it."""
+    for left, right in (('"', '"'), ("\u201c", "\u201d")):
+        if len(line) > 1 and line.startswith(left) and line.endswith(right):
+            return line[1:-1]
+    return line
+
+
+_CUE = re.compile(r"^[A-Z][A-Z0-9 .'-]*(\([^)]*\))?\s*(:|$)")
+_HEADING = re.compile(r"^(INT|EXT|I/E)\b|^SCENE\s+\d", re.IGNORECASE)
+
+
+def _action(script: str) -> str:
+    """The first line of action of a scene's script, verbatim: not its heading, a
+    speaker's cue or line, or a parenthetical; "" when it has none."""
+    for raw in script.splitlines():
+        line = raw.strip()
+        if not line or _HEADING.match(line) or _CUE.match(line) or line.startswith(("(", '"')):
+            continue
+        return line
+    return ""
+
+
+def _interior(scene: Inputs) -> bool:
+    """Whether the scene is inside: its heading's ``INT.``/``EXT.`` when the script has one,
+    else whether its location names no outdoor place."""
+    heading = re.match(r"\s*(INT|EXT|I/E)\b", str(scene.get("script", "")), re.IGNORECASE)
+    if heading:
+        return heading[1].upper() == "INT"
+    words = {rd.singular(w) for w in re.findall(r"[a-z]+", str(scene.get("location", "")).lower())}
+    return not words & wd.OUTDOOR
+
+
+def _ambience(scene: Inputs) -> str:
+    """The sound of the scene's place at its time: by the location's words (else the places
+    its text names), inside or outside; never a sound of another place."""
+    night = any(t in str(scene.get("time_of_day", "")).lower() for t in ("night", "midnight"))
+    side = "indoor" if _interior(scene) else "outdoor"
+    for text in (str(scene.get("location", "")), " ".join(rd.places(str(scene.get("script", ""))))):
+        words = {rd.singular(w) for w in re.findall(r"[a-z]+", text.lower())}
+        words |= set(re.findall(r"[a-z]+", text.lower()))
+        for names, sound in wd.AMBIENCE:
+            if set(names.split()) & words:
+                return wd.NIGHT_SOUNDS.get(sound, sound) if night else sound
+    return wd.NIGHT_AMBIENCE[side] if night else wd.DEFAULT_AMBIENCE[side]
+
+
 # -- decompose_shot and construct_camera_tree --------------------------------------------
 
 
@@ -325,6 +421,7 @@ def _decompose_shot(inputs: Inputs, rng: random.Random) -> Answer:
     everyone = _names(inputs.get("characters"))
     scene = _record(inputs, "scene") if inputs.get("scene") else {}
     place = rd.the(str(scene.get("location", "scene")))
+    where = f"inside {place}" if scene and _interior(scene) else place
     when = _when(str(scene.get("time_of_day", "day")))
     visible = [i for i, name in enumerate(everyone) if rd.mentions(visual_desc, name)]
     names = [everyone[i] for i in visible]
@@ -339,8 +436,12 @@ def _decompose_shot(inputs: Inputs, rng: random.Random) -> Answer:
         start, end = "empty, the light low", "empty, the light shifted"
     ff_who = rd.join_names(names[: len(first)]) + ", " if first else ""
     lf_who = rd.join_names(names) + ", " if names else ""
-    ff = f"{framing}, {place} {when}: {ff_who}{start}."
-    lf = f"{framing}, {wd.END_FRAMING[move]}, {place} {when}: {lf_who}{end}."
+    ff = f"{framing}, {where} {when}: {ff_who}{start}."
+    lf = f"{framing}, {wd.END_FRAMING[move]}, {where} {when}: {lf_who}{end}."
+    if role == "wide":  # the master's frames show what the storyboard says happens
+        happens = visual_desc.partition(": ")[2].strip()
+        if happens:
+            ff, lf = f"{ff} {happens}", f"{lf} {happens}"
     if len(first) < len(visible):
         plural = len(names) > 2
         motion = f"{rd.join_names(names[1:])} step{'' if plural else 's'} into view by {names[0]}"
