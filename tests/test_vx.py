@@ -81,7 +81,7 @@ loaded = sorted(m for m in sys.modules if m.startswith(("vimax_nb.", "ipywidgets
 print("loaded:", *loaded)
 from vimax_nb.client import Run
 
-formatter = shell.display_formatter.mimebundle_formatter
+formatter = shell.display_formatter.ipython_display_formatter
 print("hook after import:", formatter.for_type(Run) is not None)
 vx.AgentMonitor  # a widget asked for
 print("hook after a widget:", formatter.for_type(Run) is not None)
@@ -96,7 +96,7 @@ import vimax_nb as vx
 vx.Client  # vx.Client(url, token).idea2video(...) shows its run as a panel too
 from vimax_nb.client import Run
 
-hooked = shell.display_formatter.mimebundle_formatter.for_type(Run) is not None
+hooked = shell.display_formatter.ipython_display_formatter.for_type(Run) is not None
 print("hook after vx.Client:", hooked)
 """
 
@@ -181,17 +181,21 @@ async def test_vx_passes_a_priority_on_to_the_server(default_client: vx.Client) 
 
 
 async def test_a_run_displays_as_its_progress_widget(default_client: vx.Client) -> None:
+    from IPython.core.displaypub import CapturingDisplayPublisher
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
+    shell.display_pub = CapturingDisplayPublisher()
     try:  # the notebook API tells the running shell how to show a run
         run = await asyncio.to_thread(
             vx.script2video, "INT. LIGHTHOUSE - NIGHT\nA keeper lights the lamp.", **small_params()
         )
         await asyncio.wait_for(run, TIMEOUT)
-        bundle, _ = shell.display_formatter.format(run)
-        assert "application/vnd.jupyter.widget-view+json" in bundle
-        assert bundle["text/plain"].startswith("WorkflowProgress(script2video")
+        shell.display_formatter.format(run)  # displayed by the panel, with a display id
+        (shown,) = shell.display_pub.outputs
+        assert "application/vnd.jupyter.widget-view+json" in shown["data"]
+        assert shown["data"]["text/plain"].startswith("WorkflowProgress(script2video")
+        assert "completed" in shown["data"]["text/plain"]
     finally:
         InteractiveShell.clear_instance()
 

@@ -16,10 +16,12 @@ from .client import Run
 __all__ = ["show_runs_as_widgets"]
 
 
-def _show_run(run: Run, include: Any = None, exclude: Any = None) -> Any:
+def _show_run(run: Run) -> None:
+    """Display ``run``'s panel as an output the panel updates when the run's state
+    changes, so a saved notebook's text fallback tells the state it ended in."""
     from .widgets import WorkflowProgress
 
-    return WorkflowProgress(run)._repr_mimebundle_(include=include, exclude=exclude)
+    WorkflowProgress(run)._ipython_display_()
 
 
 def show_runs_as_widgets(shell: Any = None) -> bool:
@@ -34,5 +36,5 @@ def show_runs_as_widgets(shell: Any = None) -> bool:
         shell = ipython.get_ipython() if ipython is not None else None
     if shell is None:
         return False
-    shell.display_formatter.mimebundle_formatter.for_type(Run, _show_run)
+    shell.display_formatter.ipython_display_formatter.for_type(Run, _show_run)
     return True

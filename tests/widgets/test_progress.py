@@ -331,18 +331,24 @@ def test_redraws_can_run_on_an_ioloop(backend: Backend) -> None:
 
 
 def test_ipython_shows_a_run_as_its_progress_widget(backend: Backend) -> None:
+    from IPython.core.displaypub import CapturingDisplayPublisher
     from IPython.core.interactiveshell import InteractiveShell
 
     from vimax_nb.display import show_runs_as_widgets
 
     shell = InteractiveShell.instance()
+    shell.display_pub = CapturingDisplayPublisher()
     try:
         assert show_runs_as_widgets(shell)
-        shown, _ = shell.display_formatter.format(backend.run())
-        assert "application/vnd.jupyter.widget-view+json" in shown
-        assert shown["text/plain"] == (
+        run = backend.run()
+        shown, _ = shell.display_formatter.format(run)
+        assert shown == {}  # shown through the panel's own display, with an id
+        (output,) = shell.display_pub.outputs
+        assert "application/vnd.jupyter.widget-view+json" in output["data"]
+        assert output["data"]["text/plain"] == (
             "WorkflowProgress(idea2video 'A lighthouse keeper...' running 0%)"
         )
+        assert output["transient"]["display_id"]
     finally:
         InteractiveShell.clear_instance()
 
