@@ -1,15 +1,24 @@
-"""What every layer shares, server and client alike: cancellation and timestamps.
+"""What every layer shares, server and client alike: cancellation, timestamps and
+whole-file writes.
 
 This module imports nothing of the project, so anything may import it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 
-__all__ = ["CancelToken", "TaskCanceled", "format_timestamp", "parse_timestamp"]
+__all__ = [
+    "CancelToken",
+    "TaskCanceled",
+    "format_timestamp",
+    "parse_timestamp",
+    "write_atomically",
+]
 
 
 class TaskCanceled(Exception):
@@ -74,3 +83,13 @@ def parse_timestamp(text: str | None) -> float | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def write_atomically(target: Path, data: bytes) -> Path:
+    """Write ``data`` at ``target`` (making its folder) whole or not at all: a reader
+    sees the old file or the new one, never part of it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    partial.write_bytes(data)
+    os.replace(partial, target)
+    return target

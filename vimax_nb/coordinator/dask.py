@@ -32,7 +32,7 @@ from distributed import Client, Event, KilledWorker, LocalCluster, Variable
 from distributed import Future as DaskFuture
 
 from ..protocol import ExecutorInfo
-from ..shared import TaskCanceled
+from ..shared import TaskCanceled, write_atomically
 from .context import TaskContext
 from .errors import ExecutorLost, WorkerLost
 from .remote import CANCEL, INTERRUPT, RemoteOutcome, RemoteTask, run_remote
@@ -434,7 +434,4 @@ def _write_files(folder: Path, files: Mapping[str, bytes]) -> None:
         target = (folder / relative).resolve()
         if not target.is_relative_to(root):
             raise ValueError(f"a task returned a file outside its workflow folder: {relative}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        write_atomically(target, data)

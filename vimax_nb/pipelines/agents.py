@@ -8,7 +8,6 @@ task's checkpoint); files are written whole or not at all.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from ..coordinator import Agent, Artifact, TaskContext, TaskResult, skill
 from ..protocol import ProviderStatus
 from ..providers import ChatRequest, ProviderCatalog, Role, VideoRequest
 from ..providers.base import M
+from ..shared import write_atomically
 from . import prompts
 from .calls import chosen_model, provider_call, provider_status
 from .editing import concatenate_videos, probe_video
@@ -50,12 +50,9 @@ def in_scene(scene_dir: str, *parts: str) -> str:
 
 def write_file(ctx: TaskContext, relative: str, data: str | bytes) -> Path:
     """Write ``data`` at ``relative`` in the workflow folder, atomically."""
-    target = workdir(ctx) / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    partial.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(partial, target)
-    return target
+    return write_atomically(
+        workdir(ctx) / relative, data.encode() if isinstance(data, str) else data
+    )
 
 
 def write_json(ctx: TaskContext, relative: str, data: Any) -> Path:
