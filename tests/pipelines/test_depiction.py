@@ -50,23 +50,14 @@ async def film(workdir: Path, kind: str, params: dict[str, Any]) -> Path:
     return workdir / done.id
 
 
-def cases(entries: list[dict[str, Any]]) -> list[Any]:
-    """The entries as parameters; one with a known ``gap`` is expected to fail, strictly
-    (it fails the run once it passes, so the mark is removed when the gap is closed)."""
-    return [
-        pytest.param(e, marks=pytest.mark.xfail(strict=True, reason=e["gap"])) if "gap" in e else e
-        for e in entries
-    ]
-
-
-@pytest.mark.parametrize("case", cases(DATA["ideas"]), ids=lambda c: c["idea"][:30])
+@pytest.mark.parametrize("case", DATA["ideas"], ids=lambda c: c["idea"][:30])
 async def test_an_ideas_things_are_drawn(tmp_path: Path, case: dict[str, Any]) -> None:
     folder = await film(tmp_path, "idea2video", {"idea": case["idea"]})
     missing = set(case["drawn"]) - drawn_in(folder)
     assert not missing, f"{case['idea']!r}: never drawn: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("case", cases(DATA["scripts"]), ids=lambda c: c["script"].split("\n")[0])
+@pytest.mark.parametrize("case", DATA["scripts"], ids=lambda c: c["script"].split("\n")[0])
 async def test_a_scripts_scenes_places_and_lines_are_kept(
     tmp_path: Path, case: dict[str, Any]
 ) -> None:

@@ -189,6 +189,18 @@ def test_develop_story_uses_the_idea() -> None:
     assert story_of("rain").text  # no cast in the idea: a wanderer and a companion
 
 
+def test_develop_story_keeps_every_place_and_each_of_a_plural_cast() -> None:
+    camp = story_of("Two friends camp in a tent beside a campfire and a lake")
+    assert all(f"the {place}" in camp.text for place in ("tent", "campfire", "lake"))
+    assert camp.text.count(", a friend") >= 2
+    assert "friends camp" not in camp.text
+    train = story_of("An old train carries a bear through the mountains")
+    assert "the old train" in train.text
+    assert "the mountains" in train.text
+    sailors = story_of("Three old sailors sing")
+    assert sailors.logline.count("an old sailor") == 2
+
+
 def test_develop_story_is_gentle_for_children() -> None:
     harsh = ("everything at stake", "like a warning", "Nothing moved in the")
     texts = [story_of("a wolf who guards a village", s, "for children").text for s in range(12)]

@@ -153,6 +153,14 @@ def test_script2video_launch_sends_the_script(client: SubmitClient) -> None:
     assert params == {**DEFAULTS, "script": script, "scenes": 2}
 
 
+def test_script2video_scenes_default_to_one_per_heading_and_say_so(client: SubmitClient) -> None:
+    launcher = Script2VideoLauncher(client, script="INT. SEA - DAY\nWaves.")
+    scenes = launcher.form.fields["scenes"]
+    assert (scenes.value, scenes.min) == (0, 0)
+    assert scenes.description == "scenes (0: one per heading)"
+    assert Idea2VideoLauncher(client, idea=IDEA).form.fields["scenes"].description == "scenes"
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

@@ -91,7 +91,10 @@ class ParamsForm:
             layout=widgets.Layout(width="50%"),
         )
         for name in ADVANCED:
-            self.fields[name] = _number_widget(model.model_fields[name], LABELS[name])
+            label = LABELS[name]
+            if name == "scenes" and subject == "script":
+                label = "scenes (0: one per heading)"
+            self.fields[name] = _number_widget(model.model_fields[name], label)
         self.set({**_defaults(model), **defaults})
         self.advanced = widgets.Accordion(
             children=[

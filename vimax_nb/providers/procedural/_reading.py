@@ -86,6 +86,8 @@ class Phrase:
 def singular(word: str) -> str:
     """A plural noun's singular, by rule (``robots`` -> ``robot``); lower-case."""
     w = word.lower()
+    if w[:-1] in ANIMATE and w.endswith("s"):
+        return w[:-1]
     if w in ANIMATE or not w.endswith("s") or w.endswith("ss"):
         return w
     return w[:-3] + "y" if w.endswith("ies") else w[:-2] if w.endswith("ches") else w[:-1]
@@ -113,7 +115,11 @@ def phrases(tokens: Sequence[str]) -> list[Phrase]:
             continue
         words: list[str] = []
         for word in tokens[i + 1 : i + 4]:
-            if not word[0].isalpha() or word.lower() in STOP or (words and verbish(word)):
+            if not word[0].isalpha() or word.lower() in STOP:
+                break
+            if count > 1 and words and _third_person(words[-1].lower()):
+                break  # "two friends camp": the plural noun ends the phrase, a verb follows
+            if words and verbish(word) and not (count > 1 and _third_person(word.lower())):
                 break
             words.append(word)
         if words:

@@ -196,6 +196,11 @@ RESOLUTION = (
     "how {A} had been there all along.",
 )
 EXTRA_CAST = " Along the way they were joined by {C}, {cd}."
+SCENERY = (
+    " Not far from {place} were {others}.",
+    " From {place} one could see {others}.",
+    " {Place} lay close to {others}.",
+)
 
 DIALOGUE = {
     "setup": (

@@ -153,9 +153,9 @@ def _develop_story(inputs: Inputs, rng: random.Random) -> Answer:
         if member.source:
             goal = re.sub(rf"\b{re.escape(member.source)}\b", member.name, goal, count=1)
     kinds = [(p, rd.kind(p, tokens)) for p in phrases]
-    place = next((rd.the(p.bare) for p, k in kinds if k == "place"), None) or next(
-        (f"the {w}" for w in rd.places(idea)), rng.choice(wd.DEFAULT_PLACES)
-    )
+    named = [rd.the(p.bare) for p, k in kinds if k == "place"]
+    named += [rd.the(w) for w in rd.places(idea) if not any(w in n for n in named)]
+    place = named[0] if named else rng.choice(wd.DEFAULT_PLACES)
     thing = next((f"{tokens[p.start].lower()} {p.bare}" for p, k in kinds if k == "thing"), "")
     thing = thing or rng.choice(wd.THINGS)
     trouble = next((p.bare for p, k in kinds if k == "event"), rng.choice(wd.TROUBLES[tone]))
@@ -170,7 +170,12 @@ def _develop_story(inputs: Inputs, rng: random.Random) -> Answer:
     if len(cast) > 2:
         rising += wd.EXTRA_CAST.format(C=cast[2].name, cd=cast[2].desc)
     beats = [wd.SETUP, wd.INCIDENT, (rising,), wd.CLIMAX[tone], wd.RESOLUTION]
-    text = "\n\n".join(rng.choice(options).format_map(slots) for options in beats)
+    paragraphs = [rng.choice(options).format_map(slots) for options in beats]
+    if len(named) > 1:
+        # every place the idea names is in the story, so the script and frames keep them
+        others = rd.join_names(named[1:])
+        paragraphs[0] += rng.choice(wd.SCENERY).format_map({**slots, "others": others})
+    text = "\n\n".join(paragraphs)
     words = [t for t in tokens if t[0].isalpha()]
     if words and words[0].lower() in ("a", "an"):
         words[0] = "the"
