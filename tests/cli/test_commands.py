@@ -383,6 +383,8 @@ def test_run_help_says_the_limits_the_server_enforces() -> None:
         "up to 3840x2160",
         "at most 20,000 characters",
         "put -- before it: vimax-nb run idea2video -- '@home a cat naps'",
+        "visual style in free words",
+        "offline renderer has looks for noir, pixel art, watercolor",
     ]:
         assert phrase in text, phrase
 

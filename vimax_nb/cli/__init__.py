@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from .._version import __version__
 from ..client import discovery
-from ..pipelines.params import Idea2VideoParams
+from ..pipelines.params import OFFLINE_STYLES, Idea2VideoParams
 from ..protocol import MAX_PRIORITY, MIN_PRIORITY
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, OFFLINE_LIMIT, CliError, Interrupts
 from .common import fail as _fail
@@ -110,7 +110,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the idea or the script (@FILE: read from FILE; after --, the text as it is), "
         "or the request",
     )
-    run.add_argument("--style", help="visual style, e.g. watercolor (default: cinematic)")
+    run.add_argument(
+        "--style",
+        help="visual style in free words, passed to the models (default: cinematic); the "
+        "offline renderer has looks for " + ", ".join(OFFLINE_STYLES) + " and gives any "
+        "other style colours of its own",
+    )
     run.add_argument("--requirement", help="wishes and limits, e.g. 'for children'")
     run.add_argument(
         "--scenes",
