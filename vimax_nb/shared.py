@@ -1,5 +1,5 @@
-"""What every layer shares, server and client alike: cancellation, timestamps and
-whole-file writes.
+"""What every layer shares, server and client alike: cancellation, timestamps, sizes
+and whole-file writes.
 
 This module imports nothing of the project, so anything may import it.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 __all__ = [
     "CancelToken",
     "TaskCanceled",
+    "format_bytes",
     "format_timestamp",
     "parse_timestamp",
     "write_atomically",
@@ -83,6 +84,17 @@ def parse_timestamp(text: str | None) -> float | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def format_bytes(count: int) -> str:
+    """``count`` bytes for a person, in powers of 1000: ``512 B``, ``3.4 MB``,
+    ``51.2 GB``."""
+    size = float(count)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(size) < 1000 or unit == "TB":
+            return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
 
 
 def write_atomically(target: Path, data: bytes) -> Path:

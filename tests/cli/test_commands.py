@@ -105,6 +105,10 @@ def test_ls_lists_workflows_newest_first(
     assert main(["ls", "-n", "2"]) == 0
     header, *rows = capsys.readouterr().out.splitlines()
     assert header.split() == ["id", "kind", "state", "progress", "created", "subject"]
+    if len(records) > 2:  # other tests' workflows: the newest two, and how many more
+        assert rows.pop() == (
+            f"{len(records) - 2} more not shown: `vimax-nb ls` without -n lists them all"
+        )
     assert len(rows) == 2
     assert rows[0].split()[:4] == [second.id, "idea2video", "completed", "100%"]
     assert rows[0].rstrip().endswith("The second of two")

@@ -164,6 +164,7 @@ class FakeServer:
     def close(self) -> None:
         if self._thread.is_alive():
             self._run(self._stop_listening())
+            self._run(self._settle())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(TIMEOUT)
 
@@ -265,6 +266,17 @@ class FakeServer:
                 peer.ws.transport.abort()
             await self._server.wait_closed()
             self._server = None
+
+    async def _settle(self) -> None:
+        """Let the connection handlers still closing finish, so that none is destroyed
+        pending when the loop stops; cancel any that outlive the timeout."""
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if others:
+            _, pending = await asyncio.wait(others, timeout=TIMEOUT)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=TIMEOUT)
 
     def _rest(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer ``GET /vimax/api/...`` (a plain HTTP request), or None for the WebSocket."""

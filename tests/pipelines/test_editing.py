@@ -163,3 +163,71 @@ def test_probe_video_reads_the_facts(tmp_path: Path) -> None:
     (tmp_path / "junk.mp4").write_bytes(b"junk")
     with pytest.raises(ValueError, match="cannot read"):
         probe_video(tmp_path / "junk.mp4")
+
+
+def pictures(path: Path) -> list[bytes]:
+    """Every decoded picture's yuv420p planes, exactly."""
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="yuv420p").tobytes() for f in container.decode(video=0)]
+
+
+SHOTS = [("pan left", 1.0), ("zoom in", 1.5), ("static", 0.5)]
+
+
+def test_clips_encoded_alike_are_joined_without_losing_quality(tmp_path: Path) -> None:
+    from vimax_nb.providers.base import VideoRequest
+    from vimax_nb.providers.procedural import ProceduralVideoModel
+
+    first = tmp_path / "first.png"
+    Image.radial_gradient("L").resize((320, 180)).convert("RGB").save(first)
+    model = ProceduralVideoModel()
+    clips = [
+        model.generate_single_video(
+            f"Motion: {motion}\nDialogue: Mara: line {i}",
+            [first],
+            VideoRequest(tmp_path / f"{i}.mp4", size=(320, 180), fps=12, duration=seconds),
+        )
+        for i, (motion, seconds) in enumerate(
+            [("pan left", 1.0), ("zoom in", 1.5), ("static", 0.5)]
+        )
+    ]
+    out = concatenate_videos(clips, tmp_path / "final.mp4", fps=12, size=(320, 180))
+    assert pictures(out) == [p for clip in clips for p in pictures(clip)]
+    info = probe_video(out, decode=True)
+    assert (info.frames, info.fps, info.duration) == (36, 12.0, pytest.approx(3.0))
+
+
+def test_a_clip_with_a_missing_frame_time_keeps_its_length(tmp_path: Path) -> None:
+    gappy = tmp_path / "gappy.mp4"  # 12 fps, frames at 0..4 and 7..11: two frame times empty
+    with av.open(str(gappy), mode="w") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        stream.time_base = Fraction(1, 12)
+        for index in [*range(5), *range(7, 12)]:
+            frame = av.VideoFrame.from_image(Image.new("RGB", (320, 180), GREEN))
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    clips = [write_clip(tmp_path / "a.mp4", RED, 12), gappy]
+    out = concatenate_videos(clips, tmp_path / "final.mp4")
+    info = probe_video(out, decode=True)
+    assert (info.frames, info.duration) == (24, pytest.approx(2.0, abs=1 / 12))
+    assert all(near(c, GREEN) for c in colours(out)[12:])
+
+
+def test_clips_encoded_differently_are_still_joined(tmp_path: Path) -> None:
+    other = tmp_path / "b.mp4"  # the same size, rate and codec, other encoder settings
+    with av.open(str(other), mode="w") as container:
+        stream = container.add_stream("libx264", rate=12, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        stream.time_base = Fraction(1, 12)
+        for index in range(12):
+            frame = av.VideoFrame.from_image(Image.new("RGB", (320, 180), BLUE))
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    out = concatenate_videos([write_clip(tmp_path / "a.mp4", RED, 12), other], tmp_path / "f.mp4")
+    means = colours(out)
+    assert len(means) == 24
+    assert all(near(c, RED) for c in means[:12])
+    assert all(near(c, BLUE) for c in means[12:])

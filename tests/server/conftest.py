@@ -22,12 +22,34 @@ def vimax_workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def jp_server_config(vimax_workdir: Path) -> dict[str, Any]:
-    """Enable the extension, with its files in a temporary folder."""
+def vimax_config() -> dict[str, Any]:
+    """VimaxApp traits for one test (parametrize ``vimax_config``, or use :func:`vimax`,
+    to change them)."""
+    return {}
+
+
+@pytest.fixture
+def jp_server_config(vimax_workdir: Path, vimax_config: dict[str, Any]) -> dict[str, Any]:
+    """Enable the extension, with its files in a temporary folder and ``vimax_config``."""
     return {
         "ServerApp": {"jpserver_extensions": {"vimax_nb.server": True}},
-        "VimaxApp": {"workdir": str(vimax_workdir), "max_concurrent_tasks": 2},
+        "VimaxApp": {"workdir": str(vimax_workdir), "max_concurrent_tasks": 2, **vimax_config},
     }
+
+
+def vimax(**traits: Any) -> pytest.MarkDecorator:
+    """Run the test on a server whose VimaxApp has ``traits``."""
+    return pytest.mark.parametrize(
+        "vimax_config", [traits], ids=[",".join(f"{k}={v}" for k, v in traits.items())]
+    )
+
+
+@pytest.fixture
+def service(jp_serverapp: Any, jp_asyncio_loop: Any) -> Any:
+    """The started VimaxService of the test server."""
+    service = service_of(jp_serverapp)
+    jp_asyncio_loop.run_until_complete(service.ensure_started())
+    return service
 
 
 def small_params(**overrides: Any) -> dict[str, Any]:

@@ -242,7 +242,7 @@ async def test_post_refuses_a_priority_that_is_not_a_whole_number_from_minus_10_
     error = await fails(post_json(jp_fetch, "vimax/api/workflows", body=body), 400)
     assert "'priority' must be a whole number from -10 to 10" in error["message"]
     assert f"(got {got})" in error["message"]
-    assert body_of(await jp_fetch("vimax/api/workflows")) == {"workflows": []}
+    assert body_of(await jp_fetch("vimax/api/workflows"))["workflows"] == []
 
 
 async def test_post_names_the_fields_it_takes_when_it_gets_another(jp_fetch: Any) -> None:
@@ -257,17 +257,19 @@ async def test_post_names_the_fields_it_takes_when_it_gets_another(jp_fetch: Any
 
 async def test_workflows_are_listed_and_fetched_by_id(jp_fetch: Any, toy: Gate) -> None:
     empty = body_of(await jp_fetch("vimax/api/workflows"))
-    assert empty == {"workflows": []}
+    assert empty == {"workflows": [], "next": None, "total": 0}
     gate = toy
     gate.opened.set()
-    ids = []
+    made = []
     for shots in (1, 2):
         response = await post_json(
             jp_fetch, "vimax/api/workflows", body={"kind": "story", "params": {"shots": shots}}
         )
-        ids.append(record_of(response).id)
+        made.append(record_of(response))
+    ids = [r.id for r in made]
     listed = body_of(await jp_fetch("vimax/api/workflows"))["workflows"]
-    assert [w["id"] for w in listed] == ids
+    newest_first = sorted(made, key=lambda r: (r.created_at, r.id), reverse=True)
+    assert [w["id"] for w in listed] == [r.id for r in newest_first]
     one = body_of(await jp_fetch("vimax/api/workflows", ids[1]))
     assert one["id"] == ids[1]
     assert one["params"] == {"shots": 2}

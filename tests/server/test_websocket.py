@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.websocket import WebSocketClosedError, websocket_connect
+from tornado.websocket import websocket_connect
 
 from vimax_nb.protocol import ProgressDetails, ProgressEvent, WorkflowState, workflow_room
 from vimax_nb.server.session import Session
@@ -31,6 +31,7 @@ from .conftest import (
     record_of,
     service_of,
     small_params,
+    vimax,
     wait_finished,
 )
 from .ws_helpers import OP_CLOSE, OP_PING, OP_TEXT, Client, Frame, IdleWriter, RawWebSocket
@@ -41,34 +42,6 @@ EVIL = "http://evil.example"
 
 
 # -- configuration per test -------------------------------------------------------------
-
-
-@pytest.fixture
-def vimax_config() -> dict[str, Any]:
-    """VimaxApp traits for one test (parametrize ``vimax_config`` to change them)."""
-    return {}
-
-
-@pytest.fixture
-def jp_server_config(
-    jp_server_config: dict[str, Any], vimax_config: dict[str, Any]
-) -> dict[str, Any]:
-    return {**jp_server_config, "VimaxApp": {**jp_server_config["VimaxApp"], **vimax_config}}
-
-
-def vimax(**traits: Any) -> pytest.MarkDecorator:
-    """Run the test on a server whose VimaxApp has ``traits``."""
-    return pytest.mark.parametrize(
-        "vimax_config", [traits], ids=[",".join(f"{k}={v}" for k, v in traits.items())]
-    )
-
-
-@pytest.fixture
-def service(jp_serverapp: Any, jp_asyncio_loop: Any) -> Any:
-    """The started VimaxService of the test server."""
-    service = service_of(jp_serverapp)
-    jp_asyncio_loop.run_until_complete(service.ensure_started())
-    return service
 
 
 # -- the toy pipeline: a workflow held in its first task has a room that stays quiet --------
@@ -496,64 +469,7 @@ async def test_a_frame_over_max_frame_size_closes_with_1009(
     assert (await hub_stats(jp_fetch))["connections"] == 0
 
 
-# -- 5. rate limit -------------------------------------------------------------------------
-
-
-@vimax(rate_limit=5.0, rate_burst=5)
-async def test_a_burst_over_the_rate_gets_rate_limited_errors(jp_ws_fetch: Any) -> None:
-    client, _ = await connect(jp_ws_fetch, "vimax", "ws")
-    try:
-        for i in range(8):
-            await client.send({"type": "ping", "ts": i})
-        answers = [await client.recv() for _ in range(8)]
-        assert all(a is not None for a in answers)
-        pongs = [a for a in answers if a and a["type"] == "pong"]
-        errors = [a for a in answers if a and a["type"] == "error"]
-        assert len(pongs) + len(errors) == 8, answers
-        assert [p["ts"] for p in pongs[:5]] == [0, 1, 2, 3, 4]
-        assert len(errors) >= 1, answers
-        for error in errors:
-            assert error["target_type"] == "protocol"
-            assert error["code"] == "rate_limited"
-            assert error["retryable"] is True
-        # nothing comes of its own accord while the bucket refills (5 a second) ...
-        with pytest.raises(TimeoutError):
-            await client.recv(timeout=0.5)
-        # ... and then the connection is as good as new
-        assert (await client.request({"type": "ping", "ts": "again"}, "pong"))["ts"] == "again"
-        assert client.close_code is None
-    finally:
-        client.close()
-
-
-@vimax(rate_limit=5.0, rate_burst=5)
-async def test_sustained_abuse_closes_with_4029(jp_ws_fetch: Any, jp_fetch: Any) -> None:
-    client, _ = await connect(jp_ws_fetch, "vimax", "ws")
-    for i in range(100):
-        try:
-            await client.send({"type": "ping", "ts": i})
-        except WebSocketClosedError:
-            break
-    answers = []
-    while (answer := await client.recv()) is not None:
-        answers.append(answer)
-    assert client.close_code == 4029
-    assert any(a["type"] == "error" and a["code"] == "rate_limited" for a in answers), answers
-    stats = await hub_stats(jp_fetch)
-    assert stats["rate_limit_closes"] >= 1
-    assert stats["connections"] == 0
-
-
-@vimax(rate_limit=5.0, rate_burst=5)
-async def test_a_rate_limit_close_is_counted_once(jp_ws_fetch: Any, jp_fetch: Any) -> None:
-    client, _ = await connect(jp_ws_fetch, "vimax", "ws")
-    for i in range(100):
-        try:
-            await client.send({"type": "ping", "ts": i})
-        except WebSocketClosedError:
-            break
-    assert await client.wait_closed() == 4029
-    assert (await hub_stats(jp_fetch))["rate_limit_closes"] == 1
+# -- 5. rate limit: tests/server/test_rate_limit.py -----------------------------------------
 
 
 # -- 6. resume while a producer runs --------------------------------------------------------

@@ -6,7 +6,10 @@ Every command is a client of a vimax-nb server (the Jupyter server extension), f
 use another), the Jupyter server of the kernel it runs in, a server already serving this
 folder (``vimax-nb serve``), else a private server started for the command and stopped
 after it. The read-only commands (``ls``, ``agents``, ``watch``) never start one: with no
-server running they say so and how to start one. ``--verbose`` says which server was used.
+server running they say so and how to start one; ``gc`` starts one only for a folder
+whose ``vimax-work/`` has a database (the workflows it removes are there: the server owns
+that file, so the command goes through it rather than around it). ``--verbose`` says
+which server was used.
 
 Exit codes: 0 completed (or done), 1 the workflow failed, was left interrupted by a
 server that stopped or restarted, or the server went away (or sent a reply this client
@@ -75,6 +78,38 @@ def _priority(text: str) -> int:
             f"(got {text!r})"
         )
     return priority
+
+
+_AGE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def _age(text: str) -> float:
+    """``--older-than AGE``: ``7d``, ``12h``, ``30m``, ``90s``, ``2w`` or a bare number
+    of days, as seconds; else an argparse error (exit 2) saying what it takes."""
+    number, unit = text.strip().lower(), "d"
+    if number[-1:] in _AGE_UNITS:
+        number, unit = number[:-1], number[-1]
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"give an age such as 7d, 12h, 30m, 90s or 2w (a bare number is days; 0 means "
+            f"every finished workflow) (got {text!r})"
+        )
+    return value * _AGE_UNITS[unit]
+
+
+def _count(text: str) -> int:
+    """A whole number, 0 or more; else an argparse error (exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"give a whole number, 0 or more (got {text!r})")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -195,14 +230,52 @@ def _parser() -> argparse.ArgumentParser:
     _output_options(resume)
     _connection_options(resume)
 
-    ls = commands.add_parser("ls", help="list workflows", description="Workflows, newest first.")
+    ls = commands.add_parser(
+        "ls",
+        help="list workflows",
+        description="Workflows, newest first: all of them, or the newest N (-n) and how "
+        "many more there are.",
+    )
     ls.add_argument("--json", action="store_true", help="print the records as JSON")
-    ls.add_argument("-n", "--limit", type=int, default=0, help="show at most N workflows")
+    ls.add_argument(
+        "-n",
+        "--limit",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="show the newest N workflows, and say how many more there are (default 0: all)",
+    )
     _connection_options(ls)
 
     ls.add_argument(
         "--cost", action="store_true", help="add what each workflow spent, and the total"
     )
+
+    gc = commands.add_parser(
+        "gc",
+        help="remove old finished workflows and their files",
+        description="Remove the workflows that ended (completed, failed or canceled) more "
+        "than --older-than ago, with their files, checkpoints and records; queued, "
+        "running, paused and interrupted workflows are kept. Goes through the server the "
+        "other commands find (--url, VIMAX_NB_URL, this kernel's, this folder's); with "
+        "none running, a private one is started when this folder's vimax-work/ holds "
+        "workflows. A server with c.VimaxApp.owner_only removes only your own.",
+    )
+    gc.add_argument(
+        "--older-than",
+        type=_age,
+        metavar="AGE",
+        help="how long ago a workflow ended for it to go: 7d, 12h, 30m, 90s, 2w (a bare "
+        "number is days; 0: every finished one). Default: the server's "
+        "c.VimaxApp.retention_days (7 days unless configured)",
+    )
+    gc.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="remove nothing: list what would go and the space it would free",
+    )
+    gc.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    _connection_options(gc)
 
     agents = commands.add_parser("agents", help="list agents and their metrics")
     agents.add_argument("--json", action="store_true", help="print the records as JSON")
@@ -287,7 +360,15 @@ def _providers_file_option(parser: Any) -> None:
 
 
 def _commands() -> dict[str, Command]:
-    from .commands import cmd_agents, cmd_ls, cmd_providers, cmd_resume, cmd_run, cmd_watch
+    from .commands import (
+        cmd_agents,
+        cmd_gc,
+        cmd_ls,
+        cmd_providers,
+        cmd_resume,
+        cmd_run,
+        cmd_watch,
+    )
     from .serve import cmd_serve
 
     return {
@@ -295,6 +376,7 @@ def _commands() -> dict[str, Command]:
         "watch": cmd_watch,
         "resume": cmd_resume,
         "ls": cmd_ls,
+        "gc": cmd_gc,
         "agents": cmd_agents,
         "providers": cmd_providers,
         "serve": cmd_serve,

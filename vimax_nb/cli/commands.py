@@ -1,5 +1,5 @@
-"""``vimax-nb run``, ``watch``, ``resume``, ``ls``, ``agents`` and ``providers``: clients of
-a vimax-nb server."""
+"""``vimax-nb run``, ``watch``, ``resume``, ``ls``, ``gc``, ``agents`` and ``providers``:
+clients of a vimax-nb server."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from typing import Any
 from pydantic import ValidationError
 from rich.console import Console
 
-from ..client import Client, Run, VimaxError
+from ..client import Client, Run, VimaxError, discovery
+from ..client.private import WORKDIR_NAME
 from ..client.view import PROVIDER_ROLES
 from ..pipelines.params import Idea2VideoParams, Script2VideoParams
 from ..pipelines.request import describe_plan, parse_request
-from ..protocol import ExecutorInfo, ProviderStatus, WorkflowState
+from ..protocol import Collection, ExecutorInfo, ProviderStatus, WorkflowRecord, WorkflowState
+from ..shared import format_bytes
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -30,11 +32,20 @@ from .common import (
     say,
     server_refusals,
 )
-from .display import agents_table, executor_text, providers_table, spend_total, workflows_table
+from .display import (
+    agents_table,
+    collection_table,
+    executor_text,
+    format_age,
+    providers_table,
+    spend_total,
+    workflows_table,
+)
 from .follow import deliver, finish, follow
 
 __all__ = [
     "cmd_agents",
+    "cmd_gc",
     "cmd_ls",
     "cmd_providers",
     "cmd_resume",
@@ -230,14 +241,17 @@ def _left_interrupted(client: Client, run: Run) -> None:
 
 
 def cmd_ls(args: Any, interrupts: Interrupts) -> int:
+    """The workflows newest first: all of them, or the newest ``-n`` and how many more."""
     client = connect(args, start_server=False)
     with server_refusals():
-        records = client.workflows()
-    records.sort(key=lambda r: r.created_at, reverse=True)
-    if args.limit:
-        records = records[: args.limit]
+        records, total = newest_workflows(client, args.limit or None)
+    records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+    more = max(0, total - len(records)) if args.limit else 0
+    note = f"{more} more not shown: `vimax-nb ls` without -n lists them all" if more else ""
     if args.json:
         say(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        if note:
+            say(note, error=True)
     elif not records:
         say("no workflows yet")
     else:
@@ -246,7 +260,74 @@ def cmd_ls(args: Any, interrupts: Interrupts) -> int:
         console.print(workflows_table(records, cost=cost))
         if cost:
             console.print(spend_total(records), markup=False, highlight=False)
+        if note:
+            say(note)
     return EXIT_OK
+
+
+def newest_workflows(client: Client, limit: int | None) -> tuple[list[WorkflowRecord], int]:
+    """The newest ``limit`` workflows (None: all of them), read a page at a time, and how
+    many the server listed in all when the first page was read."""
+    records: list[WorkflowRecord] = []
+    total: int | None = None
+    before: str | None = None
+    while limit is None or len(records) < limit:
+        want = 1000 if limit is None else min(1000, limit - len(records))
+        page = client.workflow_page(want, before)
+        if total is None:
+            total = page.total
+        records.extend(page.workflows)
+        if page.next is None or not page.workflows:
+            break
+        before = page.next
+    return records, total if total is not None else len(records)
+
+
+# -- gc ---------------------------------------------------------------------------------
+
+
+def cmd_gc(args: Any, interrupts: Interrupts) -> int:
+    """Remove old finished workflows through the server; exit 1 when some could not be."""
+    here = Path.cwd() / WORKDIR_NAME / discovery.DATABASE_NAME
+    client = connect(args, start_server=here.is_file())
+    try:
+        done = client.gc(args.older_than, dry_run=args.dry_run)
+    except VimaxError as exc:
+        if exc.status == 404:
+            raise CliError(
+                f"the server at {client.url} does not remove old workflows (it is an older "
+                "vimax-nb): upgrade it, or delete finished workflows' folders by hand",
+                EXIT_FAILED,
+            ) from None
+        with server_refusals():
+            raise
+    if args.json:
+        say(json.dumps(done.model_dump(mode="json"), indent=2))
+    else:
+        _say_collection(done)
+    for failure in done.failed:
+        fail(f"could not remove workflow {failure.id}: {failure.message}")
+    return EXIT_FAILED if done.failed else EXIT_OK
+
+
+def _say_collection(done: Collection) -> None:
+    age = format_age(done.older_than)
+    count = len(done.workflows)
+    if not count:
+        say(
+            f"nothing to remove: no completed, failed or canceled workflow ended more than "
+            f"{age} ago"
+        )
+        return
+    table_console().print(collection_table(done))
+    what = f"{count} workflow{'s' if count != 1 else ''} that ended more than {age} ago"
+    if done.dry_run:
+        say(
+            f"would remove {what}, freeing {format_bytes(done.bytes)}; run without "
+            "--dry-run to remove them"
+        )
+    else:
+        say(f"removed {what}, freeing {format_bytes(done.bytes)}")
 
 
 def cmd_agents(args: Any, interrupts: Interrupts) -> int:

@@ -39,11 +39,13 @@ from ..client.view import (
 from ..protocol import (
     AgentRecord,
     AgentState,
+    Collection,
     ExecutorInfo,
     ProviderStatus,
     WorkflowRecord,
     WorkflowState,
 )
+from ..shared import format_bytes
 
 __all__ = [
     "AGENT_STYLES",
@@ -51,7 +53,9 @@ __all__ = [
     "PlainLines",
     "TerminalView",
     "agents_table",
+    "collection_table",
     "executor_text",
+    "format_age",
     "providers_table",
     "spend_total",
     "workflows_table",
@@ -206,6 +210,36 @@ def workflows_table(records: list[WorkflowRecord], *, cost: bool = False) -> Tab
             cells.insert(4, format_cost(record.cost.total))
         table.add_row(*cells)
     return table
+
+
+def collection_table(done: Collection) -> Table:
+    """The ``gc`` table: each workflow removed (or that a dry run would remove), oldest
+    first, with when it ended and the size of its files."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("id", "kind", "state", "ended", "size"):
+        table.add_column(name, no_wrap=True, justify="right" if name == "size" else "left")
+    for item in done.workflows:
+        ended = (item.finished_at or "")[:19].replace("T", " ")
+        table.add_row(
+            item.id,
+            item.kind,
+            Text(item.state.value, style=STATE_STYLES[item.state]),
+            ended,
+            format_bytes(item.bytes),
+        )
+    return table
+
+
+def format_age(seconds: float) -> str:
+    """An age for a person, in the largest unit that divides it: ``7 days``, ``12
+    hours``, ``90 seconds``, ``1.5 days``."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    if seconds >= 86400:
+        return f"{seconds / 86400:g} days"
+    return f"{seconds:g} second{'s' if seconds != 1 else ''}"
 
 
 def spend_total(records: list[WorkflowRecord]) -> str:

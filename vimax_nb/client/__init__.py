@@ -6,7 +6,7 @@ a live view of one workflow. Everything read from the server is a model of
 :mod:`vimax_nb.protocol`. This package imports nothing of the server's half.
 """
 
-from .api import Client, EventPage
+from .api import Client, EventPage, WorkflowPage
 from .connection import ClientConnection
 from .discovery import VimaxConnectError, connect
 from .errors import RunCanceled, RunFailed, RunInterrupted, VimaxError
@@ -30,5 +30,6 @@ __all__ = [
     "SocketOptions",
     "VimaxConnectError",
     "VimaxError",
+    "WorkflowPage",
     "connect",
 ]

@@ -27,6 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..protocol import (
     AgentRecord,
+    Collection,
     CoordinatorMetricsEvent,
     Event,
     ProviderStatus,
@@ -37,12 +38,13 @@ from .errors import VimaxError
 from .reconnecting import SocketOptions
 from .run import Run
 
-__all__ = ["Client", "EventPage"]
+__all__ = ["Client", "EventPage", "WorkflowPage"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 EVENTS_PAGE = 10_000  # the most events the server returns in one answer
+WORKFLOWS_PAGE = 1000  # the most workflows the server returns in one answer
 
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 
@@ -62,6 +64,19 @@ class EventPage:
     top: int
     floor: int
     events: list[Event]
+
+
+@dataclass(frozen=True)
+class WorkflowPage:
+    """A page of the server's workflows, newest first.
+
+    ``next`` is the cursor to pass as ``before`` for the page after it (None: this is
+    the last page); ``total`` is how many workflows the server lists in all.
+    """
+
+    workflows: list[WorkflowRecord]
+    next: str | None
+    total: int
 
 
 class Client:
@@ -153,10 +168,54 @@ class Client:
         """Make a video from a script (``priority``: see :meth:`submit`)."""
         return self.submit("script2video", priority=priority, script=script, **params)
 
-    def workflows(self) -> list[WorkflowRecord]:
-        """Every workflow the server knows, past and running."""
-        data = self._request("GET", "vimax/api/workflows")
-        return [WorkflowRecord.model_validate(w) for w in data["workflows"]]
+    def workflows(self, limit: int | None = None) -> list[WorkflowRecord]:
+        """The workflows the server knows (those this user may see), past and running,
+        newest first: all of them, read a page at a time, or the newest ``limit``."""
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1 (got {limit})")
+        records: list[WorkflowRecord] = []
+        before: str | None = None
+        while limit is None or len(records) < limit:
+            want = WORKFLOWS_PAGE if limit is None else min(WORKFLOWS_PAGE, limit - len(records))
+            page = self.workflow_page(want, before)
+            records.extend(page.workflows)
+            if page.next is None or not page.workflows:
+                break
+            before = page.next
+        return records
+
+    def workflow_page(self, limit: int | None = None, before: str | None = None) -> WorkflowPage:
+        """One page of the workflows, newest first: up to ``limit`` (default: the
+        server's, 100) of those after the cursor ``before`` (a page's ``next``; None:
+        from the newest). A server that does not page its list answers all of them."""
+        query = {}
+        if limit is not None:
+            query["limit"] = str(limit)
+        if before is not None:
+            query["before"] = before
+        path = "vimax/api/workflows"
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        data = self._request("GET", path)
+        records = [WorkflowRecord.model_validate(w) for w in data["workflows"]]
+        cursor = data.get("next")
+        total = data.get("total")
+        return WorkflowPage(
+            records,
+            str(cursor) if cursor is not None else None,
+            int(total) if total is not None else len(records),
+        )
+
+    def gc(self, older_than: float | None = None, *, dry_run: bool = False) -> Collection:
+        """Remove the server's finished workflows (completed, failed or canceled; of
+        this user, when the server keeps users apart) that ended more than
+        ``older_than`` seconds ago (None: the server's ``retention_days``), with their
+        files. ``dry_run``: remove nothing, say what would go and the bytes freed."""
+        body: dict[str, Any] = {"dry_run": dry_run}
+        if older_than is not None:
+            body["older_than"] = older_than
+        data = self._request("POST", "vimax/api/gc", body, timeout=max(self.timeout, 300))
+        return Collection.model_validate(data)
 
     def workflow(self, workflow_id: str) -> WorkflowRecord:
         """One workflow's record now."""

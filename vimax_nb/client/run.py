@@ -62,6 +62,9 @@ _TASK_MOVED_ON = frozenset(
     {"task_started", "task_completed", "task_retrying", "task_failed", "task_restored"}
 )
 
+# The HTTP status a control refused by an ``error`` frame raises, by the frame's code.
+_REQUEST_ERROR_STATUS: dict[str, int] = {ErrorCode.not_found: 404, ErrorCode.not_allowed: 403}
+
 ChangeCallback = Callable[["Run"], None]
 
 
@@ -343,7 +346,7 @@ class Run:
         try:
             answer = self.client.connection.request(message, timeout)
         except RequestError as exc:
-            status = 404 if exc.frame.code == ErrorCode.not_found else 400
+            status = _REQUEST_ERROR_STATUS.get(exc.frame.code, 400)
             raise VimaxError(status, exc.frame.message, exc.frame) from None
         if not answer.ok or answer.state is None:
             raise VimaxError(409, answer.message or f"{action} refused", answer)
@@ -351,7 +354,8 @@ class Run:
 
     def pause(self) -> WorkflowState:
         """Pause the workflow; its new state. Raises :class:`VimaxError` (409) when it
-        cannot be paused now, (404) for a workflow the server does not know."""
+        cannot be paused now, (404) for a workflow the server does not know, (403) when
+        the server does not let this user control workflows."""
         return self._control(ControlAction.pause)
 
     def resume(self) -> WorkflowState:

@@ -2,7 +2,7 @@
 
 from .agents import Agent, AgentCard, AgentNotFound, AgentRegistry, Skill, skill
 from .context import Artifact, TaskContext, TaskResult
-from .coordinator import Coordinator
+from .coordinator import Coordinator, WorkflowPage
 from .errors import (
     InvalidTransition,
     RetryableError,
@@ -15,6 +15,7 @@ from .events import CoordinatorEvent, EventBus
 from .executors import Executor, LocalExecutor
 from .graph import Stage, Task, TaskGraph, TaskSpec, TaskState
 from .pipeline import Pipeline
+from .quotas import DiskQuotaExceeded, QuotaExceeded, Quotas, TooManyWorkflows, WorkflowTooLarge
 from .run import WorkflowRun
 
 __all__ = [
@@ -25,11 +26,14 @@ __all__ = [
     "Artifact",
     "Coordinator",
     "CoordinatorEvent",
+    "DiskQuotaExceeded",
     "EventBus",
     "Executor",
     "InvalidTransition",
     "LocalExecutor",
     "Pipeline",
+    "QuotaExceeded",
+    "Quotas",
     "RetryPolicy",
     "RetryableError",
     "Skill",
@@ -40,9 +44,12 @@ __all__ = [
     "TaskResult",
     "TaskSpec",
     "TaskState",
+    "TooManyWorkflows",
     "UnknownPipeline",
     "WorkflowNotFound",
+    "WorkflowPage",
     "WorkflowRun",
+    "WorkflowTooLarge",
     "is_retryable",
     "skill",
 ]

@@ -7,6 +7,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,6 +15,9 @@ from urllib.parse import quote
 from ..protocol import (
     COORDINATOR_ROOM,
     AgentRecord,
+    CollectedWorkflow,
+    Collection,
+    CollectionFailure,
     ControlAction,
     CoordinatorMetricsEvent,
     ProgressDetails,
@@ -23,13 +27,16 @@ from ..protocol import (
 )
 from ..shared import format_timestamp
 from ..store import Store
+from ..store.workflows import page_cursor
 from .agents import Agent, AgentRegistry
+from .cleanup import DAY, clear_folders
 from .driver import RunDriver
 from .errors import InvalidTransition, RetryPolicy, UnknownPipeline, WorkflowNotFound
 from .events import EventBus, EventCallback
 from .executors import Executor, LocalExecutor
 from .graph import Task
 from .pipeline import Pipeline
+from .quotas import DiskUsage, Quotas, check_active, check_disk, check_render_size
 from .reporting import Reporter
 from .run import WorkflowRun, progress_event_for
 from .scheduler import Scheduler
@@ -39,6 +46,16 @@ log = logging.getLogger(__name__)
 
 S = WorkflowState
 _ACTIVE = frozenset({S.pending, S.running, S.paused})
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowPage:
+    """One page of the workflows, newest first: ``next`` is the cursor of the page after
+    it (None: this is the last), ``total`` how many workflows the listing has in all."""
+
+    records: list[WorkflowRecord]
+    next: str | None
+    total: int
 
 
 class Coordinator:
@@ -60,12 +77,30 @@ class Coordinator:
         metrics_interval: float = 5.0,
         keep_finished: int = 1000,
         artifact_url_prefix: str = "/vimax/api/workflows",
+        quotas: Quotas | None = None,
+        retention_age: float = 7 * DAY,
+        collect_interval: float = 0.0,
     ) -> None:
+        """``quotas`` are checked by :meth:`submit` (None: no limits). Every
+        ``collect_interval`` seconds (0: never) the workflows that ended more than
+        ``retention_age`` seconds ago are removed (:meth:`collect`), which is also the
+        age :meth:`collect` removes by default."""
+        if retention_age < 0 or collect_interval < 0:
+            raise ValueError(
+                f"retention_age and collect_interval are seconds, 0 or more "
+                f"(got {retention_age}, {collect_interval})"
+            )
         self.store = store
+        self.quotas = quotas or Quotas()
+        self.retention_age = retention_age
+        self.collect_interval = collect_interval
         self.artifact_url_prefix = artifact_url_prefix.rstrip("/")
         self.executor: Executor = executor or LocalExecutor(max_workers=max_concurrent_tasks)
         self.retry = retry or RetryPolicy()
         self.workdir = Path(workdir) if workdir is not None else None
+        self.disk_usage = DiskUsage(self.workdir) if self.workdir is not None else None
+        self._collecting = asyncio.Lock()
+        self._collector: asyncio.Task[None] | None = None
         self.metrics_interval = metrics_interval
         self.keep_finished = keep_finished
         self.agents = AgentRegistry()
@@ -133,11 +168,16 @@ class Coordinator:
                 # in its room too, so a client following it learns it from the log
                 details = ProgressDetails(event="state", state=record.state)
                 self.reporter.emit(progress_event_for(record, details))
-            self._stored_workflows = len(await self.store.workflows.records())
+            self._stored_workflows = await self.store.workflows.count()
         self.reporter.start()
+        if self.collect_interval > 0:
+            self._collector = asyncio.ensure_future(self._collect_periodically())
 
     async def stop(self) -> None:
         """Stop every active workflow (``interrupted``), save it, stop the executor."""
+        if self._collector is not None:
+            self._collector.cancel()
+            self._collector = None
         for run in list(self._runs.values()):
             if run.state in (S.running, S.paused):
                 self.driver.interrupt(run, "interrupted: the server is stopping")
@@ -164,7 +204,10 @@ class Coordinator:
 
         Raises :class:`UnknownPipeline`, or ``ValueError`` (pydantic's
         ``ValidationError`` among them) naming the parameters that are wrong, or
-        saying the priority is not a whole number from -10 to 10.
+        saying the priority is not a whole number from -10 to 10; or, when it would
+        break one of :attr:`quotas`, :class:`~.quotas.WorkflowTooLarge`,
+        :class:`~.quotas.DiskQuotaExceeded` or :class:`~.quotas.TooManyWorkflows`
+        (nothing is started or stored then).
         """
         bad_priority = priority_problem(priority)
         if bad_priority is not None:
@@ -173,7 +216,15 @@ class Coordinator:
         if pipeline is None:
             known = ", ".join(sorted(self.pipelines)) or "none"
             raise UnknownPipeline(f"unknown workflow kind {kind!r} (known kinds: {known})")
-        run = WorkflowRun(pipeline, pipeline.validate(params), owner, priority=priority)
+        valid = pipeline.validate(params)
+        check_render_size(self.quotas, valid)
+        await check_disk(self.quotas, self.disk_usage)
+        # Counted and taken with no await in between: concurrent submissions cannot
+        # both take the last place.
+        active = [run for run in self._runs.values() if run.state in _ACTIVE]
+        of_owner = sum(1 for run in active if run.owner == owner)
+        check_active(self.quotas, owner, of_owner, len(active))
+        run = WorkflowRun(pipeline, valid, owner, priority=priority)
         self._runs[run.id] = run
         self._submitted += 1
         if self.store is not None:
@@ -206,11 +257,48 @@ class Coordinator:
             raise WorkflowNotFound(f"no workflow with id {workflow_id!r}")
         return record
 
-    async def list_workflows(self) -> list[WorkflowRecord]:
-        """Every workflow, stored or live, oldest first."""
-        records = {r.id: r for r in await self.store.workflows.records()} if self.store else {}
+    async def list_workflows(self, *, owner: str | None = None) -> list[WorkflowRecord]:
+        """Every workflow, stored or live, oldest first; with ``owner``, only those whose
+        ``owner`` is that name (None: every owner's)."""
+        stored = await self.store.workflows.records(owner=owner) if self.store else []
+        records = {r.id: r for r in stored}
         records.update((run.id, run.record()) for run in self._runs.values())
-        return sorted(records.values(), key=lambda r: (r.created_at, r.id))
+        listed = sorted(records.values(), key=lambda r: (r.created_at, r.id))
+        return listed if owner is None else [r for r in listed if r.owner == owner]
+
+    async def page_workflows(
+        self, limit: int, before: tuple[str, str] | None = None, *, owner: str | None = None
+    ) -> WorkflowPage:
+        """Up to ``limit`` workflows newest first (by creation time, then id), those
+        listed after ``before`` (a ``(created_at, id)`` cursor; None: from the newest);
+        ``owner``'s only when given. Live workflows are as they are now.
+
+        Following ``next`` from page to page lists each workflow stored before the first
+        page was read once, and none twice; workflows started meanwhile are on the
+        first page of a new listing.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1 (got {limit})")
+        if self.store is not None:
+            # One more than asked: whether there is a next page, without a second query.
+            stored = await self.store.workflows.page(limit + 1, before, owner=owner)
+            total = await self.store.workflows.count(owner=owner)
+            records = [self._live_record(r) for r in stored]
+        else:
+            live = [
+                run.record() for run in self._runs.values() if owner is None or run.owner == owner
+            ]
+            live.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+            total = len(live)
+            records = [r for r in live if before is None or (r.created_at, r.id) < before]
+            records = records[: limit + 1]
+        more = len(records) > limit
+        records = records[:limit]
+        return WorkflowPage(records, page_cursor(records[-1]) if more else None, total)
+
+    def _live_record(self, stored: WorkflowRecord) -> WorkflowRecord:
+        run = self._runs.get(stored.id)
+        return run.record() if run is not None else stored
 
     async def wait(self, workflow_id: str, timeout: float | None = None) -> WorkflowRecord:
         """Wait until the workflow stops running; return its record.
@@ -294,6 +382,103 @@ class Coordinator:
             run.jobs = await self.store.workflows.jobs(record.id)
         # Another control call may have revived it while this one awaited the store.
         return self._runs.setdefault(run.id, run)
+
+    # -- collecting old workflows --------------------------------------------------
+
+    async def collect(
+        self,
+        older_than: float | None = None,
+        *,
+        dry_run: bool = False,
+        owner: str | None = None,
+    ) -> Collection:
+        """Remove the workflows that ended (completed, failed or canceled) more than
+        ``older_than`` seconds ago (None: :attr:`retention_age`), with their folders of
+        files, checkpoints and jobs; ``owner``'s only, when given.
+
+        Workflows pending, running, paused or interrupted (which can still be resumed)
+        are never removed. With ``dry_run`` nothing is removed: the answer says what
+        would be, and the bytes that would be freed. A workflow whose folder cannot be
+        removed keeps its record (the next collection tries again) and is listed in
+        ``failed``. One collection runs at a time. The workflows' events stay in the
+        event log until its own retention drops them.
+        """
+        age = self.retention_age if older_than is None else older_than
+        if age < 0:
+            raise ValueError(f"older_than must be 0 or more seconds (got {age})")
+        async with self._collecting:
+            cutoff = format_timestamp(time.time() - age)
+            if self.store is not None:
+                candidates = await self.store.workflows.finished_before(cutoff, owner=owner)
+            else:
+                candidates = [
+                    run.record()
+                    for run in self._runs.values()
+                    if run.finished
+                    and (run.finished_at or run.updated_at) <= cutoff
+                    and (owner is None or run.owner == owner)
+                ]
+            # A stored record may lag its live run (revived since): the run decides.
+            candidates = [
+                r for r in candidates if (run := self._runs.get(r.id)) is None or run.finished
+            ]
+            outcomes = await asyncio.to_thread(
+                clear_folders, self.workdir, [r.id for r in candidates], remove=not dry_run
+            )
+            removed = [r for r in candidates if outcomes[r.id].problem is None]
+            failed = [
+                CollectionFailure(id=r.id, message=str(outcomes[r.id].problem))
+                for r in candidates
+                if outcomes[r.id].problem is not None
+            ]
+            if not dry_run and removed:
+                if self.store is not None:
+                    await self.store.workflows.delete_many([r.id for r in removed])
+                for record in removed:
+                    self._runs.pop(record.id, None)
+                    self._finished.pop(record.id, None)
+                self._stored_workflows -= len(removed)
+            collected = [
+                CollectedWorkflow(
+                    id=r.id,
+                    kind=r.kind,
+                    state=r.state,
+                    owner=r.owner,
+                    created_at=r.created_at,
+                    finished_at=r.finished_at,
+                    bytes=outcomes[r.id].bytes,
+                )
+                for r in removed
+            ]
+            return Collection(
+                dry_run=dry_run,
+                older_than=age,
+                cutoff=cutoff,
+                workflows=collected,
+                bytes=sum(c.bytes for c in collected),
+                failed=failed,
+            )
+
+    async def _collect_periodically(self) -> None:
+        """Every :attr:`collect_interval` seconds, :meth:`collect` what is older than
+        :attr:`retention_age`; a failed round is logged and the next one comes."""
+        while True:
+            await asyncio.sleep(self.collect_interval)
+            try:
+                done = await self.collect()
+            except Exception:
+                log.exception("the periodic collection of old workflows failed")
+                continue
+            if done.workflows or done.failed:
+                log.info(
+                    "removed %d workflow(s) that ended before %s (%d bytes freed); %d could "
+                    "not be removed%s",
+                    len(done.workflows),
+                    done.cutoff,
+                    done.bytes,
+                    len(done.failed),
+                    "".join(f"; {f.id}: {f.message}" for f in done.failed),
+                )
 
     # -- metrics and agents -------------------------------------------------------
 

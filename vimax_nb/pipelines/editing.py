@@ -1,8 +1,11 @@
 """Editing: join clips into one H.264 MP4, and read a video's basic facts.
 
-Both work on files from any provider: :func:`concatenate_videos` decodes every clip
-and re-encodes, scaling to one size and resampling to one frame rate, so clips of
-different sizes, rates or codecs can be joined. Audio is not carried over.
+Both work on files from any provider. :func:`concatenate_videos` copies the clips'
+packets when they were all encoded alike at the output's size and rate (every
+procedural clip of one workflow): no decoding, the pictures stay exactly as rendered,
+and memory holds one packet. Otherwise it decodes every clip and re-encodes, one frame
+at a time, scaling to one size and resampling to one frame rate, so clips of different
+sizes, rates or codecs can be joined. Audio is not carried over.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 
 import av
@@ -132,6 +136,81 @@ def _scaled(frame: VideoFrame, width: int, height: int) -> VideoFrame:
     return frame.reformat(width=width, height=height, format="yuv420p")
 
 
+@dataclass(frozen=True, slots=True)
+class _CopyableClip:
+    """A clip whose packets can be copied into the joined video: its encoding (size,
+    time base, ticks per frame, codec parameters and profile), its packets' first
+    presentation time, first and last decode times, and its length, all in time base
+    ticks."""
+
+    encoding: tuple[object, ...]
+    first_pts: int
+    first_dts: int
+    last_dts: int
+    length: int
+
+
+def _copyable(
+    source: Path, width: int, height: int, rate: Fraction, token: CancelToken | None
+) -> _CopyableClip | None:
+    """``source`` as a clip to copy, or None when it must be decoded: it must be H.264
+    yuv420p at ``width`` x ``height``, start on a key frame, and show one frame every
+    ``1 / rate`` seconds exactly (constant rate, no gap). Reads packets, decodes none."""
+    try:
+        with av.open(str(source)) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            tb = stream.time_base
+            if (ctx.name, ctx.width, ctx.height, ctx.pix_fmt) != ("h264", width, height, "yuv420p"):
+                return None
+            if tb is None or (1 / rate / tb).denominator != 1:
+                return None
+            step = int(1 / rate / tb)
+            encoding = (width, height, tb, step, bytes(ctx.extradata or b""), ctx.profile)
+            pts: list[int] = []
+            dts: list[int] = []
+            for packet in container.demux(stream):
+                _check(token)
+                if packet.size == 0:
+                    continue
+                if packet.pts is None or packet.dts is None or (not dts and not packet.is_keyframe):
+                    return None
+                pts.append(packet.pts)
+                dts.append(packet.dts)
+    except av.FFmpegError:
+        return None  # the decoding path reports what is wrong with the clip
+    if not pts or any(b <= a for a, b in pairwise(dts)):
+        return None
+    start = min(pts)
+    if sorted(pts) != list(range(start, start + step * len(pts), step)):
+        return None
+    return _CopyableClip(encoding, start, dts[0], dts[-1], step * len(pts))
+
+
+def _copy_plan(
+    sources: Sequence[Path], width: int, height: int, rate: Fraction, token: CancelToken | None
+) -> list[_CopyableClip] | None:
+    """The clips to copy one after the other, or None unless every clip can be copied:
+    all encoded alike (same codec parameters) and, once each is moved to start where the
+    previous one ends, decode times still rising across every join."""
+    plan: list[_CopyableClip] = []
+    end = 0
+    last_dts: int | None = None
+    for source in sources:
+        clip = _copyable(source, width, height, rate, token)
+        if clip is None or (plan and clip.encoding != plan[0].encoding):
+            return None
+        shift = end - clip.first_pts
+        if last_dts is not None and clip.first_dts + shift <= last_dts:
+            return None
+        plan.append(clip)
+        last_dts = clip.last_dts + shift
+        end += clip.length
+    return plan
+
+
 def concatenate_videos(
     paths: Sequence[PathLike],
     output_path: PathLike,
@@ -142,11 +221,16 @@ def concatenate_videos(
 ) -> Path:
     """Join the clips in order into one H.264 (yuv420p, MP4) video at ``output_path``.
 
-    Every clip is decoded and re-encoded at ``size`` and ``fps`` (default: the first
-    clip's size, rounded down to even numbers, and rate); frame times are continuous
-    and each clip keeps its length. The video is written to ``<name>.part`` and
-    renamed, so ``output_path`` only ever holds a complete file. When ``cancel_token``
-    is set (checked before every frame) the part file is removed and
+    The video is at ``size`` and ``fps`` (default: the first clip's size, rounded down
+    to even numbers, and rate); frame times are continuous and each clip keeps its
+    length. When every clip is already H.264 yuv420p at that size and rate, constant
+    rate, starting on a key frame, and all share their codec parameters, their packets
+    are copied (each clip's pictures unchanged, memory bounded by one packet); otherwise
+    every clip is decoded and re-encoded one frame at a time (memory bounded by a few
+    frames and the encoder's buffers, whatever the length). The video is written to
+    ``<name>.part`` and renamed, so ``output_path`` only ever holds a complete file.
+    When ``cancel_token`` is set (checked before every frame or packet) the part file
+    is removed and
     :class:`TaskCanceled` raised. Raises ValueError for no clips, a missing or
     unreadable clip, or an invalid size or rate. Returns ``output_path``.
     """
@@ -170,23 +254,64 @@ def concatenate_videos(
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".part")
     try:
-        with av.open(str(partial), mode="w", format="mp4") as container:
-            stream = container.add_stream(
-                "libx264", rate=rate, options={"crf": str(CRF), "preset": PRESET}
-            )
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.time_base = 1 / rate
-            index = 0
-            for source in sources:
-                for frame in _frames_at_rate(source, rate, cancel_token):
-                    out = _scaled(frame, width, height)
-                    out.pts, out.time_base, out.pict_type = index, 1 / rate, 0
-                    index += 1
-                    container.mux(stream.encode(out))
-            container.mux(stream.encode(None))
+        plan = _copy_plan(sources, width, height, rate, cancel_token)
+        if plan is not None:
+            _copy_clips(sources, plan, partial, cancel_token)
+        else:
+            _reencode_clips(sources, width, height, rate, partial, cancel_token)
         _check(cancel_token)
         os.replace(partial, output)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     return output
+
+
+def _copy_clips(
+    sources: Sequence[Path], plan: Sequence[_CopyableClip], partial: Path, token: CancelToken | None
+) -> None:
+    """Write the packets of ``sources`` (as planned by :func:`_copy_plan`) one after the
+    other into ``partial``, each clip moved to start where the previous one ends."""
+    with av.open(str(partial), mode="w", format="mp4") as container:
+        stream: VideoStream | None = None
+        end = 0
+        for source, clip in zip(sources, plan, strict=True):
+            with av.open(str(source)) as clip_container:
+                clip_stream = clip_container.streams.video[0]
+                if stream is None:
+                    stream = container.add_stream_from_template(clip_stream)
+                shift = end - clip.first_pts
+                for packet in clip_container.demux(clip_stream):
+                    _check(token)
+                    if packet.size == 0 or packet.pts is None or packet.dts is None:
+                        continue
+                    packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                    packet.stream = stream
+                    container.mux(packet)
+            end += clip.length
+
+
+def _reencode_clips(
+    sources: Sequence[Path],
+    width: int,
+    height: int,
+    rate: Fraction,
+    partial: Path,
+    token: CancelToken | None,
+) -> None:
+    """Decode ``sources`` one frame at a time, scale and resample them to ``width`` x
+    ``height`` at ``rate``, and encode them into ``partial``."""
+    with av.open(str(partial), mode="w", format="mp4") as container:
+        stream = container.add_stream(
+            "libx264", rate=rate, options={"crf": str(CRF), "preset": PRESET}
+        )
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = 1 / rate
+        index = 0
+        for source in sources:
+            for frame in _frames_at_rate(source, rate, token):
+                out = _scaled(frame, width, height)
+                out.pts, out.time_base, out.pict_type = index, 1 / rate, 0
+                index += 1
+                container.mux(stream.encode(out))
+        container.mux(stream.encode(None))

@@ -9,6 +9,7 @@ Messages that belong to a room's history (events) carry ``room``, ``seq`` and
 by its ``type`` alone.
 """
 
+from .cleanup import CollectedWorkflow, Collection, CollectionFailure
 from .messages import (
     ENVELOPE,
     EVENT_TYPES,
@@ -48,6 +49,7 @@ from .parsing import (
     unstored_data,
 )
 from .rooms import (
+    CLOSE_INVALID_UTF8,
     CLOSE_POLICY,
     CLOSE_RATE_LIMIT,
     CLOSE_SLOW_CONSUMER,
@@ -72,6 +74,7 @@ from .rooms import (
 )
 
 __all__ = [
+    "CLOSE_INVALID_UTF8",
     "CLOSE_POLICY",
     "CLOSE_RATE_LIMIT",
     "CLOSE_SLOW_CONSUMER",
@@ -91,6 +94,9 @@ __all__ = [
     "ArtifactEvent",
     "ArtifactKind",
     "ClientMessage",
+    "CollectedWorkflow",
+    "Collection",
+    "CollectionFailure",
     "Control",
     "ControlAction",
     "ControlResponse",

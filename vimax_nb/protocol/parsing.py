@@ -8,8 +8,17 @@ from enum import Enum
 from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from .limits import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_JSON_DEPTH,
+    TooDeep,
+    has_lone_surrogate,
+    load_json,
+    number_problem,
+)
 from .messages import (
     _CLIENT_ADAPTER,
     _CLIENT_MODELS,
@@ -24,6 +33,8 @@ from .messages import (
 from .rooms import MAX_CLIENT_MESSAGE_BYTES, ErrorCode, TargetType
 
 _STORED = frozenset(ENVELOPE) - {"type"}
+# Server frames are read, when they are not messages, as deep as pydantic reads them.
+_SERVER_DEPTH = 200
 
 
 def event_payload(event: BaseModel) -> dict[str, Any]:
@@ -120,6 +131,21 @@ def _expectation(model: type[BaseModel], name: str) -> str | None:
     return text + " or null" if type(None) in args else text
 
 
+# What an error frame repeats of a frame is bounded, so it is never much larger than
+# the frame, however many or long its fields: field names, problems, problems listed.
+_MAX_NAME = 60
+_MAX_PROBLEM = 300
+_MAX_PROBLEMS = 10
+# A frame longer than this, with more brackets and commas than that, goes straight to
+# _parse_slowly (see _has_many_parts).
+_SMALL_FRAME = 1024
+_FAST_PATH_PARTS = 32
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _short(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -143,45 +169,76 @@ def _field_problems(
         kinds = {e["type"] for e in errs}
         first = errs[0]
         got = _short(data[field] if field in data else first["input"])
+        name = _clip(field, _MAX_NAME)
         if "missing" in kinds:
-            text = f"field {field!r} is required"
+            text = f"field {name!r} is required"
         elif "extra_forbidden" in kinds:
             allowed = ", ".join(n for n in model.model_fields if n != "type")
-            text = f"field {field!r} is not allowed (fields: {allowed})"
+            text = f"field {name!r} is not allowed (fields: {allowed})"
         elif "value_error" in kinds:
-            text = f"field {field!r}: {first['ctx']['error']}"
+            text = f"field {name!r}: {first['ctx']['error']}"
         else:
             expected = _expectation(model, field)
             if expected is None:
                 msg = str(first["msg"])
                 expected = msg[:1].lower() + msg[1:]
-                text = f"field {field!r}: {expected} (got {got})"
+                text = f"field {name!r}: {expected} (got {got})"
             else:
-                text = f"field {field!r} must be {expected} (got {got})"
-        problems.append({"field": field, "problem": text})
+                text = f"field {name!r} must be {expected} (got {got})"
+        problems.append({"field": name, "problem": _clip(text, _MAX_PROBLEM)})
     return problems
 
 
-def _parse(
-    raw: str | bytes,
-    adapter: TypeAdapter[Any],
-    models: dict[str, type[BaseModel]],
-    max_bytes: int | None,
-) -> Any:
-    if max_bytes is not None and len(raw) * (4 if isinstance(raw, str) else 1) > max_bytes:
-        size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
-        if size > max_bytes:
+def _check_size(raw: str | bytes, max_bytes: int) -> None:
+    if len(raw) * (4 if isinstance(raw, str) else 1) <= max_bytes:
+        return  # cannot be over, whatever its characters
+    size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
+    if size > max_bytes:
+        raise ProtocolError(
+            ErrorCode.too_large,
+            f"message is {size} bytes; the limit is {max_bytes} bytes",
+            details={"size": size, "limit": max_bytes},
+        )
+
+
+def _has_many_parts(raw: str | bytes) -> bool:
+    """Whether ``raw`` has more brackets and commas than a message: one small flat
+    object. pydantic takes milliseconds to refuse 64 KiB of arrays or of fields, the
+    standard library (and :func:`_parse_slowly`) far less."""
+    if isinstance(raw, str):
+        parts = raw.count("[") + raw.count("{") + raw.count(",")
+    else:
+        parts = raw.count(b"[") + raw.count(b"{") + raw.count(b",")
+    return parts > _FAST_PATH_PARTS
+
+
+def _parse_slowly(raw: str | bytes, models: dict[str, type[BaseModel]], *, client: bool) -> Any:
+    """Read ``raw``, which its adapter refused, with the standard library (bounded: see
+    :mod:`.limits`) and raise ProtocolError saying what is wrong; return the model when
+    nothing is wrong after all (the two JSON parsers differ at the edges).
+
+    For a client frame, a value a client may not send (see :func:`.limits.load_json`)
+    is the problem even when the frame has other faults; a server frame is read as
+    deep as pydantic reads it and its values are not judged.
+    """
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise ProtocolError(
-                ErrorCode.too_large,
-                f"message is {size} bytes; the limit is {max_bytes} bytes",
-                details={"size": size, "limit": max_bytes},
-            )
+                ErrorCode.bad_json,
+                f"message is not valid UTF-8 JSON: {exc.reason} at byte {exc.start}",
+            ) from None
+    else:
+        text = raw
     try:
-        return adapter.validate_json(raw)
-    except ValidationError:
-        pass
-    try:
-        data = json.loads(raw)
+        data, unusable = load_json(text, max_depth=MAX_JSON_DEPTH if client else _SERVER_DEPTH)
+    except TooDeep as exc:
+        raise ProtocolError(
+            ErrorCode.invalid_message,
+            f"message is not usable: {exc}",
+            details={"depth_limit": exc.limit},
+        ) from None
     except json.JSONDecodeError as exc:
         raise ProtocolError(
             ErrorCode.bad_json,
@@ -189,11 +246,6 @@ def _parse(
             f" (char {exc.pos})",
             details={"line": exc.lineno, "column": exc.colno, "position": exc.pos},
         ) from None
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(
-            ErrorCode.bad_json, f"message is not valid UTF-8 JSON: {exc.reason} at byte {exc.start}"
-        ) from None
-    known = sorted(models)
     if not isinstance(data, dict):
         kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
         kind = kinds.get(type(data), "a number")
@@ -201,10 +253,22 @@ def _parse(
             ErrorCode.invalid_message,
             f"message must be a JSON object with a 'type' field, not {kind}",
         )
-    request_id = data.get("id") if isinstance(data.get("id"), str) else None
+    found = data.get("id")
+    request_id = found if isinstance(found, str) and not has_lone_surrogate(found) else None
     kind_name = data.get("type")
     model = models.get(kind_name) if isinstance(kind_name, str) else None
+    if client and unusable is not None:
+        where, problem = unusable
+        where = _clip(where, _MAX_NAME)
+        field = f"field '{where}'" if where else "the message"
+        raise ProtocolError(
+            ErrorCode.invalid_message,
+            f"{kind_name if model is not None else 'message'}: {field} {problem}",
+            request_id=request_id,
+            details={"errors": [{"field": where, "problem": f"{field} {problem}"}]},
+        )
     if model is None:
+        known = sorted(models)
         problem = (
             "message has no 'type' field"
             if "type" not in data
@@ -216,15 +280,25 @@ def _parse(
             request_id=request_id,
             details={"known_types": known},
         )
+    # Fields past the first few unknown ones are counted, not validated one by one.
+    fields = model.model_fields
+    unknown = [name for name in data if name not in fields]
+    unlisted = unknown[_MAX_PROBLEMS:]
+    if unlisted:
+        skipped = set(unlisted)
+        data = {name: value for name, value in data.items() if name not in skipped}
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         problems = _field_problems(model, data, exc)
+    more = len(problems) - _MAX_PROBLEMS + len(unlisted)
+    text = "; ".join(p["problem"] for p in problems[:_MAX_PROBLEMS])
+    details: dict[str, Any] = {"errors": problems[:_MAX_PROBLEMS]}
+    if more > 0:
+        text += f"; and {more} more"
+        details["more_errors"] = more
     raise ProtocolError(
-        ErrorCode.invalid_message,
-        f"{kind_name}: " + "; ".join(p["problem"] for p in problems),
-        request_id=request_id,
-        details={"errors": problems},
+        ErrorCode.invalid_message, f"{kind_name}: {text}", request_id=request_id, details=details
     )
 
 
@@ -235,10 +309,71 @@ def parse_client_message(
 
     Raises ProtocolError (code too_large, bad_json, invalid_message, unknown_type) whose
     message names the problem: the size and the limit, the JSON error position, the known
-    types, or each bad field and what it must be.
+    types, or each bad field and what it must be. Never raises anything else, whatever
+    ``raw`` holds: arrays and objects nested more than :data:`.limits.MAX_JSON_DEPTH`
+    deep, an integer outside the signed 64-bit range, a number that is not finite
+    (``NaN``, ``1e400``) and a string (or key) holding a lone UTF-16 surrogate are
+    refused with invalid_message. The error's ``request_id`` is the frame's ``id``
+    when it could be read: not for a frame too large, not UTF-8, or nested too deep.
     """
-    result: ClientMessage = _parse(raw, _CLIENT_ADAPTER, _CLIENT_MODELS, max_bytes)
-    return result
+    if len(raw) * 4 > max_bytes or len(raw) > _SMALL_FRAME:
+        _check_size(raw, max_bytes)
+        if _has_many_parts(raw):
+            many: ClientMessage = _parse_slowly(raw, _CLIENT_MODELS, client=True)
+            return many
+    try:
+        message: ClientMessage = _CLIENT_ADAPTER.validate_json(raw)
+    except ValidationError:
+        slow: ClientMessage = _parse_slowly(raw, _CLIENT_MODELS, client=True)
+        return slow
+    # pydantic's parser refuses deep nesting, lone surrogates and huge integers itself;
+    # what passes it is a flat object whose numbers may still be out of range.
+    fields = message.__dict__
+    for name in _NUMBER_FIELDS[fields["type"]]:
+        value = fields[name]
+        kind = type(value)
+        if kind is int:
+            if INT64_MIN <= value <= INT64_MAX:
+                continue
+        elif kind is not float or value - value == 0.0:  # not a float, or a finite one
+            continue
+        field = f"field {name!r}"
+        problem = f"{field} {number_problem(value)}"
+        raise ProtocolError(
+            ErrorCode.invalid_message,
+            f"{fields['type']}: {problem}",
+            request_id=fields.get("id"),
+            details={"errors": [{"field": name, "problem": problem}]},
+        )
+    return message
+
+
+def _number_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of client message ``model`` that may hold a number.
+
+    Client messages are flat; a field that could hold a list, an object or a model
+    would need its numbers checked too, so it is refused here, at import.
+    """
+    names = []
+    for name, info in model.model_fields.items():
+        tp = info.annotation
+        args = get_args(tp) if get_origin(tp) in (Union, types.UnionType) else (tp,)
+        if get_origin(tp) is Literal:
+            continue
+        for arg in args:
+            if arg in (int, float):
+                names.append(name)
+            elif arg not in (str, bool, type(None)) and not (
+                isinstance(arg, type) and issubclass(arg, Enum)
+            ):
+                raise TypeError(
+                    f"{model.__name__}.{name}: a client message field must be a string, "
+                    "number, boolean, enum or null; parse_client_message checks only those"
+                )
+    return tuple(dict.fromkeys(names))
+
+
+_NUMBER_FIELDS = {kind: _number_fields(model) for kind, model in _CLIENT_MODELS.items()}
 
 
 def parse_server_message(raw: str | bytes) -> ServerMessage:
@@ -248,5 +383,8 @@ def parse_server_message(raw: str | bytes) -> ServerMessage:
     server may add some). A frame with a ``type`` this client does not know raises
     ProtocolError with code unknown_type, which a client may choose to ignore.
     """
-    result: ServerMessage = _parse(raw, _SERVER_ADAPTER, _SERVER_MODELS, None)
+    try:
+        result: ServerMessage = _SERVER_ADAPTER.validate_json(raw)
+    except ValidationError:
+        result = _parse_slowly(raw, _SERVER_MODELS, client=False)
     return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import getpass
 import os
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,12 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, default
 
-from ..coordinator import Coordinator, Executor
+from ..coordinator import Coordinator, Executor, Quotas
+from ..coordinator.cleanup import DAY
 from ..pipelines import register_vimax
 from ..providers import ProviderCatalog
 from ..store import Retention, Store
+from .access import Ownership
 from .broadcaster import Broadcaster
 from .hub import Hub, HubLimits
 from .providers import configure_providers, probe_providers
@@ -80,12 +83,22 @@ class VimaxApp(ExtensionApp):
         help="Seconds between WebSocket pings; a client that does not answer one "
         "before the next is dropped.",
     ).tag(config=True)
-    rate_limit = Float(50.0, help="Messages per second a client may send, sustained.").tag(
-        config=True
-    )
+    rate_limit = Float(
+        50.0,
+        help="Messages per second a client may send, sustained; those over it are dropped, "
+        "and the client is told so by a rate_limited error (at most one a second).",
+    ).tag(config=True)
     rate_burst = Int(100, help="Messages a client may send at once above the rate.").tag(
         config=True
     )
+    rate_abuse_window = Float(
+        5.0,
+        help="Seconds of abuse before a client is closed (4029): its dropped messages, less "
+        "rate_limit for every second, may add up to rate_limit x rate_abuse_window; one more "
+        "closes it. Sending at k times the rate (k > 2) is closed about "
+        "rate_abuse_window / (k - 2) s after the burst is spent; a client within the rate "
+        "never is.",
+    ).tag(config=True)
     max_frame_size = Int(
         64 * 1024, help="Largest WebSocket message accepted from a client, in bytes (1009)."
     ).tag(config=True)
@@ -128,11 +141,71 @@ class VimaxApp(ExtensionApp):
         help="US dollars a workflow may spend on provider calls unless it sets its own "
         "max_cost. Default: the providers file's, else no limit.",
     ).tag(config=True)
+    max_active_workflows_per_user = Int(
+        8,
+        help="Workflows one user may have queued, running or paused at once; one more is "
+        "refused with 429 (Retry-After) until one ends or is canceled. 0: no limit.",
+    ).tag(config=True)
+    max_active_workflows = Int(
+        32,
+        help="Workflows the server takes queued, running or paused at once, of all users; "
+        "one more is refused with 429 (Retry-After). 0: no limit.",
+    ).tag(config=True)
+    max_workflow_pixels = Int(
+        100_000_000_000,
+        help="Pixels one workflow may render: width x height x fps x seconds_per_shot x "
+        "shots_per_scene x scenes; a bigger one is refused with 422. The default, 10^11, "
+        "is 48,225 frames of 1920x1080 (33 minutes at 24 fps) or 12,056 of 3840x2160. "
+        "0: no limit.",
+    ).tag(config=True)
+    max_workdir_bytes = Int(
+        50_000_000_000,
+        help="Bytes the workdir (every workflow's files, the database, the cache) may hold; "
+        "at or over it new workflows are refused with 507 until finished ones are removed "
+        "(`vimax-nb gc`, POST /vimax/api/gc). Default 50 GB. 0: no limit.",
+    ).tag(config=True)
+    retention_days = Float(
+        7.0,
+        help="Age (days since it ended) past which `vimax-nb gc` and POST /vimax/api/gc "
+        "remove a completed, failed or canceled workflow and its files, unless told another "
+        "age; the automatic collection (gc_interval) uses it too.",
+    ).tag(config=True)
+    gc_interval = Float(
+        0.0,
+        help="Seconds between automatic collections of the workflows that ended more than "
+        "retention_days ago (their records and files are removed). 0 (the default): never; "
+        "only `vimax-nb gc` removes workflows.",
+    ).tag(config=True)
     probe_providers = Bool(
         True,
         help="Ask each hosted provider's service at start whether it answers, and report "
         "the answer in the log and GET /vimax/api/providers.",
     ).tag(config=True)
+    owner_only = Bool(
+        False,
+        help="Each user sees and controls only the workflows they started (others' answer "
+        "404, as unknown ones do); admins (server_user and admin_users) see them all. Useful "
+        "when the identity provider tells people apart (JupyterHub, a custom "
+        "IdentityProvider): with Jupyter's own, every request is server_user.",
+    ).tag(config=True)
+    admin_users = List(
+        Unicode(),
+        help="Usernames (as the identity provider names them) that see and control every "
+        "workflow when owner_only is on, and the hub's connections (GET /vimax/ws/stats).",
+    ).tag(config=True)
+    server_user = Unicode(
+        help="The owner of the workflows started by the server's single user: whoever "
+        "Jupyter's own identity providers let in with the server's token or password (they "
+        "name each such request a random 'Anonymous' user). Always an admin. Default: the "
+        "operating-system user running the server."
+    ).tag(config=True)
+
+    @default("server_user")
+    def _default_server_user(self) -> str:
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):  # no login name and no password-database entry
+            return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "jupyter"
 
     @default("workdir")
     def _default_workdir(self) -> str:
@@ -163,6 +236,11 @@ class VimaxService:
         self.root = Path(getattr(app.serverapp, "root_dir", None) or os.getcwd())
         self.workdir = (self.root / app.workdir).resolve()
         self.database = Path(app.database) if app.database else self.workdir / "vimax.sqlite3"
+        self.ownership = Ownership(
+            server_user=app.server_user,
+            owner_only=app.owner_only,
+            admin_users=frozenset(app.admin_users),
+        )
         self.store: Store | None = None
         self.coordinator: Coordinator | None = None
         self.catalog: ProviderCatalog | None = None
@@ -173,6 +251,7 @@ class VimaxService:
                 send_queue_limit=app.send_queue_limit,
                 rate_limit=app.rate_limit,
                 rate_burst=app.rate_burst,
+                rate_abuse_window=app.rate_abuse_window,
                 heartbeat_interval=app.heartbeat_interval,
                 max_frame_size=app.max_frame_size,
                 compression=app.compression,
@@ -206,6 +285,15 @@ class VimaxService:
             artifact_url_prefix=url_path_join(
                 getattr(app.serverapp, "base_url", None) or "/", "vimax/api/workflows"
             ),
+            quotas=Quotas(
+                max_active_workflows_per_user=app.max_active_workflows_per_user,
+                max_active_workflows=app.max_active_workflows,
+                max_workflow_pixels=app.max_workflow_pixels,
+                max_workdir_bytes=app.max_workdir_bytes,
+                setting="c.VimaxApp.{name}",
+            ),
+            retention_age=app.retention_days * DAY,
+            collect_interval=app.gc_interval,
         )
         register_vimax(self.coordinator, catalog, max_cost=max_cost)
         self.broadcaster = Broadcaster(self.coordinator, self.store.events, self.hub)

@@ -37,7 +37,14 @@ CONTENT_TYPES: dict[str, str] = {
     ".csv": "text/csv; charset=utf-8",
 }
 OPAQUE = "application/octet-stream"
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+# A Range position of more digits is past the end of any file (and cheap to read).
+_MAX_POSITION_DIGITS = 18
+
+
+def _position(digits: str) -> int:
+    """A byte position of a Range header, capped past the end of any file."""
+    return int(digits) if len(digits) <= _MAX_POSITION_DIGITS else 10**_MAX_POSITION_DIGITS
 
 
 class ArtifactHandler(VimaxHandler):
@@ -108,16 +115,17 @@ class ArtifactHandler(VimaxHandler):
             return 0, size
         first, last = match.groups()
         if first:
-            start = int(first)
-            end = min(int(last) + 1, size) if last else size
+            start = _position(first)
+            end = min(_position(last) + 1, size) if last else size
         elif last:
-            start, end = max(size - int(last), 0), size
+            start, end = max(size - _position(last), 0), size
         else:
             return 0, size
         if start >= size or start >= end:
+            shown = header if len(header) <= 60 else header[:57] + "..."
             raise ApiError(
                 416,
-                f"the range {header!r} is outside the file ({size} bytes)",
+                f"the range {shown!r} is outside the file ({size} bytes)",
                 headers={"Content-Range": f"bytes */{size}"},
             )
         return start, end

@@ -1,29 +1,43 @@
 """The REST surface of vimax-nb: thin Tornado handlers over the coordinator, the store
 and the hub, and the route table.
 
-Every route goes through Jupyter's identity provider and authorizer
-(``auth_resource = "vimax"``). Errors are JSON ``{"message": ...}`` with a message a
-person can act on, plus ``errors`` (bad workflow parameters) or ``state`` (a control
-action the workflow's state does not allow). The URLs are a contract (docs/protocol.md,
-"REST").
+Every route goes through Jupyter's identity provider and authorizer (resource
+``vimax``: GET needs ``read``, POST ``write``; see :func:`.base.api`); with
+``c.VimaxApp.owner_only`` a workflow of another owner answers as an unknown one.
+Errors are JSON ``{"message": ...}`` with a message a person can act on, plus
+``errors`` (bad workflow parameters) or ``state`` (a control action the workflow's state
+does not allow). The URLs are a contract (docs/protocol.md, "REST").
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from jupyter_server.utils import url_path_join
 from pydantic import ValidationError
 
-from ..coordinator import AgentNotFound, InvalidTransition, UnknownPipeline, WorkflowNotFound
+from ..coordinator import (
+    AgentNotFound,
+    DiskQuotaExceeded,
+    InvalidTransition,
+    QuotaExceeded,
+    TooManyWorkflows,
+    UnknownPipeline,
+    WorkflowNotFound,
+    WorkflowTooLarge,
+)
 from ..pipelines.calls import provider_status
 from ..protocol import ControlAction, priority_problem, unstored_data, workflow_room
+from ..store.workflows import parse_cursor
 from .artifacts import ArtifactHandler
 from .base import ApiError, VimaxHandler, api, workflow_not_found
 from .websocket import MultiplexWebSocket, RoomWebSocket
 
 EVENTS_LIMIT_DEFAULT = 1000
 EVENTS_LIMIT_MAX = 10_000
+WORKFLOWS_LIMIT_DEFAULT = 100
+WORKFLOWS_LIMIT_MAX = 1000
 
 
 def _field_problems(error: ValidationError) -> list[dict[str, str]]:
@@ -45,15 +59,49 @@ def _field_problems(error: ValidationError) -> list[dict[str, str]]:
     return problems
 
 
+def _quota_error(exc: QuotaExceeded) -> ApiError:
+    """The HTTP answer to a refused workflow: 429 with ``Retry-After`` while too many run
+    (it passes), 422 for one too large (asking again will not help), 507 for a full
+    workdir (``vimax-nb gc`` helps)."""
+    if isinstance(exc, TooManyWorkflows):
+        status = 429
+    elif isinstance(exc, WorkflowTooLarge):
+        status = 422
+    elif isinstance(exc, DiskQuotaExceeded):
+        status = 507
+    else:
+        status = 429
+    fields: dict[str, Any] = {"quota": exc.quota, "limit": exc.limit, "figure": exc.figure}
+    headers = None
+    if exc.retry_after is not None:
+        headers = {"Retry-After": str(exc.retry_after)}
+        fields["retry_after"] = exc.retry_after
+    return ApiError(status, str(exc), headers=headers, **fields)
+
+
 class WorkflowsHandler(VimaxHandler):
-    """``GET /vimax/api/workflows``: every workflow; ``POST``: start one (``kind``,
-    ``params`` and an optional ``priority`` from -10 to 10)."""
+    """``GET /vimax/api/workflows?limit=N&before=CURSOR``: a page of the workflows
+    (those the user may see), newest first, with the ``next`` page's cursor and the
+    ``total``; ``POST``: start one (``kind``, ``params`` and an optional ``priority``
+    from -10 to 10), unless a quota refuses it (429, 422 or 507)."""
 
     @api
     async def get(self) -> None:
+        limit = self.int_argument("limit", WORKFLOWS_LIMIT_DEFAULT, 1, WORKFLOWS_LIMIT_MAX)
+        cursor = self.get_query_argument("before", None) or None
+        try:
+            before = parse_cursor(cursor) if cursor is not None else None
+        except ValueError as exc:
+            raise ApiError(400, f"before: {exc}") from None
         coordinator = await self.coordinator()
-        records = await coordinator.list_workflows()
-        self.reply({"workflows": [r.model_dump(mode="json") for r in records]})
+        page = await coordinator.page_workflows(limit, before, owner=self.owner_scope())
+        self.reply(
+            {
+                "workflows": [r.model_dump(mode="json") for r in page.records],
+                "next": page.next,
+                "total": page.total,
+            }
+        )
 
     @api
     async def post(self) -> None:
@@ -85,6 +133,8 @@ class WorkflowsHandler(VimaxHandler):
             )
         except UnknownPipeline as exc:
             raise ApiError(400, str(exc), known_kinds=sorted(coordinator.pipelines)) from None
+        except QuotaExceeded as exc:
+            raise _quota_error(exc) from None
         except ValidationError as exc:
             problems = _field_problems(exc)
             message = f"invalid parameters for {kind}: " + "; ".join(p["problem"] for p in problems)
@@ -93,6 +143,45 @@ class WorkflowsHandler(VimaxHandler):
             raise ApiError(400, f"invalid parameters for {kind}: {exc}") from None
         self.set_header("Location", url_path_join(self.base_url, "vimax/api/workflows", record.id))
         self.reply(record.model_dump(mode="json"), 201)
+
+
+class CollectHandler(VimaxHandler):
+    """``POST /vimax/api/gc`` ``{"older_than": seconds, "dry_run": bool}`` (both
+    optional): remove the finished workflows (of the user's scope) that ended more than
+    ``older_than`` seconds ago (default: ``c.VimaxApp.retention_days``) with their
+    files; answers what was removed (or, with ``dry_run``, would be) and the bytes."""
+
+    @api
+    async def post(self) -> None:
+        body = self.json_body() if self.request.body else {}
+        extra = sorted(set(body) - {"older_than", "dry_run"})
+        if extra:
+            raise ApiError(
+                400,
+                f"unexpected field(s) {', '.join(map(repr, extra))}; send 'older_than' "
+                "(seconds) and 'dry_run' (true or false), both optional",
+            )
+        older_than = body.get("older_than")
+        if older_than is not None and (
+            isinstance(older_than, bool)
+            or not isinstance(older_than, int | float)
+            or not 0 <= older_than < float("inf")
+        ):
+            raise ApiError(
+                400,
+                f"'older_than' must be a number of seconds, 0 or more (got "
+                f"{json.dumps(older_than)}); leave it out for c.VimaxApp.retention_days",
+            )
+        dry_run = body.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise ApiError(400, f"'dry_run' must be true or false (got {json.dumps(dry_run)})")
+        coordinator = await self.coordinator()
+        collection = await coordinator.collect(
+            None if older_than is None else float(older_than),
+            dry_run=dry_run,
+            owner=self.owner_scope(),
+        )
+        self.reply(collection.model_dump(mode="json"))
 
 
 class WorkflowHandler(VimaxHandler):
@@ -109,6 +198,7 @@ class WorkflowControlHandler(VimaxHandler):
 
     @api
     async def post(self, workflow_id: str, action: str) -> None:
+        await self.workflow_or_404(workflow_id)  # another owner's workflow too
         coordinator = await self.coordinator()
         try:
             record = await coordinator.control(workflow_id, ControlAction(action))
@@ -196,19 +286,23 @@ class CoordinatorHandler(VimaxHandler):
 
 
 class HubStatsHandler(VimaxHandler):
-    """``GET /vimax/ws/stats``: the WebSocket hub's figures."""
+    """``GET /vimax/ws/stats``: the WebSocket hub's figures (for admins only when
+    ``owner_only`` is on: its rooms name every watched workflow)."""
 
     @api
     async def get(self) -> None:
+        self.require_admin("the hub's connections and rooms")
         service = await self.service()
         self.reply(service.hub.stats())
 
 
 class HubClientHandler(VimaxHandler):
-    """``GET /vimax/ws/client/{client_id}``: one WebSocket connection's metadata."""
+    """``GET /vimax/ws/client/{client_id}``: one WebSocket connection's metadata (for
+    admins only when ``owner_only`` is on)."""
 
     @api
     async def get(self, client_id: str) -> None:
+        self.require_admin("the hub's connections")
         service = await self.service()
         info = service.hub.client_info(client_id)
         if info is None:
@@ -222,6 +316,7 @@ class HubClientHandler(VimaxHandler):
 
 rest_handlers: list[tuple[str, type]] = [
     (r"/vimax/api/workflows", WorkflowsHandler),
+    (r"/vimax/api/gc", CollectHandler),
     (r"/vimax/api/workflows/([^/]+)", WorkflowHandler),
     (r"/vimax/api/workflows/([^/]+)/(pause|resume|cancel)", WorkflowControlHandler),
     (r"/vimax/api/workflows/([^/]+)/events", WorkflowEventsHandler),

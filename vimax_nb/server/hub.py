@@ -5,10 +5,18 @@ same bytes are queued for every member of its room; at the end of the loop turn
 each connection's queue is handed to its socket in one write, however many events
 it holds. A connection whose socket leaves more than ``send_queue_limit`` bytes
 untaken is closed with 4008: it reconnects, resumes from its last seq, and loses
-nothing, while nobody else waits for it. A connection whose replay the log can no
-longer send in full (retention or a reset cut in) is closed with 4008 too, with its
-own reason. Each connection's send queue and framing are in
-:mod:`vimax_nb.server.connection`.
+nothing, while nobody else waits for it.
+
+A subscription is brought up to date by a replay from the event log, paced per
+connection: the replays of all of a connection's rooms queue events only while the
+bytes its socket has not taken are under ``HubLimits.replay_window`` (half the send
+queue limit), so a client that reads is never closed for resuming many rooms at once.
+The live events of a room being replayed are held, up to ``HubLimits.hold_limit``
+bytes per connection; past it they are let go and read back from the log, unless the
+client took fewer bytes than that meanwhile (it does not read): then it is closed
+with 4008. A connection whose replay the log can no longer send in full (retention or
+a reset cut in) is closed with 4008 too, with its own reason. Each connection's send
+queue, framing and rate limit are in :mod:`vimax_nb.server.connection`.
 """
 
 from __future__ import annotations
@@ -20,8 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..protocol import CLOSE_SLOW_CONSUMER, CoordinatorMetricsEvent
-from ..store import EventLog, ReplayGap, StoredEvent
+from ..protocol import CLOSE_RATE_LIMIT, CLOSE_SLOW_CONSUMER, CoordinatorMetricsEvent
+from ..store import EventLog, Replay, ReplayGap, StoredEvent
 from .connection import FrameWriter, HubConnection, RoomMembership, ws_text_frame
 
 log = logging.getLogger(__name__)
@@ -37,9 +45,22 @@ class HubLimits:
     send_queue_limit: int = 1024 * 1024
     rate_limit: float = 50.0
     rate_burst: int = 100
+    rate_abuse_window: float = 5.0
     heartbeat_interval: float = 30.0
     max_frame_size: int = 64 * 1024
     compression: bool = True
+
+    @property
+    def replay_window(self) -> int:
+        """Replays queue events for a connection only while its socket has taken all but
+        fewer than this many bytes: half the send queue limit."""
+        return max(1, self.send_queue_limit // 2)
+
+    @property
+    def hold_limit(self) -> int:
+        """Bytes of live events held for the rooms one connection is catching up on:
+        eight times the send queue limit."""
+        return 8 * self.send_queue_limit
 
 
 class Hub:
@@ -53,6 +74,7 @@ class Hub:
         self.slow_consumer_closes = 0
         self.replay_gap_closes = 0
         self.rate_limit_closes = 0
+        self.held_let_go = 0
         self.delivered = 0
         self.events_in = 0
         self.log: EventLog | None = None
@@ -86,24 +108,30 @@ class Hub:
         return connection
 
     def unregister(self, connection: HubConnection) -> None:
-        """Forget ``connection`` and its rooms (idempotent)."""
+        """Forget ``connection`` and its rooms (idempotent); its replays stop."""
         if connection.closed:
             return
-        connection.closed = True
+        connection.detach()
         self.connections.pop(connection.id, None)
         for room in list(connection.rooms):
             self.leave_room(connection, room)
 
-    def _join_held(self, connection: HubConnection, room: str) -> RoomMembership:
-        """Add ``connection`` to ``room``, its live events held until it is caught up."""
-        membership = connection.rooms[room] = RoomMembership(room)
+    def _join_held(self, connection: HubConnection, room: str, position: int) -> RoomMembership:
+        """Add ``connection`` to ``room``, its live events held until it is caught up from
+        ``position``."""
+        membership = connection.rooms[room] = RoomMembership(room, position)
         self.rooms.setdefault(room, set()).add(connection)
         return membership
 
     def leave_room(self, connection: HubConnection, room: str) -> bool:
-        """Take ``connection`` out of ``room``; False if it was not in it."""
-        if connection.rooms.pop(room, None) is None:
+        """Take ``connection`` out of ``room``; False if it was not in it. A replay of the
+        room in progress queues nothing more."""
+        membership = connection.rooms.pop(room, None)
+        if membership is None:
             return False
+        connection.held_bytes -= membership.held_bytes
+        membership.held.clear()
+        membership.held_bytes = 0
         members = self.rooms.get(room)
         if members is not None:
             members.discard(connection)
@@ -111,19 +139,22 @@ class Hub:
                 del self.rooms[room]
         return True
 
-    def slow_consumer(self, connection: HubConnection) -> None:
-        """Close a connection whose send queue is over the limit (4008)."""
+    def slow_consumer(self, connection: HubConnection, waiting: str = "") -> None:
+        """Close a connection that falls too far behind (4008); ``waiting`` says what waits
+        for it (default: the bytes of its send queue)."""
         self.slow_consumer_closes += 1
+        waiting = waiting or f"more than {self.limits.send_queue_limit} bytes waiting"
         log.info(
-            "client %s fell %d bytes behind: closing it (4008) so it can resume",
+            "client %s fell behind (%s; %d bytes not taken by its socket): closing it (4008) "
+            "so it can resume",
             connection.id,
+            waiting,
             connection.queued_bytes,
         )
         self.unregister(connection)
         connection.writer.close_with(
             CLOSE_SLOW_CONSUMER,
-            f"slow consumer: more than {self.limits.send_queue_limit} bytes waiting; "
-            "reconnect and resume from your last seq",
+            f"slow consumer: {waiting}; reconnect and resume from your last seq",
         )
 
     def replay_gap(self, connection: HubConnection, gap: ReplayGap) -> None:
@@ -136,6 +167,28 @@ class Hub:
             CLOSE_SLOW_CONSUMER,
             "the log changed during your replay (retention or a reset); "
             "reconnect and resume from your last seq",
+        )
+
+    def rate_limit_abuse(self, connection: HubConnection) -> None:
+        """Close a connection that keeps sending over its rate limit (4029), once what is
+        already queued for it (answers to its allowed messages, ``rate_limited`` errors)
+        has been handed to its socket."""
+        connection.flush()
+        if connection.closed:  # the flush found it a slow consumer, or its socket gone
+            return
+        self.rate_limit_closes += 1
+        limits = self.limits
+        log.info(
+            "client %s kept sending over %g messages a second (%d dropped): closing it (4029)",
+            connection.id,
+            limits.rate_limit,
+            connection.limiter.dropped,
+        )
+        self.unregister(connection)
+        connection.writer.close_with(
+            CLOSE_RATE_LIMIT,
+            f"rate limit: kept sending over {limits.rate_limit:g} messages a second "
+            "after rate_limited errors",
         )
 
     def close_all(self) -> None:
@@ -156,7 +209,7 @@ class Hub:
 
     def _fan_out(self, event: StoredEvent, members: set[HubConnection]) -> None:
         """Queue ``event``'s frame for every member of its room; members still catching
-        up hold it until their replay is sent."""
+        up hold it until their replay is sent (or let it go: their replay reads it)."""
         payload = event.frame
         framed = ws_text_frame(payload)
         sent = 0
@@ -167,22 +220,41 @@ class Hub:
             if membership.live:
                 connection.send(payload, framed)
                 sent += 1
+            elif membership.reread:
+                self._fell_behind(connection, len(payload))
             else:
-                self._hold(connection, membership, event.seq, payload, framed)
+                membership.held.append((event.seq, payload, framed))
+                membership.held_bytes += len(payload)
+                connection.held_bytes += len(payload)
+                self._fell_behind(connection, len(payload))
         self.delivered += sent
 
-    def _hold(
-        self,
-        connection: HubConnection,
-        membership: RoomMembership,
-        seq: int,
-        payload: bytes,
-        framed: bytes,
-    ) -> None:
-        membership.held.append((seq, payload, framed))
-        membership.held_bytes += len(payload)
-        if membership.held_bytes > 8 * self.limits.send_queue_limit:
-            self.slow_consumer(connection)
+    def _fell_behind(self, connection: HubConnection, size: int) -> None:
+        """``size`` bytes of live events arrived for a room ``connection`` is catching up
+        on. Past the hold limit since the count began, the held events are let go (its
+        replays read them from the log) if its socket took at least as many bytes
+        meanwhile; otherwise it does not keep up, and is closed (4008)."""
+        if connection.live_behind == 0:
+            connection.taken_mark = connection.bytes_taken
+        connection.live_behind += size
+        limit = self.limits.hold_limit
+        if connection.live_behind <= limit:
+            return
+        if connection.bytes_taken - connection.taken_mark < limit:
+            self.slow_consumer(
+                connection, f"more than {limit} bytes of live events waiting behind your replay"
+            )
+            return
+        self.held_let_go += 1
+        for membership in connection.rooms.values():
+            if not membership.live:
+                membership.held.clear()
+                membership.held_bytes = 0
+                membership.reread = True
+        connection.held_bytes = 0
+        connection.live_behind = 0
+
+    # -- subscriptions ------------------------------------------------------------
 
     async def subscribe(
         self,
@@ -192,46 +264,98 @@ class Hub:
         epoch: str | None,
         answer: Callable[[bool, int], None],
     ) -> None:
-        """Join ``room`` and bring ``connection`` up to date with no gap and no duplicate.
+        """Bring ``connection`` up to date in ``room`` from ``after``: no gap, no duplicate.
 
-        The room is joined holding live events back, and the log's replay is decided at
-        once (:meth:`EventLog.replay`), so every later event is held. ``answer(recovered,
-        top)`` sends ``subscribed``; then the replay's events are sent page by page, at
-        the client's pace, then the held live events above them, and the room goes live.
-        A replay cut short by retention or a reset (:class:`ReplayGap`) closes the
+        The log's replay is decided at once (:meth:`EventLog.replay`) and ``answer(
+        recovered, top)`` sends ``subscribed``; then every kept event after the replay's
+        start follows once, in order, then live events. A connection has one stream per
+        room: if it is in the room already and its stream stands exactly at the start
+        (it has queued the events up to there and no further), the stream goes on and
+        nothing is replayed again; otherwise the stream restarts there (the replay in
+        progress stops at once). The replay is sent at the client's pace
+        (:meth:`HubConnection.writable`), shared with the connection's other replays. A
+        replay cut short by retention or a reset (:class:`ReplayGap`) closes the
         connection with 4008 (:meth:`replay_gap`), so the client resumes afresh.
         """
         assert self.log is not None
         if connection.closed:
             return
-        membership = self._join_held(connection, room)
+        # Deciding and joining happen in one step: no event reaches on_stored between.
         replay = self.log.replay(room, after, epoch)
-        answer(replay.recovered, replay.top)
-        unsent = 0
-        while not replay.done and connection.is_open():
-            try:
-                page = await replay.next_page(REPLAY_PAGE)
-            except ReplayGap as gap:
-                self.replay_gap(connection, gap)
+        current = connection.rooms.get(room)
+        if current is not None:
+            position = self.log.top(room) if current.live else current.position
+            if position == replay.cursor:
+                answer(replay.recovered, replay.top)
                 return
-            for event in page:
-                connection.send(event.frame)
-                unsent += len(event.frame)
-                if unsent >= self.limits.send_queue_limit // 2:
-                    await connection.drain()  # replay at the client's pace, not past the limit
-                    unsent = 0
-                    if not connection.is_open():
+            self.leave_room(connection, room)
+        membership = self._join_held(connection, room, replay.cursor)
+        answer(replay.recovered, replay.top)
+        await self._catch_up(connection, membership, replay)
+
+    async def _catch_up(
+        self, connection: HubConnection, membership: RoomMembership, replay: Replay
+    ) -> None:
+        """Send ``replay``, then the live events held meanwhile, then make the room live;
+        read the log again for any events let go (:meth:`_fell_behind`). Stops as soon
+        as the connection closes or leaves the room."""
+        assert self.log is not None
+        room = membership.room
+        window = self.limits.replay_window
+
+        def current() -> bool:
+            return not connection.closed and connection.rooms.get(room) is membership
+
+        while True:
+            while not replay.done:
+                try:
+                    page = await replay.next_page(REPLAY_PAGE)
+                except ReplayGap as gap:
+                    if current():
+                        self.replay_gap(connection, gap)
+                    return
+                if not current():
+                    return
+                for event in page:
+                    if connection.backlog >= window:
+                        await connection.writable()
+                        if not current():
+                            return
+                    connection.send(event.frame)
+                    membership.position = event.seq
+            held = membership.held
+            while held and not membership.reread:
+                if connection.backlog >= window:
+                    await connection.writable()
+                    if not current():
                         return
-            await connection.drain()
-            unsent = 0
-        if not connection.is_open() or connection.rooms.get(room) is not membership:
-            return
-        for seq, payload, framed in membership.held:
-            if seq > replay.cursor:
-                connection.send(payload, framed)
-        membership.held.clear()
-        membership.held_bytes = 0
-        membership.live = True
+                    continue
+                seq, payload, framed = held.popleft()
+                membership.held_bytes -= len(payload)
+                connection.held_bytes -= len(payload)
+                if seq > membership.position:
+                    connection.send(payload, framed)
+                    membership.position = seq
+            if not membership.reread:
+                membership.live = True
+                if all(m.live for m in connection.rooms.values()):
+                    connection.live_behind = 0
+                return
+            # Live events were let go: they are in the log, up to its top now.
+            membership.reread = False
+            epoch = replay.epoch
+            replay = self.log.replay(room, membership.position, epoch)
+            if not replay.recovered:
+                self.replay_gap(
+                    connection,
+                    ReplayGap(
+                        f"the event log was reset while room {room!r} was being replayed"
+                        if replay.epoch != epoch
+                        else f"retention dropped events of room {room!r} after seq "
+                        f"{membership.position} while they were being replayed"
+                    ),
+                )
+                return
 
     # -- reports ------------------------------------------------------------------
 
@@ -242,21 +366,25 @@ class Hub:
 
     def stats(self) -> dict[str, Any]:
         """Connections, rooms and their members, traffic, closes (slow consumers, replay
-        gaps, rate limits), uptime."""
+        gaps, rate limits), how often held live events were let go to be read back from
+        the log, uptime."""
         connections = list(self.connections.values())
         return {
             "connections": len(connections),
             "rooms": {room: sorted(c.id for c in members) for room, members in self.rooms.items()},
             "messages_in": sum(c.messages_in for c in connections),
             "messages_out": sum(c.messages_out for c in connections),
+            "messages_dropped": sum(c.limiter.dropped for c in connections),
             "bytes_in": sum(c.bytes_in for c in connections),
             "bytes_out": sum(c.bytes_out for c in connections),
             "queued_bytes": sum(c.queued_bytes for c in connections),
+            "held_bytes": sum(c.held_bytes for c in connections),
             "events": self.events_in,
             "deliveries": self.delivered,
             "slow_consumer_closes": self.slow_consumer_closes,
             "replay_gap_closes": self.replay_gap_closes,
             "rate_limit_closes": self.rate_limit_closes,
+            "held_let_go": self.held_let_go,
             "uptime": time.time() - self.started,
         }
 

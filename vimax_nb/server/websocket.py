@@ -8,22 +8,25 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..protocol import COORDINATOR_ROOM, Subscribe, agent_room, workflow_room
+from ..protocol.limits import parse_seq
+from .access import refusal
 from .app import VimaxService
+from .base import RESOURCE, is_authorized, owner_name, owner_scope_of
 from .connection import HubConnection
 from .session import Session
+from .wsprotocol import StrictTextProtocol, strict_text_protocol
 
 
 class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
     """Shared by the multiplexed and the single-room endpoints."""
 
-    auth_resource = "vimax"
+    auth_resource = RESOURCE
     session: Session | None = None
     connection: HubConnection | None = None
 
@@ -38,6 +41,10 @@ class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
 
     def get_compression_options(self) -> dict[str, Any] | None:
         return {} if self.service.hub.limits.compression else None
+
+    def get_websocket_protocol(self) -> StrictTextProtocol | None:
+        # Tornado's, but a text frame that is not UTF-8 is closed with 1007.
+        return strict_text_protocol(self)
 
     @property
     def max_message_size(self) -> int:
@@ -54,18 +61,27 @@ class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        user = self.current_user
-        if not await ensure_async(self.authorizer.is_authorized(self, user, "read", "vimax")):
-            raise web.HTTPError(403, "not authorized to read vimax")
+        # A connection only reads; each write (control) asks again.
+        if not await is_authorized(self, "read"):
+            raise web.HTTPError(403, refusal(owner_name(self), "read"))
         await self.service.ensure_started()
         await super().get(*args, **kwargs)
+
+    async def authorize(self, action: str) -> bool:
+        """Whether the authorizer lets this connection's user do ``action`` now."""
+        return await is_authorized(self, action)
 
     def open(self, *args: str, **kwargs: str) -> None:
         service = self.service
         assert service.coordinator is not None
-        user = getattr(self.current_user, "username", None) or str(self.current_user)
-        self.connection = service.hub.register(self, user)
-        self.session = Session(service.hub, service.coordinator, self.connection)
+        self.connection = service.hub.register(self, owner_name(self) or "")
+        self.session = Session(
+            service.hub,
+            service.coordinator,
+            self.connection,
+            authorize=self.authorize,
+            owner_scope=owner_scope_of(self),
+        )
         self.session.welcome()
 
     def on_message(self, message: str | bytes) -> None:
@@ -123,14 +139,13 @@ class RoomWebSocket(_VimaxWebSocket):
             "workflow": lambda: workflow_room(name or ""),
             "agent": lambda: agent_room(name or ""),
         }.get(kind, lambda: COORDINATOR_ROOM)()
-        after = self.get_argument("after", None)
-        try:
+        try:  # a query Tornado cannot decode is an HTTPError
             request = Subscribe(
                 room=room,
-                after=int(after) if after else None,
+                after=parse_seq(self.get_argument("after", None)),
                 epoch=self.get_argument("epoch", None),
             )
-        except ValueError as exc:
+        except (ValueError, web.HTTPError) as exc:
             self.close(1008, f"bad query: {exc}"[:120])
             return
         self.session.receive_subscribe(request)

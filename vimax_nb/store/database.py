@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import queue
@@ -51,7 +52,6 @@ CREATE TABLE IF NOT EXISTS workflows (
     created_at TEXT NOT NULL,
     data TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS workflows_by_created ON workflows (created_at);
 CREATE TABLE IF NOT EXISTS checkpoints (
     workflow_id TEXT NOT NULL,
     task_key TEXT NOT NULL,
@@ -65,6 +65,35 @@ CREATE TABLE IF NOT EXISTS jobs (
     PRIMARY KEY (workflow_id, task_key)
 );
 """
+
+#: The layout :data:`SCHEMA` and :data:`MIGRATIONS` give a file, kept in ``meta`` as
+#: ``schema_version``. A file without one was made before versions were kept: it is 1.
+SCHEMA_VERSION = 2
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """Workflows get an ``owner`` column (from their records) and the indexes the pages
+    of ``GET /vimax/api/workflows`` are read by: newest first, of everyone or of one
+    owner."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(workflows)")}
+    if "owner" not in columns:
+        conn.execute("ALTER TABLE workflows ADD COLUMN owner TEXT")
+        # In Python: SQLite builds without JSON functions exist.
+        owners = [
+            (json.loads(data).get("owner"), ident)
+            for ident, data in conn.execute("SELECT id, data FROM workflows")
+        ]
+        conn.executemany("UPDATE workflows SET owner = ? WHERE id = ?", owners)
+    conn.execute("DROP INDEX IF EXISTS workflows_by_created")
+    conn.execute("CREATE INDEX IF NOT EXISTS workflows_by_created_id ON workflows (created_at, id)")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS workflows_by_owner ON workflows (owner, created_at, id)"
+    )
+
+
+#: What brings a file from version ``n - 1`` to ``n``, by ``n``; each runs in the
+#: transaction that records its version.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_to_2}
 
 
 class StoreError(RuntimeError):
@@ -156,6 +185,7 @@ class Database:
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.executescript(SCHEMA)
             conn.commit()
+            _migrate(conn, self.path)
             self._write_conn = conn
         except BaseException:
             if conn is not None:
@@ -359,6 +389,31 @@ class Database:
             with self._reader_lock:
                 self._reader_conns.append(conn)
         return fn(conn)
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the file at ``path`` to :data:`SCHEMA_VERSION`, one migration per version,
+    each committed with its version; refuse a file a newer vimax-nb made."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row is not None else 1
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the database {path} has schema version {version}, newer than this vimax-nb "
+            f"knows ({SCHEMA_VERSION}): upgrade vimax-nb, or choose another database path"
+        )
+    while version < SCHEMA_VERSION:
+        version += 1
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[version](conn)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(version),),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
 
 def _deliver_all(outcome: list[tuple[WriteHandler, list[Any], Any, BaseException | None]]) -> None:

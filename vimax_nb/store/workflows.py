@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..protocol import WorkflowRecord, WorkflowState
+from ..protocol import TERMINAL_STATES, WorkflowRecord, WorkflowState
 from .database import Database, StoreError
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,25 @@ _SAVE, _CHECKPOINT, _DELETE, _INTERRUPT, _JOB = range(5)
 _UNFINISHED = tuple(
     s.value for s in (WorkflowState.pending, WorkflowState.running, WorkflowState.paused)
 )
+_CURSOR_SEPARATOR = "~"  # never in a timestamp; unreserved in URLs
+
+
+def page_cursor(record: WorkflowRecord) -> str:
+    """The cursor of ``record`` in a listing newest first: :meth:`WorkflowStore.page` with
+    it as ``before`` returns the workflows listed after it."""
+    return f"{record.created_at}{_CURSOR_SEPARATOR}{record.id}"
+
+
+def parse_cursor(text: str) -> tuple[str, str]:
+    """``(created_at, id)`` of a cursor made by :func:`page_cursor`; ValueError (saying
+    what a cursor looks like) for anything else."""
+    created_at, separator, ident = text.partition(_CURSOR_SEPARATOR)
+    if not separator or not created_at or not ident:
+        raise ValueError(
+            f"{text!r} is not a cursor of this listing: pass the 'next' of the previous "
+            "page as it is (it looks like 2024-05-01T10:00:00.000Z~8e7a15d1463e)"
+        )
+    return created_at, ident
 
 
 class Checkpoint(BaseModel):
@@ -69,7 +88,13 @@ class WorkflowStore:
 
     async def delete(self, workflow_id: str) -> None:
         """Forget a workflow, its checkpoints and its jobs."""
-        await self._call(_DELETE, workflow_id)
+        await self._call(_DELETE, [workflow_id])
+
+    async def delete_many(self, workflow_ids: Collection[str]) -> int:
+        """Forget these workflows, their checkpoints and their jobs, in one transaction;
+        return how many workflow records there were."""
+        deleted: int = await self._call(_DELETE, list(workflow_ids))
+        return deleted
 
     async def interrupt_unfinished(self, now: str) -> list[WorkflowRecord]:
         """Mark every workflow stored as pending, running or paused ``interrupted``; return them.
@@ -96,20 +121,89 @@ class WorkflowStore:
         return await self.db.read(query)
 
     async def records(
-        self, states: Iterable[WorkflowState] | None = None, limit: int | None = None
+        self,
+        states: Iterable[WorkflowState] | None = None,
+        limit: int | None = None,
+        *,
+        owner: str | None = None,
     ) -> list[WorkflowRecord]:
-        """Stored records, oldest first, optionally only those in ``states``."""
+        """Stored records, oldest first, optionally only those in ``states``, and only
+        ``owner``'s when an owner is given (None: everyone's)."""
         wanted = [WorkflowState(s).value for s in states] if states is not None else None
 
         def query(conn: sqlite3.Connection) -> list[WorkflowRecord]:
-            sql = "SELECT data FROM workflows"
+            where: list[str] = []
             params: list[Any] = []
             if wanted is not None:
-                sql += f" WHERE state IN ({','.join('?' * len(wanted))})"
+                where.append(f"state IN ({','.join('?' * len(wanted))})")
                 params.extend(wanted)
+            if owner is not None:
+                where.append("owner = ?")
+                params.append(owner)
+            sql = "SELECT data FROM workflows"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
             sql += " ORDER BY created_at, id LIMIT ?"
             params.append(limit if limit is not None else -1)
             return [WorkflowRecord.model_validate_json(r[0]) for r in conn.execute(sql, params)]
+
+        return await self.db.read(query)
+
+    async def page(
+        self, limit: int, before: tuple[str, str] | None = None, *, owner: str | None = None
+    ) -> list[WorkflowRecord]:
+        """Up to ``limit`` stored records, newest first (by creation time, then id), of
+        those listed after ``before`` (a ``(created_at, id)`` from :func:`parse_cursor`;
+        None: from the newest); only ``owner``'s when an owner is given.
+
+        Read through an index (``workflows_by_created_id``, or ``workflows_by_owner``):
+        a page costs its own rows, however many workflows are stored. Walking the pages
+        with each page's last record as the next ``before`` lists every workflow stored
+        before the walk began exactly once.
+        """
+
+        def query(conn: sqlite3.Connection) -> list[WorkflowRecord]:
+            sql, params = _page_query(limit, before, owner)
+            return [WorkflowRecord.model_validate_json(r[0]) for r in conn.execute(sql, params)]
+
+        return await self.db.read(query)
+
+    async def count(self, *, owner: str | None = None) -> int:
+        """How many workflows are stored (``owner``'s only, when an owner is given)."""
+
+        def query(conn: sqlite3.Connection) -> int:
+            if owner is None:
+                row = conn.execute("SELECT count(*) FROM workflows").fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT count(*) FROM workflows WHERE owner = ?", (owner,)
+                ).fetchone()
+            return int(row[0])
+
+        return await self.db.read(query)
+
+    async def finished_before(
+        self, cutoff: str, *, owner: str | None = None
+    ) -> list[WorkflowRecord]:
+        """The stored records of workflows that ended (completed, failed or canceled)
+        at or before ``cutoff`` (an ISO 8601 UTC timestamp), oldest first; only
+        ``owner``'s when an owner is given. A record without ``finished_at`` counts from
+        its last update."""
+        finished = [s.value for s in TERMINAL_STATES]
+
+        def query(conn: sqlite3.Connection) -> list[WorkflowRecord]:
+            # A workflow ends after it is created: the index narrows by creation time.
+            sql = (
+                f"SELECT data FROM workflows WHERE state IN ({','.join('?' * len(finished))})"
+                " AND created_at <= ?"
+            )
+            params: list[Any] = [*finished, cutoff]
+            if owner is not None:
+                sql += " AND owner = ?"
+                params.append(owner)
+            sql += " ORDER BY created_at, id"
+            records = (WorkflowRecord.model_validate_json(r[0]) for r in conn.execute(sql, params))
+            return [r for r in records if (r.finished_at or r.updated_at) <= cutoff]
 
         return await self.db.read(query)
 
@@ -154,8 +248,8 @@ class WorkflowStore:
     def _write_one(self, conn: sqlite3.Connection, kind: int, arg: Any) -> Any:
         if kind == _SAVE:
             conn.execute(
-                "INSERT OR REPLACE INTO workflows (id, kind, state, created_at, data)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO workflows (id, kind, state, created_at, owner, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 arg,
             )
             return None
@@ -179,10 +273,13 @@ class WorkflowStore:
                 )
             return None
         if kind == _DELETE:
-            conn.execute("DELETE FROM workflows WHERE id = ?", (arg,))
-            conn.execute("DELETE FROM checkpoints WHERE workflow_id = ?", (arg,))
-            conn.execute("DELETE FROM jobs WHERE workflow_id = ?", (arg,))
-            return None
+            ids = [(ident,) for ident in arg]
+            before = conn.total_changes
+            conn.executemany("DELETE FROM workflows WHERE id = ?", ids)
+            deleted = conn.total_changes - before
+            conn.executemany("DELETE FROM checkpoints WHERE workflow_id = ?", ids)
+            conn.executemany("DELETE FROM jobs WHERE workflow_id = ?", ids)
+            return deleted
         return self._interrupt(conn, arg)
 
     @staticmethod
@@ -224,12 +321,33 @@ class WorkflowStore:
                 future.set_result(result[index])
 
 
-def _record_row(record: WorkflowRecord) -> tuple[str, str, str, str, str]:
+def _page_query(
+    limit: int, before: tuple[str, str] | None, owner: str | None
+) -> tuple[str, list[Any]]:
+    """The SQL of :meth:`WorkflowStore.page` and its parameters."""
+    where: list[str] = []
+    params: list[Any] = []
+    if owner is not None:
+        where.append("owner = ?")
+        params.append(owner)
+    if before is not None:
+        where.append("(created_at, id) < (?, ?)")
+        params.extend(before)
+    sql = "SELECT data FROM workflows"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+    params.append(limit)
+    return sql, params
+
+
+def _record_row(record: WorkflowRecord) -> tuple[str, str, str, str, str | None, str]:
     try:
         data = record.model_dump_json()
     except ValueError as exc:
         raise TypeError(f"workflow {record.id!r} cannot be stored: {exc}") from exc
-    return (record.id, record.kind, WorkflowState(record.state).value, record.created_at, data)
+    state = WorkflowState(record.state).value
+    return (record.id, record.kind, state, record.created_at, record.owner, data)
 
 
 def _checkpoint_row(checkpoint: Checkpoint) -> tuple[str, str, str]:

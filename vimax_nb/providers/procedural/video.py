@@ -231,7 +231,9 @@ class ProceduralVideoModel:
     ``<name>.part`` and renamed, so ``output_path`` only ever holds a complete clip. A
     set cancel token (checked before every frame) removes the part file and raises
     :class:`TaskCanceled`. Unreadable references and impossible requests raise
-    :class:`ProviderError` (not retryable). Thread-safe.
+    :class:`ProviderError` (not retryable). Each frame is drawn, encoded and dropped
+    before the next, so memory does not grow with the clip's length (it peaks at a few
+    frames plus the encoder's own buffers). Thread-safe.
     """
 
     provider = PROVIDER
