@@ -22,13 +22,6 @@ def vimax_workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def vimax_config() -> dict[str, Any]:
-    """VimaxApp traits for one test (parametrize ``vimax_config``, or use :func:`vimax`,
-    to change them)."""
-    return {}
-
-
-@pytest.fixture
 def jp_server_config(vimax_workdir: Path, vimax_config: dict[str, Any]) -> dict[str, Any]:
     """Enable the extension, with its files in a temporary folder and ``vimax_config``."""
     return {

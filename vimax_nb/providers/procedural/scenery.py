@@ -113,7 +113,8 @@ def place(
     dw.draw(name, dw.Pen(d, (x, top, x + w, top + h), line, tones.ink, rng.random() < 0.5), tones)
 
 
-@lru_cache(maxsize=32)
+# 8 scenes: the frames of a scene are painted together; at 3840x2160 each is 25 MB
+@lru_cache(maxsize=8)
 def _background(
     style: str, scene: str, size: tuple[int, int]
 ) -> tuple[Image.Image, tuple[str, ...]]:
