@@ -12,6 +12,7 @@ import pytest
 
 SERVER_HALF = ("vimax_nb.server", "vimax_nb.store", "vimax_nb.coordinator")
 MEDIA = ("PIL", "av")
+A2A = ("a2a", "google.protobuf")
 
 
 def loaded_by(code: str) -> set[str]:
@@ -65,16 +66,50 @@ CASES = {
     ),
     "import vimax_nb": (
         "import vimax_nb",
-        ("ipywidgets", "websockets", "IPython", *MEDIA, *SERVER_HALF, "vimax_nb.client"),
+        (
+            "ipywidgets",
+            "websockets",
+            "IPython",
+            *MEDIA,
+            *SERVER_HALF,
+            *A2A,
+            "vimax_nb.client",
+            "vimax_nb.a2a",
+        ),
     ),
     "the server extension": (
         "import vimax_nb.server, vimax_nb.server.app, vimax_nb.server.handlers",
-        ("vimax_nb.client", "vimax_nb.widgets", "vimax_nb.cli", "ipywidgets", "websockets"),
+        (
+            "vimax_nb.client",
+            "vimax_nb.widgets",
+            "vimax_nb.cli",
+            "ipywidgets",
+            "websockets",
+            # the a2a-sdk only once a client speaks A2A
+            *A2A,
+            "vimax_nb.a2a",
+        ),
+    ),
+    "the A2A layer": (
+        "import vimax_nb.a2a",
+        (
+            "vimax_nb.server",
+            "vimax_nb.client",
+            "vimax_nb.widgets",
+            "vimax_nb.cli",
+            "ipywidgets",
+            "websockets",
+            "starlette",
+            "sse_starlette",
+            "fastapi",
+        ),
     ),
     "the client": (
         "import vimax_nb.client, vimax_nb.client.fleet, vimax_nb.client.view",
         (
             *SERVER_HALF,
+            *A2A,
+            "vimax_nb.a2a",
             "vimax_nb.providers",
             "vimax_nb.pipelines",
             "vimax_nb.widgets",

@@ -28,6 +28,7 @@ from tornado.web import RequestHandler
 from vimax_nb.client import Client as VimaxClient
 from vimax_nb.client import VimaxError
 from vimax_nb.protocol import WorkflowRecord, WorkflowState, workflow_room
+from vimax_nb.server.a2a import a2a_handlers
 from vimax_nb.server.access import Ownership, made_up_by_jupyter
 from vimax_nb.server.base import VimaxHandler, api
 from vimax_nb.server.handlers import rest_handlers
@@ -216,23 +217,31 @@ ROUTES = [
     ("GET", "vimax/api/coordinator"),
     ("GET", "vimax/ws/stats"),
     ("GET", "vimax/ws/client/c1-0"),
+    ("GET", "vimax/a2a"),
+    ("POST", "vimax/a2a"),
+    ("GET", "vimax/a2a/.well-known/agent-card.json"),
+    ("GET", "vimax/api/agents/toy-writer/card"),
 ]
+#: Routes whose POST needs only ``read``: A2A's JSON-RPC endpoint asks each method for
+#: what it needs (tests/a2a/test_jsonrpc.py).
+READ_POSTS = {"vimax/a2a"}
 ROUTE_IDS = [f"{method} {path.removeprefix('vimax/')}" for method, path in ROUTES]
 CALLERS = ["no token", "wrong token", "cross-origin cookie", "read-only user"]
 
 
 def test_the_matrix_has_every_method_of_every_rest_route() -> None:
     methods = ("get", "head", "post", "put", "patch", "delete")
+    routes = a2a_handlers + rest_handlers  # in the order the server matches them
     served = {
         (method.upper(), pattern)
-        for pattern, handler in rest_handlers
+        for pattern, handler in routes
         for method in methods
         if method in vars(handler)
     }
     tested = set()
     for method, route in ROUTES:
         path = "/" + route.format(wid="abc")
-        (pattern,) = [p for p, _ in rest_handlers if re.fullmatch(p, path)]
+        pattern = next(p for p, _ in routes if re.fullmatch(p, path))
         tested.add((method, pattern))
     assert tested == served
 
@@ -276,7 +285,7 @@ async def test_every_route_refuses_a_caller_without_the_right_before_doing_anyth
     else:
         authorizer = use_authorizer(jp_serverapp, monkeypatch, ReadOnly)
         response = await request(jp_fetch, method, path)
-        if method == "GET":  # reading is all this user may do
+        if method == "GET" or route in READ_POSTS:  # reading is all this user may do
             assert response.code != 403, response.body
             assert authorizer.asked == [("read", "vimax")]
             return

@@ -10,11 +10,12 @@ the database is closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import getpass
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
@@ -29,6 +30,9 @@ from .access import Ownership
 from .broadcaster import Broadcaster
 from .hub import Hub, HubLimits
 from .providers import configure_providers, probe_providers
+
+if TYPE_CHECKING:
+    from ..a2a import A2AService
 
 
 class VimaxApp(ExtensionApp):
@@ -258,6 +262,7 @@ class VimaxService:
             )
         )
         self._started: asyncio.Task[None] | None = None
+        self._a2a: asyncio.Future[A2AService] | None = None
 
     async def ensure_started(self) -> None:
         """Start everything once; later calls wait for that start."""
@@ -326,9 +331,29 @@ class VimaxService:
             resources=app.dask_resources,
         )
 
+    async def a2a(self) -> A2AService:
+        """vimax-nb's A2A agent (:mod:`vimax_nb.a2a`), opened on first use: the a2a-sdk
+        is imported only by a server that is asked to speak A2A."""
+        failed = (
+            self._a2a is not None
+            and self._a2a.done()
+            and (self._a2a.cancelled() or self._a2a.exception() is not None)
+        )
+        if self._a2a is None or failed:
+            self._a2a = asyncio.ensure_future(self._open_a2a())
+        return await asyncio.shield(self._a2a)
+
+    async def _open_a2a(self) -> A2AService:
+        await self.ensure_started()
+        from ..a2a import A2AService
+
+        assert self.coordinator is not None
+        assert self.store is not None
+        return await A2AService.open(self.coordinator, self.store)
+
     async def stop(self) -> None:
-        """Stop the coordinator (running workflows become interrupted), close the hub's
-        connections and the database."""
+        """Stop the coordinator (running workflows become interrupted), the A2A agent,
+        close the hub's connections and the database."""
         started, self._started = self._started, None
         if started is None:
             return
@@ -342,6 +367,10 @@ class VimaxService:
         if self._probes is not None:
             self._probes.cancel()
         await self.coordinator.stop()
+        a2a, self._a2a = self._a2a, None
+        if a2a is not None:
+            with contextlib.suppress(Exception):  # it did not open: nothing to close
+                await (await a2a).close()
         self.hub.close_all()
         if self.broadcaster is not None:
             self.broadcaster.close()

@@ -30,6 +30,7 @@ from ..coordinator import (
 from ..pipelines.calls import provider_status
 from ..protocol import ControlAction, priority_problem, unstored_data, workflow_room
 from ..store.workflows import parse_cursor
+from .a2a import a2a_handlers
 from .artifacts import ArtifactHandler
 from .base import ApiError, VimaxHandler, api, workflow_not_found
 from .websocket import MultiplexWebSocket, RoomWebSocket
@@ -335,4 +336,5 @@ websocket_handlers: list[tuple[str, type]] = [
     (r"/vimax/ws/(coordinator)", RoomWebSocket),
 ]
 
-default_handlers: list[tuple[str, type]] = rest_handlers + websocket_handlers
+# The A2A routes first: /vimax/api/agents/{name}/card before /vimax/api/agents/{name}.
+default_handlers: list[tuple[str, type]] = a2a_handlers + rest_handlers + websocket_handlers
