@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import shutil
 import statistics
@@ -28,13 +27,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _table import print_table
 
 from vimax_nb.protocol import (
+    EventPayload,
     ProgressDetails,
     ProgressEvent,
     StageProgress,
@@ -57,8 +56,8 @@ STAGES = (
 )
 
 
-def progress_payloads(count: int) -> list[dict[str, Any]]:
-    """``count`` distinct progress-event payloads, as the coordinator emits them."""
+def progress_payloads(count: int) -> list[EventPayload]:
+    """``count`` distinct progress-event payloads, serialized as the broadcaster does."""
     payloads = []
     for i in range(count):
         stage_index = i % len(STAGES)
@@ -302,7 +301,7 @@ def _print_table(results: list[Result]) -> None:
 
 async def main(args: argparse.Namespace) -> int:
     awaited = args.awaited_events or max(args.producers, args.events // 20)
-    payload_bytes = len(json.dumps(PAYLOADS[0], separators=(",", ":")))
+    payload_bytes = len(PAYLOADS[0])
     print(
         f"event log benchmark: {args.events:,} events, {args.rooms} rooms, best of "
         f"{args.repeat}; progress payload ~{payload_bytes} bytes; Python "

@@ -478,15 +478,14 @@ def test_workflow_record_progress_bounds() -> None:
 
 @pytest.mark.parametrize("event", EVENTS, ids=lambda m: type(m).__name__)
 def test_event_payload_excludes_envelope(event: BaseModel) -> None:
-    payload = event_payload(event)
+    payload = json.loads(event_payload(event))
     assert set(payload) == set(type(event).model_fields) - ENVELOPE
-    assert json.loads(json.dumps(payload)) == payload
     envelope = event.model_dump(mode="json", include=ENVELOPE)
     assert type(event).model_validate({**payload, **envelope}) == event
 
 
 def test_event_payload_is_json_ready() -> None:
-    payload = event_payload(EVENTS[0])
+    payload = json.loads(event_payload(EVENTS[0]))
     assert payload["state"] == "paused"
     assert type(payload["state"]) is str
     assert payload["details"] == {  # what is not set is left out

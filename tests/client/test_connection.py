@@ -249,3 +249,51 @@ def test_a_started_connection_is_connecting_until_welcomed() -> None:
         finally:
             connection.close()
         assert connection.state == ConnectionState.closed
+
+
+@pytest.mark.parametrize(
+    ("compression", "agreed"), [("auto", None), ("deflate", "permessage-deflate")]
+)
+async def test_on_loopback_it_offers_no_compression_unless_asked(
+    jp_serverapp: Any,
+    jp_fetch: Any,
+    connect: Callable[..., ClientConnection],
+    compression: str,
+    agreed: str | None,
+) -> None:
+    conn = connect(compression=compression)
+    wid = await start_run(jp_fetch)
+    events = Recorder()
+    conn.subscribe(workflow_room(wid), events)
+    await events.until(completed, 90)
+    await wait_finished(jp_serverapp, wid)
+    stats = json.loads((await jp_fetch("vimax/ws/stats")).body)
+    [client_id] = stats["rooms"][workflow_room(wid)]
+    info = json.loads((await jp_fetch("vimax/ws/client", client_id)).body)
+    assert info["compression"] == agreed
+    stored = await stored_seqs(jp_fetch, wid)
+    await events.until(lambda r: r.seqs()[-1:] == stored[-1:])
+    assert events.seqs() == stored
+
+
+@pytest.mark.parametrize(
+    ("url", "compression", "offered"),
+    [
+        ("ws://127.0.0.1:8888/vimax/ws", "auto", False),
+        ("ws://[::1]:8888/vimax/ws", "auto", False),
+        ("ws://localhost:8888/base/vimax/ws", "auto", False),
+        ("wss://hub.example.org/user/ada/vimax/ws", "auto", True),
+        ("ws://10.0.0.7:8888/vimax/ws", "auto", True),
+        ("ws://127.0.0.1:8888/vimax/ws", "deflate", True),
+        ("wss://hub.example.org/vimax/ws", "none", False),
+    ],
+)
+def test_deflate_is_offered_to_remote_servers_only_by_default(
+    url: str, compression: str, offered: bool
+) -> None:
+    assert SocketOptions(compression=compression).offers_deflate(url) is offered  # type: ignore[arg-type]
+
+
+def test_an_unknown_compression_is_refused() -> None:
+    with pytest.raises(ValueError, match="compression must be"):
+        SocketOptions(compression="gzip")  # type: ignore[arg-type]

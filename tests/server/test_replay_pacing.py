@@ -323,18 +323,15 @@ class PacedSocket:
         self.closes: list[tuple[int, str]] = []
         self._wrote: asyncio.Future[None] | None = None
 
-    def raw_writable(self) -> bool:
-        return not self.closes
+    def deflate(self) -> None:
+        return None
 
-    def write_raw(self, data: bytes) -> asyncio.Future[None]:
+    def write_frames(self, data: bytes) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.append((future, data))
         if self._wrote is not None and not self._wrote.done():
             self._wrote.set_result(None)
         return future
-
-    def write_text(self, payload: bytes) -> asyncio.Future[None]:
-        raise AssertionError("no compression was negotiated")
 
     def close_with(self, code: int, reason: str) -> None:
         self.closes.append((code, reason))

@@ -110,9 +110,11 @@ class Frame:
     fin: bool
     opcode: int
     payload: bytes
+    compressed: bool = False  # RSV1: the payload is permessage-deflate data
 
     def json(self) -> dict[str, Any]:
         assert self.opcode == OP_TEXT, self
+        assert not self.compressed, "a compressed frame: inflate it first"
         data: dict[str, Any] = json.loads(self.payload)
         return data
 
@@ -220,7 +222,7 @@ class RawWebSocket:
         head = await self._take(2, timeout)
         if head is None:
             return None
-        fin, opcode = bool(head[0] & 0x80), head[0] & 0x0F
+        fin, compressed, opcode = bool(head[0] & 0x80), bool(head[0] & 0x40), head[0] & 0x0F
         assert not head[1] & 0x80, "a server must not mask its frames"
         length = head[1] & 0x7F
         if length == 126:
@@ -233,7 +235,7 @@ class RawWebSocket:
             length = struct.unpack("!Q", ext)[0]
         payload = await self._take(length, timeout) if length else b""
         assert payload is not None, "the stream ended inside a frame"
-        return Frame(fin, opcode, payload)
+        return Frame(fin, opcode, payload, compressed)
 
     async def send_frame(self, opcode: int, payload: bytes) -> None:
         """Send one final frame, masked as a client must."""
@@ -266,18 +268,15 @@ class IdleWriter:
     def __init__(self) -> None:
         self.closes: list[tuple[int, str]] = []
 
-    def raw_writable(self) -> bool:
-        return not self.closes
+    def deflate(self) -> None:
+        return None
 
     def _done(self) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.set_result(None)
         return future
 
-    def write_raw(self, data: bytes) -> asyncio.Future[None]:
-        return self._done()
-
-    def write_text(self, payload: bytes) -> asyncio.Future[None]:
+    def write_frames(self, data: bytes) -> asyncio.Future[None]:
         return self._done()
 
     def close_with(self, code: int, reason: str) -> None:

@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from vimax_nb.protocol import ENVELOPE
+from vimax_nb.protocol import (
+    ENVELOPE,
+    ProgressDetails,
+    ProgressEvent,
+    WorkflowState,
+    event_payload,
+    parse_server_message,
+)
 from vimax_nb.store import (
     EventLog,
     ReplayGap,
@@ -119,6 +126,23 @@ async def test_frame_of_an_empty_payload_and_awkward_names(tmp_path: Path) -> No
         decoded = json.loads(event.frame)
         assert decoded == {"type": 'ty"pe', "room": room, "seq": 1, "timestamp": event.timestamp}
         assert event.type == 'ty"pe'
+
+
+async def test_an_event_serialized_once_is_stored_as_the_event_it_was(tmp_path: Path) -> None:
+    event = ProgressEvent(
+        room=ROOM,
+        workflow_id="w1",
+        state=WorkflowState.running,
+        progress=0.25,
+        message="frames: 3/12 — “quoted”",
+        details=ProgressDetails(event="task_completed", task="frames/3"),
+    )
+    async with opened(tmp_path / "s.db") as store:
+        log = store.events
+        assert await log.append(ROOM, event.type, event_payload(event)) == 1
+        (stored,) = await log.read(ROOM)
+        decoded = parse_server_message(stored.frame)
+        assert decoded == event.model_copy(update={"seq": 1, "timestamp": stored.timestamp})
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ from .messages import (
     WorkflowRecord,
 )
 from .parsing import (
+    EventPayload,
     ProtocolError,
     event_payload,
     parse_client_message,
@@ -105,6 +106,7 @@ __all__ = [
     "ErrorCode",
     "ErrorEvent",
     "Event",
+    "EventPayload",
     "ExecutorInfo",
     "GetMetrics",
     "ModelSpend",

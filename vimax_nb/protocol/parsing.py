@@ -37,9 +37,19 @@ _STORED = frozenset(ENVELOPE) - {"type"}
 _SERVER_DEPTH = 200
 
 
-def event_payload(event: BaseModel) -> dict[str, Any]:
-    """The event as JSON-ready data without its :data:`ENVELOPE`: what the log stores."""
-    return event.model_dump(mode="json", exclude=set(ENVELOPE))
+_NOT_PAYLOAD = set(ENVELOPE)
+
+
+class EventPayload(bytes):
+    """An event's fields other than its :data:`ENVELOPE`, as the JSON text of an object,
+    made by :func:`event_payload`: the event log stores it as it is, without parsing it."""
+
+    __slots__ = ()
+
+
+def event_payload(event: BaseModel) -> EventPayload:
+    """The event without its :data:`ENVELOPE`, serialized once: what the log stores."""
+    return EventPayload(event.__pydantic_serializer__.to_json(event, exclude=_NOT_PAYLOAD))
 
 
 def unstored_data(message: BaseModel) -> dict[str, Any]:

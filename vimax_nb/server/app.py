@@ -106,9 +106,16 @@ class VimaxApp(ExtensionApp):
     max_frame_size = Int(
         64 * 1024, help="Largest WebSocket message accepted from a client, in bytes (1009)."
     ).tag(config=True)
-    compression = Bool(True, help="Use permessage-deflate when a client offers it.").tag(
-        config=True
-    )
+    compression = Bool(
+        True,
+        help="Agree to permessage-deflate when a client offers it, always without context "
+        "takeover: each message is compressed once for every client.",
+    ).tag(config=True)
+    compression_threshold = Int(
+        512,
+        help="Messages shorter than this many bytes go uncompressed even when "
+        "permessage-deflate was agreed (a progress event is about 500 bytes).",
+    ).tag(config=True)
     freeze_gc = Bool(
         True,
         help="Move the objects alive once everything has started out of the garbage "
@@ -259,6 +266,7 @@ class VimaxService:
                 heartbeat_interval=app.heartbeat_interval,
                 max_frame_size=app.max_frame_size,
                 compression=app.compression,
+                compression_threshold=app.compression_threshold,
             )
         )
         self._started: asyncio.Task[None] | None = None

@@ -1,25 +1,27 @@
 """One WebSocket client as the hub sees it: its send queue, its rooms, its rate limit.
 
 Messages queued with :meth:`HubConnection.send` are handed to the socket at the end of
-the loop turn in one write, as ready-made frames when no compression was negotiated
-(:func:`ws_text_frame`). The bytes queued and not yet taken by the socket are the
-connection's :attr:`~HubConnection.backlog`: the hub closes a connection whose socket
-leaves more than ``HubLimits.send_queue_limit`` of them untaken (4008), and paces every
-replay of the connection, across all its rooms, against it
-(:meth:`HubConnection.writable`). Messages the client sends go through its
-:class:`RateLimiter`.
+the loop turn in one write, as ready-made frames
+(:class:`~vimax_nb.server.frames.MessageFrames`: an event's frames are made once for
+all clients, compressed once for those that agreed to permessage-deflate). The bytes
+queued and not yet taken by the socket are the connection's
+:attr:`~HubConnection.backlog`: the hub closes a connection whose socket leaves more
+than ``HubLimits.send_queue_limit`` of them untaken (4008), and paces every replay of
+the connection, across all its rooms, against it (:meth:`HubConnection.writable`).
+Messages the client sends go through its :class:`RateLimiter`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from .frames import Deflate, MessageFrames
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -30,18 +32,6 @@ log = logging.getLogger(__name__)
 RATE_NOTICE_INTERVAL = 1.0
 
 
-def ws_text_frame(payload: bytes) -> bytes:
-    """The unmasked, uncompressed WebSocket text frame (FIN set) carrying ``payload``."""
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x81, n)
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
-    return header + payload
-
-
 class FrameWriter(Protocol):
     """The writing end of one client's WebSocket, as the hub uses it: frames out, the
     close, and the client's address."""
@@ -50,14 +40,11 @@ class FrameWriter(Protocol):
     def remote(self) -> str:
         """The client's address."""
 
-    def raw_writable(self) -> bool:
-        """Whether frames may be written as bytes (no compression negotiated, open)."""
+    def deflate(self) -> Deflate | None:
+        """permessage-deflate as agreed at the handshake; None: not agreed."""
 
-    def write_raw(self, data: bytes) -> Awaitable[None]:
+    def write_frames(self, data: bytes) -> Awaitable[None]:
         """Write ready-made WebSocket frames; the awaitable ends once they left."""
-
-    def write_text(self, payload: bytes) -> Awaitable[None]:
-        """Send one text message the ordinary way (compressed if negotiated)."""
 
     def close_with(self, code: int, reason: str) -> None:
         """Close the connection with ``code``."""
@@ -68,7 +55,7 @@ class RoomMembership:
     """A connection's place in a room: live, or catching up.
 
     While the room is replayed, the live events that reach the hub are kept in ``held``
-    (seq, JSON text, frame), unless ``reread`` is set: then they were let go, and the
+    (seq, frames), unless ``reread`` is set: then they were let go, and the
     replay reads them from the log instead. ``position`` is the seq of the last event
     of the room queued for the client while catching up (the replay's start before the
     first); once live, every stored event of the room has been queued."""
@@ -76,7 +63,7 @@ class RoomMembership:
     room: str
     position: int = 0
     live: bool = False
-    held: deque[tuple[int, bytes, bytes]] = field(default_factory=deque)
+    held: deque[tuple[int, MessageFrames]] = field(default_factory=deque)
     held_bytes: int = 0
     reread: bool = False
 
@@ -208,9 +195,9 @@ class HubConnection:
             hub.limits.rate_limit, hub.limits.rate_burst, hub.limits.rate_abuse_window
         )
         self._pending: list[bytes] = []
-        self._pending_text: list[bytes] = []
         self._flush_scheduled = False
-        self._raw: bool | None = None
+        self.deflate: Deflate | None = writer.deflate()
+        """permessage-deflate as agreed at the handshake (None: every frame uncompressed)."""
         self._writable: list[asyncio.Future[None]] = []
 
     @property
@@ -225,22 +212,18 @@ class HubConnection:
 
     # -- sending ------------------------------------------------------------------
 
-    def send(self, payload: bytes, framed: bytes | None = None) -> None:
-        """Queue one message (its JSON text); ``framed`` is its frame if already made.
+    def send(self, message: bytes | MessageFrames) -> None:
+        """Queue one message: its JSON text, or its frames when they are shared.
 
         Queued messages are written at the end of the loop turn, all at once.
         """
         if self.closed:
             return
-        if self._raw is None:  # compression is settled at the handshake: ask once
-            self._raw = self.writer.raw_writable()
-        if self._raw:
-            frame = framed if framed is not None else ws_text_frame(payload)
-            self._pending.append(frame)
-            self.pending_bytes += len(frame)
-        else:
-            self._pending_text.append(payload)
-            self.pending_bytes += len(payload)
+        if isinstance(message, bytes):
+            message = MessageFrames(message)
+        frame = message.frame(self.deflate)
+        self._pending.append(frame)
+        self.pending_bytes += len(frame)
         self.messages_out += 1
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -253,18 +236,15 @@ class HubConnection:
         if self.closed:
             return
         self.pending_bytes = 0
-        try:
-            if self._pending:
-                data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
-                self._pending.clear()
-                self._track(self.writer.write_raw(data), len(data))
-            for payload in self._pending_text:
-                self._track(self.writer.write_text(payload), len(payload))
-            self._pending_text.clear()
-        except Exception as exc:  # the socket went away under us
-            log.debug("client %s: write failed: %s", self.id, exc)
-            self.hub.unregister(self)
-            return
+        if self._pending:
+            data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+            self._pending.clear()
+            try:
+                self._track(self.writer.write_frames(data), len(data))
+            except Exception as exc:  # the socket went away under us
+                log.debug("client %s: write failed: %s", self.id, exc)
+                self.hub.unregister(self)
+                return
         if self.queued_bytes > self.hub.limits.send_queue_limit:
             self.hub.slow_consumer(self)
         else:
@@ -329,6 +309,7 @@ class HubConnection:
             "user": self.user,
             "connected_at": self.connected_at,
             "remote": self.writer.remote,
+            "compression": "permessage-deflate" if self.deflate is not None else None,
             "rooms": sorted(self.rooms),
             "messages_in": self.messages_in,
             "messages_out": self.messages_out,

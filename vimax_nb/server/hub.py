@@ -1,7 +1,8 @@
 """The WebSocket hub: connections, rooms, fan-out and gap-free subscriptions.
 
-Each stored event is framed once (the WebSocket frame of its stored JSON) and the
-same bytes are queued for every member of its room; at the end of the loop turn
+Each stored event is framed once (the WebSocket frame of its stored JSON, and its
+compressed frame once if a member agreed to permessage-deflate) and the same bytes are
+queued for every member of its room; at the end of the loop turn
 each connection's queue is handed to its socket in one write, however many events
 it holds. A connection whose socket leaves more than ``send_queue_limit`` bytes
 untaken is closed with 4008: it reconnects, resumes from its last seq, and loses
@@ -30,7 +31,8 @@ from typing import Any
 
 from ..protocol import CLOSE_RATE_LIMIT, CLOSE_SLOW_CONSUMER, CoordinatorMetricsEvent
 from ..store import EventLog, Replay, ReplayGap, StoredEvent
-from .connection import FrameWriter, HubConnection, RoomMembership, ws_text_frame
+from .connection import FrameWriter, HubConnection, RoomMembership
+from .frames import MessageFrames
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class HubLimits:
     heartbeat_interval: float = 30.0
     max_frame_size: int = 64 * 1024
     compression: bool = True
+    compression_threshold: int = 512
 
     @property
     def replay_window(self) -> int:
@@ -211,19 +214,19 @@ class Hub:
         """Queue ``event``'s frame for every member of its room; members still catching
         up hold it until their replay is sent (or let it go: their replay reads it)."""
         payload = event.frame
-        framed = ws_text_frame(payload)
+        frames = MessageFrames(payload)
         sent = 0
         for connection in list(members):
             membership = connection.rooms.get(event.room)
             if membership is None:
                 continue
             if membership.live:
-                connection.send(payload, framed)
+                connection.send(frames)
                 sent += 1
             elif membership.reread:
                 self._fell_behind(connection, len(payload))
             else:
-                membership.held.append((event.seq, payload, framed))
+                membership.held.append((event.seq, frames))
                 membership.held_bytes += len(payload)
                 connection.held_bytes += len(payload)
                 self._fell_behind(connection, len(payload))
@@ -330,11 +333,11 @@ class Hub:
                     if not current():
                         return
                     continue
-                seq, payload, framed = held.popleft()
-                membership.held_bytes -= len(payload)
-                connection.held_bytes -= len(payload)
+                seq, frames = held.popleft()
+                membership.held_bytes -= len(frames.payload)
+                connection.held_bytes -= len(frames.payload)
                 if seq > membership.position:
-                    connection.send(payload, framed)
+                    connection.send(frames)
                     membership.position = seq
             if not membership.reread:
                 membership.live = True

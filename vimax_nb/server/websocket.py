@@ -19,8 +19,9 @@ from .access import refusal
 from .app import VimaxService
 from .base import RESOURCE, is_authorized, owner_name, owner_scope_of
 from .connection import HubConnection
+from .frames import Deflate
 from .session import Session
-from .wsprotocol import StrictTextProtocol, strict_text_protocol
+from .wsprotocol import HubWebSocketProtocol, hub_websocket_protocol
 
 
 class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
@@ -42,9 +43,9 @@ class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
     def get_compression_options(self) -> dict[str, Any] | None:
         return {} if self.service.hub.limits.compression else None
 
-    def get_websocket_protocol(self) -> StrictTextProtocol | None:
-        # Tornado's, but a text frame that is not UTF-8 is closed with 1007.
-        return strict_text_protocol(self)
+    def get_websocket_protocol(self) -> HubWebSocketProtocol | None:
+        # Tornado's, but deflate without context takeover, and 1007 for bad UTF-8.
+        return hub_websocket_protocol(self, self.service.hub.limits.compression_threshold)
 
     @property
     def max_message_size(self) -> int:
@@ -100,25 +101,17 @@ class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
     def remote(self) -> str:
         return str(self.request.remote_ip)
 
-    def raw_writable(self) -> bool:
+    def deflate(self) -> Deflate | None:
         connection = self.ws_connection
-        return (
-            connection is not None
-            and not connection.is_closing()
-            and getattr(connection, "_compressor", None) is None
-            and hasattr(connection, "stream")
-        )
+        return connection.deflate if isinstance(connection, HubWebSocketProtocol) else None
 
-    def write_raw(self, data: bytes) -> Awaitable[None]:
+    def write_frames(self, data: bytes) -> Awaitable[None]:
         connection = self.ws_connection
         stream = getattr(connection, "stream", None)
         if connection is None or connection.is_closing() or stream is None:
             raise WebSocketClosedError()
         written: Awaitable[None] = stream.write(data)
         return written
-
-    def write_text(self, payload: bytes) -> Awaitable[None]:
-        return self.write_message(payload)
 
     def close_with(self, code: int, reason: str) -> None:
         self.close(code, reason[:120])

@@ -1,7 +1,16 @@
-"""Tornado's WebSocket protocol, closing with 1007 on a text frame that is not UTF-8.
+"""Tornado's WebSocket protocol as the hub needs it: permessage-deflate without context
+takeover, and close code 1007 for a text frame that is not UTF-8.
 
-Tornado drops the TCP connection without a close frame when a text frame is not valid
-UTF-8; RFC 6455 (7.4.1) asks for close code 1007, which tells the client why.
+Compression: the hub compresses each message once for every client
+(:mod:`vimax_nb.server.frames`), which needs ``server_no_context_takeover``; RFC 7692
+(7.1.1) lets a server add it, and ``client_no_context_takeover``, to any offer it
+accepts. With both, a connection keeps no zlib state between messages in either
+direction: Tornado's compressor and decompressor are made per message, and the hub
+writes its own frames, so an idle connection costs no zlib memory at all (a persistent
+pair costs about 300 KB at zlib's defaults).
+
+UTF-8: Tornado drops the TCP connection without a close frame when a text frame is not
+valid UTF-8; RFC 6455 (7.4.1) asks for close code 1007, which tells the client why.
 """
 
 from __future__ import annotations
@@ -12,18 +21,49 @@ from tornado.concurrent import Future
 from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
 
 from ..protocol import CLOSE_INVALID_UTF8
+from .frames import MAX_WINDOW_BITS, Deflate
 
 INVALID_UTF8_REASON = "a text frame was not valid UTF-8"
 
 
-class StrictTextProtocol(WebSocketProtocol13):
-    """:class:`WebSocketProtocol13` that closes with 1007 (and the reason
-    :data:`INVALID_UTF8_REASON`) instead of dropping the connection when a text frame,
-    after decompression, is not UTF-8; every other frame is handled as Tornado does."""
+class HubWebSocketProtocol(WebSocketProtocol13):
+    """:class:`WebSocketProtocol13` that agrees to permessage-deflate only without context
+    takeover (recording what was agreed in :attr:`deflate`), and closes with 1007 (and
+    the reason :data:`INVALID_UTF8_REASON`) instead of dropping the connection when a text
+    frame, after decompression, is not UTF-8; every other frame is handled as Tornado
+    does."""
 
+    #: permessage-deflate as agreed at the handshake (None: not agreed).
+    deflate: Deflate | None = None
     # True from the arrival of a text frame until Tornado hands it on decoded: an abort
     # in between is Tornado refusing its bytes as UTF-8.
     _decoding_text = False
+
+    def __init__(
+        self,
+        handler: WebSocketHandler,
+        mask_outgoing: bool,
+        params: _WebSocketParams,
+        compression_threshold: int,
+    ) -> None:
+        super().__init__(handler, mask_outgoing, params)
+        self._compression_threshold = compression_threshold
+
+    def _create_compressors(
+        self,
+        side: str,
+        agreed_parameters: dict[str, Any],
+        compression_options: dict[str, Any] | None = None,
+    ) -> None:
+        # Tornado answers the offer with this same dict: what is added here is agreed.
+        agreed_parameters["server_no_context_takeover"] = None
+        agreed_parameters["client_no_context_takeover"] = None
+        super()._create_compressors(side, agreed_parameters, compression_options)
+        bits = agreed_parameters.get("server_max_window_bits")
+        self.deflate = Deflate(
+            max_window_bits=int(bits) if bits else MAX_WINDOW_BITS,
+            threshold=self._compression_threshold,
+        )
 
     def _handle_message(self, opcode: int, data: bytes) -> Future[None] | None:
         self._decoding_text = opcode == 0x1
@@ -44,10 +84,13 @@ class StrictTextProtocol(WebSocketProtocol13):
         super()._abort()
 
 
-def strict_text_protocol(handler: WebSocketHandler) -> StrictTextProtocol | None:
+def hub_websocket_protocol(
+    handler: WebSocketHandler, compression_threshold: int
+) -> HubWebSocketProtocol | None:
     """The protocol ``handler.get_websocket_protocol`` returns: as Tornado's (version 13
     only, the handler's ping, size and compression settings), but a
-    :class:`StrictTextProtocol`."""
+    :class:`HubWebSocketProtocol` compressing messages of at least
+    ``compression_threshold`` bytes."""
     if handler.request.headers.get("Sec-WebSocket-Version") != "13":
         return None
     params = _WebSocketParams(
@@ -56,4 +99,4 @@ def strict_text_protocol(handler: WebSocketHandler) -> StrictTextProtocol | None
         max_message_size=handler.max_message_size,
         compression_options=handler.get_compression_options(),
     )
-    return StrictTextProtocol(handler, False, params)
+    return HubWebSocketProtocol(handler, False, params, compression_threshold)

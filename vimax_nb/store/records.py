@@ -7,15 +7,18 @@ from dataclasses import dataclass
 
 from pydantic_core import from_json, to_json
 
-from ..protocol import ENVELOPE
+from ..protocol import ENVELOPE, EventPayload
 
 
 def encode_payload(payload: object) -> tuple[bytes, bool]:
     """The payload as compact-enough JSON object text, and whether it has any field.
 
     Raises ValueError (or a subclass) for anything that is not a JSON object, that
-    cannot be serialized, or that sets one of the envelope's fields.
+    cannot be serialized, or that sets one of the envelope's fields. An
+    :class:`~vimax_nb.protocol.EventPayload` is taken as it is: its event's model made it.
     """
+    if isinstance(payload, EventPayload):
+        return payload, payload != b"{}"
     if isinstance(payload, bytes | bytearray | memoryview):
         body = bytes(payload).strip()
         fields = from_json(body, allow_inf_nan=False)
