@@ -7,7 +7,9 @@ loop, so it never blocks the kernel's loop) and is told by it, through two calla
 each new connection's ``welcome`` and of every frame. It parses each frame once into its
 :mod:`vimax_nb.protocol` model and hands the models to rooms and requests. Its public
 methods may be called from any thread; every callback runs on the connection's thread
-and must not block it.
+and must not block it. The rooms live on that thread alone (``subscribe`` and
+``unsubscribe`` hand their changes to it), so an event goes from the socket to its
+callbacks without a lock or a copy.
 
 Guarantees:
 
@@ -29,7 +31,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import threading
 from collections.abc import Callable
 from typing import TypeVar, cast, overload
 
@@ -91,8 +92,7 @@ class ClientConnection:
             on_welcome=self._welcomed,
             on_frame=self._received,
         )
-        self._lock = threading.Lock()  # guards the rooms and the epoch
-        self._rooms: dict[str, Room] = {}
+        self._rooms: dict[str, Room] = {}  # read and changed on the connection's thread only
         self._ids = itertools.count(1)
         self.epoch: str | None = None
         """The server's event log's epoch (its latest ``welcome``'s): the seqs' origin."""
@@ -142,28 +142,19 @@ class ClientConnection:
         """
         parse_room(room)
         sub = RoomSubscription(room, callback, on_subscribed, on_reset, last_seq=after or 0)
-        with self._lock:
-            if self._socket.closed:
-                raise ConnectionError("the connection is closed")
-            sub.epoch = self.epoch if after else None
-            self._rooms.setdefault(room, Room(room)).add(sub)
+        sub.epoch = self.epoch if after else None
         self._socket.start()
-        self._socket.call_soon(self._sync, room)
+        if not self._socket.call_soon(self._add, sub):
+            raise ConnectionError("the connection is closed")
         return sub
 
     def unsubscribe(self, sub: RoomSubscription) -> None:
         """Stop ``sub``: its callbacks get nothing more once this returns, unless one is
         running already (idempotent). The others of its room carry on; the server is told
         to unsubscribe when the last one leaves."""
-        with self._lock:
-            if not sub.active:
-                return
-            room = self._rooms.get(sub.room)
-            if room is None or not room.remove(sub):
-                sub.active = False
-                return
-            del self._rooms[sub.room]
-        self._socket.call_soon(self._unsubscribe_now, sub.room)
+        if sub.active:
+            sub.active = False
+            self._socket.call_soon(self._remove, sub)
 
     @overload
     def request(self, message: Control, timeout: float = 10.0) -> ControlResponse: ...
@@ -208,25 +199,33 @@ class ClientConnection:
         assert isinstance(answer, ControlResponse | CoordinatorMetricsEvent)
         return answer
 
-    # -- the connection's thread -----------------------------------------------------
+    # -- the connection's thread: the only one that touches the rooms ---------------------
+
+    def _add(self, sub: RoomSubscription) -> None:
+        if sub.active:  # not unsubscribed meanwhile
+            self._rooms.setdefault(sub.room, Room(sub.room)).add(sub)
+            self._sync(sub.room)
+
+    def _remove(self, sub: RoomSubscription) -> None:
+        room = self._rooms.get(sub.room)
+        if room is not None and room.remove(sub):
+            del self._rooms[sub.room]
+            self._unsubscribe_now(sub.room)
 
     def _welcomed(self, welcome: Welcome) -> None:
         """Subscribe every room again on the new connection, each from its lowest position."""
-        with self._lock:
-            self.epoch = welcome.epoch
-            for room in self._rooms.values():
-                room.reconnected()
-            names = list(self._rooms)
-        for name in names:
+        self.epoch = welcome.epoch
+        for room in self._rooms.values():
+            room.reconnected()
+        for name in list(self._rooms):
             self._sync(name)
 
     def _sync(self, name: str) -> None:
         """Send the room's ``subscribe`` if a subscription waits for one."""
         if not self._socket.connected:
             return  # the next connection subscribes every room
-        with self._lock:
-            room = self._rooms.get(name)
-            message = room.request(f"s{next(self._ids)}", self.epoch) if room else None
+        room = self._rooms.get(name)
+        message = room.request(f"s{next(self._ids)}", self.epoch) if room else None
         if message is not None:
             self._socket.send_now(message.model_dump_json(exclude_none=True))
 
@@ -268,11 +267,10 @@ class ClientConnection:
     def _event(self, name: str, seq: int, event: Event | None) -> None:
         """Give an event to the subscriptions it is next for (advance them past a skipped
         one, ``None``)."""
-        with self._lock:
-            room = self._rooms.get(name)
-            if room is None:
-                return
-            delivery = room.event(seq)
+        room = self._rooms.get(name)
+        if room is None:
+            return
+        delivery = room.event(seq)
         if delivery.gap:
             self._sync(name)
         if event is None:
@@ -282,9 +280,8 @@ class ClientConnection:
                 _call(sub.callback, event, "an event callback")
 
     def _subscribed(self, message: Subscribed) -> None:
-        with self._lock:
-            room = self._rooms.get(message.room)
-            answer = room.answer(message, self.epoch) if room is not None else None
+        room = self._rooms.get(message.room)
+        answer = room.answer(message, self.epoch) if room is not None else None
         if room is None:  # unsubscribed meanwhile: make sure the server forgets it too
             self._unsubscribe_now(message.room)
             return
@@ -303,10 +300,9 @@ class ClientConnection:
 
     def _refused(self, request_id: str) -> None:
         """An ``error`` frame answered request ``request_id``: forget it if it was a subscribe."""
-        with self._lock:
-            for room in self._rooms.values():
-                if room.failed(request_id):
-                    return
+        for room in self._rooms.values():
+            if room.failed(request_id):
+                return
 
 
 def _snapshot_of(answer: Subscribed) -> Snapshot | None:

@@ -300,8 +300,11 @@ class ReconnectingSocket:
             sender = asyncio.ensure_future(self._sender(ws))
             on_frame = self._on_frame
             try:
-                async for raw in ws:
-                    on_frame(raw)
+                while True:
+                    # bytes as they came off the wire: the parser reads UTF-8 itself
+                    on_frame(await ws.recv(decode=False))
+            except websockets.ConnectionClosedOK:
+                pass
             finally:
                 sender.cancel()
 

@@ -23,8 +23,8 @@ once, in seq order, whatever the order in which subscriptions come and go.
 subscription whose own position cannot be replayed is reset from the snapshot.
 
 This module does no I/O and takes no lock: :class:`~vimax_nb.client.connection.
-ClientConnection` calls a :class:`Room`'s methods with its lock held, then runs the
-callbacks outside it. Requests and answers are the protocol's models
+ClientConnection` calls a :class:`Room`'s methods on its connection's thread only, then
+runs the callbacks. Requests and answers are the protocol's models
 (:class:`~vimax_nb.protocol.Subscribe`, :class:`~vimax_nb.protocol.Subscribed`).
 """
 
