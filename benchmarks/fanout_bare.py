@@ -1,13 +1,19 @@
 """The ceiling of ``fanout.py``: a bare Tornado WebSocket broadcast.
 
-One ``WebSocketHandler`` route (``/ws``) whose clients register in a set, and
-``POST /emit?count=N&rate=R``, which serializes each message once
-(``json.dumps(...).encode()``) and calls ``write_message(payload)`` for every client:
-no log, no rooms, no queues. The messages have the shape of the full path's frames
-and the same pacing (``fanout_common.emit_paced``). A ``subscribe`` message is answered
-``subscribed`` (with ``top: 0``) so the same clients drive both servers.
+One ``WebSocketHandler`` (``/ws``, and ``/vimax/ws`` for ``vimax_nb.client``) whose
+clients register in a set, and the control interface of ``fanout_control`` on the same
+port: each event is serialized once (``json.dumps(...).encode()``) and
+``write_message(payload)`` is called for every client: no log, no rooms, no queues.
+The events have the shape of the full path's frames and the same pacing. A
+``subscribe`` is answered ``subscribed`` (``top``: the last seq), the connection
+``welcome``, both valid for ``vimax_nb.client``, so the same clients drive every server.
 
-Run: ``python benchmarks/fanout_bare.py --port P`` (stopped by SIGTERM or SIGINT).
+``--compression on`` accepts permessage-deflate when a client offers it
+(``get_compression_options`` returns ``{}``: Tornado's defaults, context takeover, each
+message compressed for each connection); ``off`` (None) never negotiates it.
+
+Run: ``python benchmarks/fanout_bare.py --port P [--compression on|off]`` (stopped by
+SIGTERM or SIGINT).
 """
 
 from __future__ import annotations
@@ -17,129 +23,90 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
-import time
 from typing import Any
 
 from fanout_common import (
-    GcPauses,
-    Profiler,
+    PEER_ROOM,
     apply_experiments,
-    emit_paced,
-    process_figures,
-    progress_message,
+    peer_event,
+    peer_subscribed,
+    peer_welcome,
 )
+from fanout_control import control_routes, until_signalled
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-ROOM = "workflow:bare"
-WORKFLOW_ID = "bare"
-
 
 class Broadcast:
-    """The clients and a counter of messages written."""
+    """The clients, the room's last seq and the messages written; a control Backend."""
 
     def __init__(self) -> None:
         self.clients: set[BareSocket] = set()
         self.delivered = 0
         self.seq = 0
-        self.profiler = Profiler()
-        self.gc = GcPauses()
+
+    def emit(self, i: int, pad: int) -> None:
+        self.seq += 1
+        payload = json.dumps(peer_event(self.seq, i, pad), separators=(",", ":")).encode()
+        clients = self.clients
+        for client in list(clients):
+            try:
+                client.write_message(payload)
+            except WebSocketClosedError:
+                clients.discard(client)
+                continue
+            self.delivered += 1
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "deliveries": self.delivered,
+            "events": self.seq,
+            "connections": len(self.clients),
+            "top": self.seq,
+        }
 
 
 class BareSocket(WebSocketHandler):
-    def initialize(self, broadcast: Broadcast) -> None:
+    def initialize(self, broadcast: Broadcast, compression: bool) -> None:
         self.broadcast = broadcast
+        self.compression = compression
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return {} if self.compression else None
 
     def open(self, *args: str, **kwargs: str) -> None:
         self.broadcast.clients.add(self)
-        self.write_message(json.dumps({"type": "welcome", "client_id": str(id(self))}))
+        self.write_message(json.dumps(peer_welcome(str(id(self)))))
 
     def on_message(self, message: str | bytes) -> None:
         data = json.loads(message)
         if data.get("type") == "subscribe":
-            answer = {"type": "subscribed", "room": data.get("room"), "recovered": True}
-            answer["top"] = self.broadcast.seq
-            self.write_message(json.dumps(answer))
+            self.write_message(json.dumps(peer_subscribed(data, self.broadcast.seq)))
 
     def on_close(self) -> None:
         self.broadcast.clients.discard(self)
 
 
-class _Handler(web.RequestHandler):
-    def initialize(self, broadcast: Broadcast) -> None:
-        self.broadcast = broadcast
-
-    def answer(self, data: dict[str, Any]) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data))
-
-
-class EmitHandler(_Handler):
-    async def post(self) -> None:
-        count = int(self.get_argument("count"))
-        rate = float(self.get_argument("rate", "0"))
-        broadcast = self.broadcast
-        clients = broadcast.clients
-
-        def emit(i: int) -> None:
-            broadcast.seq += 1
-            now = time.time()
-            millis = int(now * 1000) % 1000
-            timestamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{millis:03d}Z"
-            message = progress_message(ROOM, WORKFLOW_ID, broadcast.seq, timestamp, now, i)
-            payload = json.dumps(message, separators=(",", ":")).encode()
-            for client in list(clients):
-                try:
-                    client.write_message(payload)
-                except WebSocketClosedError:
-                    clients.discard(client)
-                    continue
-                broadcast.delivered += 1
-
-        self.answer(await emit_paced(count, rate, emit))
-
-
-class StatsHandler(_Handler):
-    def get(self) -> None:
-        self.answer(
-            {
-                **process_figures(),
-                "deliveries": self.broadcast.delivered,
-                "events": self.broadcast.seq,
-                "connections": len(self.broadcast.clients),
-                "slow_consumer_closes": 0,
-                **self.broadcast.gc.take(),
-            }
-        )
-
-
-class ProfileHandler(_Handler):
-    def post(self) -> None:
-        self.answer(self.broadcast.profiler.control(self.get_argument("action")))
-
-
-async def serve(port: int) -> None:
+async def serve(port: int, compression: bool) -> None:
     broadcast = Broadcast()
-    kwargs = {"broadcast": broadcast}
+    socket_args = {"broadcast": broadcast, "compression": compression}
     app = web.Application(
         [
-            (r"/ws", BareSocket, kwargs),
-            (r"/emit", EmitHandler, kwargs),
-            (r"/stats", StatsHandler, kwargs),
-            (r"/profile", ProfileHandler, kwargs),
+            (r"/ws", BareSocket, socket_args),
+            (r"/vimax/ws", BareSocket, socket_args),
+            *control_routes(broadcast),
         ],
         log_function=lambda handler: None,
     )
     server = app.listen(port, address="127.0.0.1")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     experiments = apply_experiments()
-    print(f"bare tornado listening on 127.0.0.1:{port} {experiments}", flush=True)
+    print(
+        f"bare tornado listening on 127.0.0.1:{port}, room {PEER_ROOM}, "
+        f"compression {'on' if compression else 'off'} {experiments}",
+        flush=True,
+    )
     try:
-        await stop.wait()
+        await until_signalled()
     finally:
         server.stop()
         for client in list(broadcast.clients):
@@ -150,9 +117,10 @@ async def serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--compression", choices=["on", "off"], default="off")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(serve(args.port))
+    asyncio.run(serve(args.port, args.compression == "on"))
 
 
 if __name__ == "__main__":

@@ -2,18 +2,22 @@
 figures, an optional cProfile.
 
 Imported by the benchmark's Jupyter server extension (``fanout_producer``), the bare
-Tornado server (``fanout_bare``) and the subscribers (``fanout_clients``), which all
-run with ``benchmarks/`` on their path; it imports nothing from ``vimax_nb``.
+Tornado server (``fanout_bare``), the peers (``fanout_wsbroadcast``, ``fanout_socketio``),
+their control interface (``fanout_control``) and the subscribers (``fanout_clients``),
+which all run with ``benchmarks/`` on their path; it imports nothing from ``vimax_nb``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import cProfile
+import functools
 import gc
+import inspect
 import os
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 CHUNK = 500  # events emitted per loop turn when emitting as fast as possible
@@ -41,9 +45,13 @@ def apply_experiments() -> dict[str, Any]:
     return applied
 
 
-async def emit_paced(count: int, rate: float, emit: Callable[[int], None]) -> dict[str, Any]:
+async def emit_paced(
+    count: int, rate: float, emit: Callable[[int], Awaitable[None] | None]
+) -> dict[str, Any]:
     """Call ``emit(i)`` for ``i`` in ``range(count)``: ``rate`` a second on the loop's
     clock, or as fast as possible (``rate <= 0``) in chunks of ``CHUNK`` a loop turn.
+    An ``emit`` that returns an awaitable (python-socketio's ``emit``) is awaited before
+    the next one, as its users do.
 
     Returns when the last one was emitted, with the wall-clock times of the first and
     the last emit and how far behind the schedule the pacing fell at worst.
@@ -67,7 +75,9 @@ async def emit_paced(count: int, rate: float, emit: Callable[[int], None]) -> di
             await asyncio.sleep(0)
         if i == 0:
             first = time.time()
-        emit(i)
+        outcome = emit(i)
+        if outcome is not None and inspect.isawaitable(outcome):
+            await outcome
     last = time.time()
     lags.sort()
     return {
@@ -150,11 +160,85 @@ class Profiler:
 EMITTED_AT = "emitted at "
 
 
+_WORDS = (
+    "render",
+    "shot",
+    "scene",
+    "frame",
+    "waiting",
+    "provider",
+    "upload",
+    "image",
+    "video",
+    "queue",
+    "retry",
+    "encode",
+    "model",
+    "prompt",
+    "camera",
+    "light",
+    "take",
+    "cut",
+    "dialogue",
+    "storyboard",
+    "character",
+    "style",
+    "seed",
+    "step",
+    "done",
+    "of",
+    "the",
+    "for",
+    "with",
+    "at",
+    "12",
+    "24",
+    "640x360",
+    "1280x720",
+    "ok",
+    "slow",
+)
+FILLER_VARIANTS = 256
+
+
+@functools.lru_cache(maxsize=8)
+def _fillers(size: int) -> tuple[str, ...]:
+    texts = []
+    for variant in range(FILLER_VARIANTS):
+        chooser = random.Random(variant)
+        words: list[str] = []
+        length = 0
+        while length < size:
+            word = chooser.choice(_WORDS)
+            words.append(word)
+            length += len(word) + 1
+        texts.append(" ".join(words)[:size])
+    return tuple(texts)
+
+
+def filler(i: int, size: int) -> str:
+    """``size`` characters of words from a small vocabulary (about as compressible as a
+    log line), one of ``FILLER_VARIANTS`` texts chosen by ``i``, so that successive
+    events differ; all the variants of a size are made at its first use."""
+    return _fillers(size)[i % FILLER_VARIANTS]
+
+
 def progress_message(
-    room: str, workflow_id: str, seq: int, timestamp: str, emitted_at: float, i: int
+    room: str,
+    workflow_id: str,
+    seq: int,
+    timestamp: str,
+    emitted_at: float,
+    i: int,
+    pad: int = 0,
 ) -> dict[str, Any]:
-    """The shape of the events both servers send: the full path's stored frame of a
-    progress event whose message carries its emit time, and whose details name it."""
+    """The shape of the events every server sends: the full path's stored frame of a
+    progress event whose message carries its emit time, and whose details name it
+    (with ``pad`` characters of ``filler`` as their ``activity`` when ``pad`` > 0)."""
+    details: dict[str, Any] = {"event": "task_completed", "task": f"bench/{i}"}
+    if pad > 0:
+        details["activity"] = filler(i, pad)
+    details["stages"] = []
     return {
         "type": "progress",
         "room": room,
@@ -167,7 +251,7 @@ def progress_message(
         "stage_index": 0,
         "total_stages": 1,
         "message": f"{EMITTED_AT}{emitted_at!r}",
-        "details": {"event": "task_completed", "task": f"bench/{i}", "stages": []},
+        "details": details,
     }
 
 
@@ -179,3 +263,48 @@ def emit_time_of(message: object) -> float | None:
         return float(message[len(EMITTED_AT) :])
     except ValueError:
         return None
+
+
+#: The room the bare server and the peers fan out (a valid workflow room name, so that
+#: ``vimax_nb.client.ClientConnection`` accepts it).
+PEER_ROOM = "workflow:bare"
+PEER_WORKFLOW_ID = "bare"
+#: The log epoch the bare server and the peers announce (they have no log).
+PEER_EPOCH = "bench"
+
+
+def peer_event(seq: int, i: int, pad: int = 0) -> dict[str, Any]:
+    """Event ``seq`` (the ``i``-th of its burst) of the bare server and the peers: the
+    full path's frame shape (``pad``: see ``progress_message``), emitted now."""
+    now = time.time()
+    millis = int(now * 1000) % 1000
+    timestamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{millis:03d}Z"
+    return progress_message(PEER_ROOM, PEER_WORKFLOW_ID, seq, timestamp, now, i, pad)
+
+
+def peer_welcome(client_id: str) -> dict[str, Any]:
+    """The ``welcome`` of the bare server and the peers: valid for the vimax client (no
+    heartbeat of ours: WebSocket pings are the server library's own business)."""
+    return {
+        "type": "welcome",
+        "client_id": client_id,
+        "epoch": PEER_EPOCH,
+        "protocol": 1,
+        "heartbeat_interval": 0,
+    }
+
+
+def peer_subscribed(request: dict[str, Any], top: int) -> dict[str, Any]:
+    """The answer of the bare server and the peers to ``subscribe`` ``request``: live
+    events follow ``top``. They keep no log, so nothing is replayed: a request for
+    events they no longer have (``after`` below ``top``) is answered ``recovered: false``."""
+    after = request.get("after")
+    answer: dict[str, Any] = {
+        "type": "subscribed",
+        "room": request.get("room"),
+        "recovered": not isinstance(after, int) or after >= top,
+        "top": top,
+    }
+    if request.get("id") is not None:
+        answer["id"] = request["id"]
+    return answer

@@ -6,16 +6,17 @@ token-authenticated endpoints under ``/vimax-bench/``:
 - ``POST setup``: start the service, run a tiny procedural ``idea2video`` workflow to
   its end (a real room for the subscribers: the hub's snapshot needs the workflow),
   and answer ``{"workflow": id, "room": ..., "top": seq}``;
-- ``POST emit?count=N&rate=R&workflow=ID``: emit ``N`` ``ProgressEvent``s for the
+- ``POST emit?count=N&rate=R&pad=P&workflow=ID``: emit ``N`` ``ProgressEvent``s for the
   workflow's room through the real path, ``service.coordinator.events.emit`` (the
   broadcaster appends them to the durable log; the hub fans them out after commit),
-  ``R`` a second on the loop's clock, or as fast as possible when ``R`` is 0; answers
-  once the last is emitted;
-- ``GET stats``: this process's CPU, the loop thread's CPU, the hub's counters, and
-  since the last call: the garbage collector's pauses, and for the first event of each
-  batch the log commits, the time from its emit to the hub's listener call on the loop
-  (``stored``) and to the end of the loop turn that wrote it to every socket
-  (``written``);
+  ``R`` a second on the loop's clock, or as fast as possible when ``R`` is 0, with
+  ``P`` characters of ``fanout_common.filler`` as their details' ``activity`` when ``P``
+  > 0; answers once the last is emitted;
+- ``GET stats``: this process's CPU, the loop thread's CPU, the hub's counters, the
+  top of the room of the last ``setup`` (``top``), and since the last call: the
+  garbage collector's pauses, and for the first event of each batch the log commits,
+  the time from its emit to the hub's listener call on the loop (``stored``) and to the
+  end of the loop turn that wrote it to every socket (``written``);
 - ``POST profile?action=start|stop``: cProfile of the loop thread, written to the file
   ``$VIMAX_BENCH_PROFILE`` names (off when it is unset).
 """
@@ -34,6 +35,7 @@ from fanout_common import (
     Profiler,
     apply_experiments,
     emit_paced,
+    filler,
     process_figures,
     summary,
 )
@@ -86,6 +88,7 @@ class StoreLag:
 
 _store_lag = StoreLag()
 _listening: set[int] = set()
+_room: list[str] = []  # the room of the last setup
 
 
 class _BenchHandler(APIHandler):
@@ -117,6 +120,7 @@ class SetupHandler(_BenchHandler):
             events.add_listener(_store_lag)
             experiments.update(apply_experiments())
         room = workflow_room(record.id)
+        _room[:] = [room]
         self.answer(
             {
                 "workflow": record.id,
@@ -135,6 +139,7 @@ class EmitHandler(_BenchHandler):
     async def post(self) -> None:
         count = int(self.get_argument("count"))
         rate = float(self.get_argument("rate", "0"))
+        pad = int(self.get_argument("pad", "0"))
         workflow_id = self.get_argument("workflow")
         service = self.service
         await service.ensure_started()
@@ -153,7 +158,11 @@ class EmitHandler(_BenchHandler):
                     stage_index=0,
                     total_stages=1,
                     message=f"{EMITTED_AT}{time.time()!r}",
-                    details=ProgressDetails(event="task_completed", task=f"bench/{i}"),
+                    details=ProgressDetails(
+                        event="task_completed",
+                        task=f"bench/{i}",
+                        activity=filler(i, pad) if pad > 0 else None,
+                    ),
                 )
             )
 
@@ -167,6 +176,7 @@ class StatsHandler(_BenchHandler):
         self.answer(
             {
                 **process_figures(),
+                "top": self.service.store.events.top(_room[0]) if _room else 0,
                 "deliveries": hub.delivered,
                 "events": hub.events_in,
                 "connections": len(hub.connections),

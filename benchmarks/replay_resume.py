@@ -74,14 +74,15 @@ AGENTS = (
 STAGES = ("story", "characters", "portraits", "storyboard", "camera", "frames", "videos", "edit")
 
 
-def payload(i: int) -> dict[str, Any]:
-    """A progress event's fields, about 550 bytes of JSON once stored."""
+def payload(i: int, workflow_id: str | None = None) -> Any:
+    """A progress event's fields (of ``workflow_id``; default: one made of ``i``) as the
+    event log takes them, about 550 bytes of JSON once stored."""
     stage = i % len(STAGES)
     done = i % 30
     return event_payload(
         ProgressEvent(
             room="workflow:bench",
-            workflow_id=f"{i:012x}",
+            workflow_id=workflow_id or f"{i:012x}",
             state=WorkflowState.running,
             progress=round((stage + done / 30) / len(STAGES), 4),
             stage=STAGES[stage],
@@ -147,19 +148,29 @@ class Server:
 
 
 @contextmanager
-def server(workdir: Path, vimax_work: Path, send_queue_limit: int) -> Iterator[Server]:
-    """A jupyter server with vimax_nb.server (this checkout) on ``vimax_work``."""
+def server(
+    workdir: Path,
+    vimax_work: Path,
+    send_queue_limit: int,
+    options: Sequence[str] = (),
+    extensions: Sequence[str] = (),
+) -> Iterator[Server]:
+    """A jupyter server with vimax_nb.server (this checkout) on ``vimax_work``, stopped on
+    exit; ``options`` are more command-line options, ``extensions`` more server extension
+    modules (importable from ``benchmarks/``, which is then on the server's path)."""
     port = free_port()
     token = secrets.token_hex(16)
     root = workdir / "root"
     for folder in (root, workdir / "config", workdir / "runtime", workdir / "data"):
         folder.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    paths = [str(ROOT), *([str(HERE)] if extensions else []), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env["JUPYTER_CONFIG_DIR"] = str(workdir / "config")
     env["JUPYTER_RUNTIME_DIR"] = str(workdir / "runtime")
     env["JUPYTER_DATA_DIR"] = str(workdir / "data")
     log = workdir / "jupyter.log"
+    enabled = dict.fromkeys(["vimax_nb.server", *extensions], True)
     command = [
         sys.executable,
         "-m",
@@ -171,11 +182,12 @@ def server(workdir: Path, vimax_work: Path, send_queue_limit: int) -> Iterator[S
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
-        "--ServerApp.jpserver_extensions={'vimax_nb.server': True}",
+        f"--ServerApp.jpserver_extensions={enabled!r}",
         "--ServerApp.log_level=WARN",
         f"--VimaxApp.workdir={vimax_work}",
         f"--VimaxApp.send_queue_limit={send_queue_limit}",
         "--VimaxApp.probe_providers=False",
+        *options,
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(

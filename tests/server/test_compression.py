@@ -14,7 +14,13 @@ import websockets
 
 from vimax_nb.protocol import agent_room
 from vimax_nb.server import frames as frames_module
-from vimax_nb.server.frames import Deflate, MessageFrames, deflated_text_frame, text_frame
+from vimax_nb.server.frames import (
+    Deflate,
+    MessageFrames,
+    RecentFrames,
+    deflated_text_frame,
+    text_frame,
+)
 
 from .conftest import vimax
 from .ws_helpers import OP_TEXT, Frame, RawWebSocket
@@ -232,3 +238,46 @@ def test_message_frames_are_made_once_each_and_only_long_messages_deflated() -> 
     assert len(compressed) < len(long_text) / 2
     short = MessageFrames(short_text)
     assert short.frame(deflate) == text_frame(short_text)
+
+
+async def test_clients_replaying_the_same_events_share_their_compression(
+    port: int,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+    service: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[bytes] = []
+
+    def counted(payload: bytes, max_window_bits: int = 15) -> bytes:
+        made.append(payload)
+        return deflated_text_frame(payload, max_window_bits)
+
+    texts = [varied(1000 + i) for i in range(20)]
+    await store(service, texts)
+    monkeypatch.setattr(frames_module, "deflated_text_frame", counted)
+    offer = "permessage-deflate; client_max_window_bits"
+    clients = [await raw_client(port, jp_base_url, jp_auth_header, offer) for _ in "abc"]
+    try:
+        for raw in clients:
+            await subscribed(raw, ROOM)  # after: null, so the stored events are replayed
+            got = await events(raw, len(texts))
+            assert [m["message"] for _, m in got] == texts
+            assert all(frame.compressed for frame, _ in got)
+        # each event compressed once for the three (the answers are each client's own)
+        compressed_events = [m for m in made if m.startswith(b'{"type":"progress"')]
+        assert len(compressed_events) == len(texts)
+    finally:
+        for raw in clients:
+            raw.close()
+
+
+def test_recent_frames_keep_the_latest_events_and_know_a_reused_seq() -> None:
+    recent = RecentFrames(2)
+    first = recent.of("agent:a", 1, b'{"n":1}')
+    assert recent.of("agent:a", 1, b'{"n":1}') is first
+    recent.of("agent:a", 2, b'{"n":2}')
+    recent.of("agent:a", 3, b'{"n":3}')
+    assert recent.of("agent:a", 1, b'{"n":1}') is not first  # the oldest went
+    again = recent.of("agent:a", 3, b'{"n":"after a reset"}')
+    assert again.payload == b'{"n":"after a reset"}'

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 _FIN_TEXT = 0x81
@@ -90,3 +91,27 @@ class MessageFrames:
         if self._plain is None:
             self._plain = text_frame(self.payload)
         return self._plain
+
+
+class RecentFrames:
+    """The :class:`MessageFrames` of the latest ``capacity`` events made or asked for, by
+    (room, seq): the clients that resume the same events at once share their compression,
+    as live members of a room do. An entry counts only for the same JSON text (a reset
+    log reuses seqs)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, int], MessageFrames] = OrderedDict()
+
+    def of(self, room: str, seq: int, payload: bytes) -> MessageFrames:
+        """The frames of event ``seq`` of ``room`` whose JSON text is ``payload``."""
+        key = (room, seq)
+        frames = self._entries.get(key)
+        if frames is not None and frames.payload == payload:
+            self._entries.move_to_end(key)
+            return frames
+        frames = self._entries[key] = MessageFrames(payload)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return frames

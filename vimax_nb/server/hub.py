@@ -2,9 +2,10 @@
 
 Each stored event is framed once (the WebSocket frame of its stored JSON, and its
 compressed frame once if a member agreed to permessage-deflate) and the same bytes are
-queued for every member of its room; at the end of the loop turn
-each connection's queue is handed to its socket in one write, however many events
-it holds. A connection whose socket leaves more than ``send_queue_limit`` bytes
+queued for every member of its room (replays to clients that agreed to deflate share
+their compressed frames too, for the latest ``RECENT_FRAMES`` events replayed); at the
+end of the loop turn each connection's queue is handed to its socket in one write,
+however many events it holds. A connection whose socket leaves more than ``send_queue_limit`` bytes
 untaken is closed with 4008: it reconnects, resumes from its last seq, and loses
 nothing, while nobody else waits for it.
 
@@ -32,12 +33,15 @@ from typing import Any
 from ..protocol import CLOSE_RATE_LIMIT, CLOSE_SLOW_CONSUMER, CoordinatorMetricsEvent
 from ..store import EventLog, Replay, ReplayGap, StoredEvent
 from .connection import FrameWriter, HubConnection, RoomMembership
-from .frames import MessageFrames
+from .frames import MessageFrames, RecentFrames
 
 log = logging.getLogger(__name__)
 
 #: Stored events read at a time while a subscription's replay is sent.
 REPLAY_PAGE = 500
+#: Replayed events whose frames are kept for the other clients that agreed to
+#: permessage-deflate and replay them too (about 1.3 KB each, JSON and compressed frame).
+RECENT_FRAMES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,7 @@ class Hub:
         self.log: EventLog | None = None
         self._counter = 0
         self._dirty: list[HubConnection] = []
+        self._recent = RecentFrames(RECENT_FRAMES)
 
     def bind(self, event_log: EventLog) -> None:
         """Fan out every event ``event_log`` stores, once it is stored."""
@@ -133,7 +138,7 @@ class Hub:
         if membership is None:
             return False
         connection.held_bytes -= membership.held_bytes
-        membership.held.clear()
+        membership.held = None
         membership.held_bytes = 0
         members = self.rooms.get(room)
         if members is not None:
@@ -225,7 +230,7 @@ class Hub:
                 sent += 1
             elif membership.reread:
                 self._fell_behind(connection, len(payload))
-            else:
+            elif membership.held is not None:
                 membership.held.append((event.seq, frames))
                 membership.held_bytes += len(payload)
                 connection.held_bytes += len(payload)
@@ -250,7 +255,7 @@ class Hub:
             return
         self.held_let_go += 1
         for membership in connection.rooms.values():
-            if not membership.live:
+            if not membership.live and membership.held is not None:
                 membership.held.clear()
                 membership.held_bytes = 0
                 membership.reread = True
@@ -324,9 +329,15 @@ class Hub:
                         await connection.writable()
                         if not current():
                             return
-                    connection.send(event.frame)
+                    # compressed once for every client replaying it at the same time
+                    connection.send(
+                        self._recent.of(room, event.seq, event.frame)
+                        if connection.deflate is not None
+                        else event.frame
+                    )
                     membership.position = event.seq
             held = membership.held
+            assert held is not None  # until the room is live
             while held and not membership.reread:
                 if connection.backlog >= window:
                     await connection.writable()
@@ -341,6 +352,7 @@ class Hub:
                     membership.position = seq
             if not membership.reread:
                 membership.live = True
+                membership.held = None
                 if all(m.live for m in connection.rooms.values()):
                     connection.live_behind = 0
                 return

@@ -51,6 +51,8 @@ async def refuse_all(action: str) -> bool:
 class Session:
     """Answers one connection's messages; see docs/protocol.md."""
 
+    __slots__ = ("_tasks", "authorize", "connection", "coordinator", "hub", "owner_scope")
+
     def __init__(
         self,
         hub: Hub,

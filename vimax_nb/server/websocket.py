@@ -10,7 +10,7 @@ from typing import Any
 
 from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
-from tornado import web
+from tornado import httputil, web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..protocol import COORDINATOR_ROOM, Subscribe, agent_room, workflow_room
@@ -45,7 +45,7 @@ class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
 
     def get_websocket_protocol(self) -> HubWebSocketProtocol | None:
         # Tornado's, but deflate without context takeover, and 1007 for bad UTF-8.
-        return hub_websocket_protocol(self, self.service.hub.limits.compression_threshold)
+        return hub_websocket_protocol(self)
 
     @property
     def max_message_size(self) -> int:
@@ -60,19 +60,29 @@ class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
         # Tornado allows at most one interval between a ping and its answer.
         return self.service.hub.limits.heartbeat_interval or None
 
-    @ws_authenticated
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        # A connection only reads; each write (control) asks again.
+    async def prepare(self) -> None:  # type: ignore[override]
+        # Authenticated and authorized (read: each control asks for write) before the
+        # upgrade, here rather than in get: the handshake and then the whole connection
+        # run inside Tornado's get, and a get of ours would stay suspended around it, a
+        # coroutine frame held by every connection for its life.
+        await super().prepare(_redirect_to_login=False)
+        if self.current_user is None:
+            raise web.HTTPError(403, "the WebSocket needs a Jupyter token or login")
         if not await is_authorized(self, "read"):
             raise web.HTTPError(403, refusal(owner_name(self), "read"))
         await self.service.ensure_started()
-        await super().get(*args, **kwargs)
+
+    get = ws_authenticated(WebSocketHandler.get)
 
     async def authorize(self, action: str) -> bool:
         """Whether the authorizer lets this connection's user do ``action`` now."""
         return await is_authorized(self, action)
 
     def open(self, *args: str, **kwargs: str) -> None:
+        # The 101 answer has gone: what was kept to write it (its headers, the login
+        # cookie Jupyter sets) would otherwise live as long as the socket, ~3 KB each.
+        self._headers = httputil.HTTPHeaders()
+        self.__dict__.pop("_new_cookie", None)
         service = self.service
         assert service.coordinator is not None
         self.connection = service.hub.register(self, owner_name(self) or "")
@@ -103,7 +113,10 @@ class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
 
     def deflate(self) -> Deflate | None:
         connection = self.ws_connection
-        return connection.deflate if isinstance(connection, HubWebSocketProtocol) else None
+        bits = getattr(connection, "deflate_window_bits", None)
+        if bits is None:
+            return None
+        return Deflate(bits, self.service.hub.limits.compression_threshold)
 
     def write_frames(self, data: bytes) -> Awaitable[None]:
         connection = self.ws_connection

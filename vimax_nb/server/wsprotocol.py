@@ -5,9 +5,9 @@ Compression: the hub compresses each message once for every client
 (:mod:`vimax_nb.server.frames`), which needs ``server_no_context_takeover``; RFC 7692
 (7.1.1) lets a server add it, and ``client_no_context_takeover``, to any offer it
 accepts. With both, a connection keeps no zlib state between messages in either
-direction: Tornado's compressor and decompressor are made per message, and the hub
-writes its own frames, so an idle connection costs no zlib memory at all (a persistent
-pair costs about 300 KB at zlib's defaults).
+direction: Tornado's decompressor is made per message, and the hub writes its own
+frames (Tornado's compressor is dropped), so an idle connection costs no zlib memory at
+all (a persistent pair costs about 300 KB at zlib's defaults).
 
 UTF-8: Tornado drops the TCP connection without a close frame when a text frame is not
 valid UTF-8; RFC 6455 (7.4.1) asks for close code 1007, which tells the client why.
@@ -21,33 +21,25 @@ from tornado.concurrent import Future
 from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
 
 from ..protocol import CLOSE_INVALID_UTF8
-from .frames import MAX_WINDOW_BITS, Deflate
+from .frames import MAX_WINDOW_BITS
 
 INVALID_UTF8_REASON = "a text frame was not valid UTF-8"
 
 
 class HubWebSocketProtocol(WebSocketProtocol13):
     """:class:`WebSocketProtocol13` that agrees to permessage-deflate only without context
-    takeover (recording what was agreed in :attr:`deflate`), and closes with 1007 (and
-    the reason :data:`INVALID_UTF8_REASON`) instead of dropping the connection when a text
-    frame, after decompression, is not UTF-8; every other frame is handled as Tornado
-    does."""
+    takeover (recording the window the client allows in :attr:`deflate_window_bits`), and
+    closes with 1007 (and the reason :data:`INVALID_UTF8_REASON`) instead of dropping the
+    connection when a text frame, after decompression, is not UTF-8; every other frame is
+    handled as Tornado does."""
 
-    #: permessage-deflate as agreed at the handshake (None: not agreed).
-    deflate: Deflate | None = None
+    #: The largest window (bits) the client lets the server compress with, when
+    #: permessage-deflate was agreed at the handshake; None: not agreed. (A class default:
+    #: an idle connection carries no attribute it does not need.)
+    deflate_window_bits: int | None = None
     # True from the arrival of a text frame until Tornado hands it on decoded: an abort
     # in between is Tornado refusing its bytes as UTF-8.
     _decoding_text = False
-
-    def __init__(
-        self,
-        handler: WebSocketHandler,
-        mask_outgoing: bool,
-        params: _WebSocketParams,
-        compression_threshold: int,
-    ) -> None:
-        super().__init__(handler, mask_outgoing, params)
-        self._compression_threshold = compression_threshold
 
     def _create_compressors(
         self,
@@ -59,11 +51,12 @@ class HubWebSocketProtocol(WebSocketProtocol13):
         agreed_parameters["server_no_context_takeover"] = None
         agreed_parameters["client_no_context_takeover"] = None
         super()._create_compressors(side, agreed_parameters, compression_options)
+        # The hub writes its own frames (vimax_nb.server.frames); Tornado's compressor
+        # would only hold memory. Without it, anything Tornado itself sends goes out
+        # uncompressed, which the extension allows.
+        self._compressor = None
         bits = agreed_parameters.get("server_max_window_bits")
-        self.deflate = Deflate(
-            max_window_bits=int(bits) if bits else MAX_WINDOW_BITS,
-            threshold=self._compression_threshold,
-        )
+        self.deflate_window_bits = int(bits) if bits else MAX_WINDOW_BITS
 
     def _handle_message(self, opcode: int, data: bytes) -> Future[None] | None:
         self._decoding_text = opcode == 0x1
@@ -84,13 +77,10 @@ class HubWebSocketProtocol(WebSocketProtocol13):
         super()._abort()
 
 
-def hub_websocket_protocol(
-    handler: WebSocketHandler, compression_threshold: int
-) -> HubWebSocketProtocol | None:
+def hub_websocket_protocol(handler: WebSocketHandler) -> HubWebSocketProtocol | None:
     """The protocol ``handler.get_websocket_protocol`` returns: as Tornado's (version 13
     only, the handler's ping, size and compression settings), but a
-    :class:`HubWebSocketProtocol` compressing messages of at least
-    ``compression_threshold`` bytes."""
+    :class:`HubWebSocketProtocol`."""
     if handler.request.headers.get("Sec-WebSocket-Version") != "13":
         return None
     params = _WebSocketParams(
@@ -99,4 +89,4 @@ def hub_websocket_protocol(
         max_message_size=handler.max_message_size,
         compression_options=handler.get_compression_options(),
     )
-    return HubWebSocketProtocol(handler, False, params, compression_threshold)
+    return HubWebSocketProtocol(handler, False, params)
