@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from http.cookies import SimpleCookie
@@ -1024,5 +1025,19 @@ async def test_a_burst_committed_at_once_does_not_close_a_client_that_keeps_up(
         events = await client.read_until(lambda m: m.get("seq") == log.top(room))
         assert seqs(events, room) == span(1, log.top(room))
         assert (await hub_stats(jp_fetch))["slow_consumer_closes"] == 0
+    finally:
+        client.close()
+
+
+async def test_events_are_written_without_waiting_for_the_clients_acks(
+    jp_ws_fetch: Any, service: Any
+) -> None:
+    # With Nagle's algorithm on, a write waits for the ack of the previous one: at
+    # 200 events/s to 100 clients that put the median latency at 15 ms instead of 3.
+    client, welcome = await connect(jp_ws_fetch, "vimax", "ws")
+    try:
+        handler = service.hub.connections[welcome["client_id"]].writer
+        sock = handler.ws_connection.stream.socket
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     finally:
         client.close()

@@ -83,6 +83,9 @@ class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
         # cookie Jupyter sets) would otherwise live as long as the socket, ~3 KB each.
         self._headers = httputil.HTTPHeaders()
         self.__dict__.pop("_new_cookie", None)
+        # The hub writes once per loop turn already: Nagle's algorithm would only hold
+        # a write back until the client acknowledges the previous one.
+        self.set_nodelay(True)
         service = self.service
         assert service.coordinator is not None
         self.connection = service.hub.register(self, owner_name(self) or "")
