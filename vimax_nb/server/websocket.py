@@ -28,8 +28,14 @@ class _VimaxWebSocket(WebSocketHandler, JupyterHandler):
     """Shared by the multiplexed and the single-room endpoints."""
 
     auth_resource = RESOURCE
-    session: Session | None = None
-    connection: HubConnection | None = None
+    # Slots, like the protocol's: a handler's dict is full once Tornado and Jupyter are
+    # done with it, and the socket keeps the handler as long as it lives.
+    __slots__ = ("connection", "session")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.session: Session | None = None
+        self.connection: HubConnection | None = None
+        super().__init__(*args, **kwargs)
 
     @property
     def service(self) -> VimaxService:

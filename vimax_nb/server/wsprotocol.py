@@ -15,10 +15,16 @@ valid UTF-8; RFC 6455 (7.4.1) asks for close code 1007, which tells the client w
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from tornado.concurrent import Future
-from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
+from tornado.websocket import (
+    WebSocketHandler,
+    WebSocketProtocol13,
+    _PerMessageDeflateDecompressor,
+    _WebSocketParams,
+)
 
 from ..protocol import CLOSE_INVALID_UTF8
 from .frames import MAX_WINDOW_BITS
@@ -33,13 +39,20 @@ class HubWebSocketProtocol(WebSocketProtocol13):
     connection when a text frame, after decompression, is not UTF-8; every other frame is
     handled as Tornado does."""
 
-    #: The largest window (bits) the client lets the server compress with, when
-    #: permessage-deflate was agreed at the handshake; None: not agreed. (A class default:
-    #: an idle connection carries no attribute it does not need.)
-    deflate_window_bits: int | None = None
-    # True from the arrival of a text frame until Tornado hands it on decoded: an abort
-    # in between is Tornado refusing its bytes as UTF-8.
-    _decoding_text = False
+    # Slots, not the instance's dict: Tornado's protocol fills its dict up to a resize,
+    # and one attribute more would cost every connection 1.5 KB.
+    __slots__ = ("_decoding_text", "deflate_window_bits")
+
+    def __init__(
+        self, handler: WebSocketHandler, mask_outgoing: bool, params: _WebSocketParams
+    ) -> None:
+        #: The largest window (bits) the client lets the server compress with, when
+        #: permessage-deflate was agreed at the handshake; None: not agreed.
+        self.deflate_window_bits: int | None = None
+        # True from the arrival of a text frame until Tornado hands it on decoded: an
+        # abort in between is Tornado refusing its bytes as UTF-8.
+        self._decoding_text = False
+        super().__init__(handler, mask_outgoing, params)
 
     def _create_compressors(
         self,
@@ -55,6 +68,12 @@ class HubWebSocketProtocol(WebSocketProtocol13):
         # would only hold memory. Without it, anything Tornado itself sends goes out
         # uncompressed, which the extension allows.
         self._compressor = None
+        # Without context takeover a decompressor keeps nothing between messages: the
+        # connections with the same limits share one.
+        client_bits = agreed_parameters.get("client_max_window_bits")
+        self._decompressor = _stateless_decompressor(
+            int(client_bits) if client_bits else MAX_WINDOW_BITS, self.params.max_message_size
+        )
         bits = agreed_parameters.get("server_max_window_bits")
         self.deflate_window_bits = int(bits) if bits else MAX_WINDOW_BITS
 
@@ -75,6 +94,15 @@ class HubWebSocketProtocol(WebSocketProtocol13):
             self.close(CLOSE_INVALID_UTF8, INVALID_UTF8_REASON)
             return
         super()._abort()
+
+
+@functools.cache
+def _stateless_decompressor(
+    window_bits: int, max_message_size: int
+) -> _PerMessageDeflateDecompressor:
+    return _PerMessageDeflateDecompressor(
+        persistent=False, max_wbits=window_bits, max_message_size=max_message_size
+    )
 
 
 def hub_websocket_protocol(handler: WebSocketHandler) -> HubWebSocketProtocol | None:
