@@ -164,6 +164,28 @@ async def test_a_client_that_limits_the_servers_window_gets_frames_within_it(
         raw.close()
 
 
+async def test_a_client_that_asks_for_a_256_byte_window_gets_messages_uncompressed(
+    port: int, jp_base_url: str, jp_auth_header: dict[str, str], service: Any
+) -> None:
+    # zlib cannot make such a stream; uncompressed messages are allowed on the extension
+    raw = await raw_client(
+        port, jp_base_url, jp_auth_header, "permessage-deflate; server_max_window_bits=8"
+    )
+    other = await raw_client(port, jp_base_url, jp_auth_header, "permessage-deflate")
+    try:
+        for client in (raw, other):
+            await subscribed(client, ROOM)
+        await store(service, [varied(3000)])
+        [(frame, message)] = await events(raw, 1)
+        assert not frame.compressed
+        assert message["message"] == varied(3000)
+        [(other_frame, _)] = await events(other, 1)  # the others are served as ever
+        assert other_frame.compressed
+    finally:
+        raw.close()
+        other.close()
+
+
 async def test_an_event_is_compressed_once_for_every_client_that_agreed(
     port: int,
     jp_base_url: str,

@@ -27,7 +27,7 @@ from tornado.websocket import (
 )
 
 from ..protocol import CLOSE_INVALID_UTF8
-from .frames import MAX_WINDOW_BITS
+from .frames import MAX_WINDOW_BITS, MIN_WINDOW_BITS
 
 INVALID_UTF8_REASON = "a text frame was not valid UTF-8"
 
@@ -74,8 +74,10 @@ class HubWebSocketProtocol(WebSocketProtocol13):
         self._decompressor = _stateless_decompressor(
             int(client_bits) if client_bits else MAX_WINDOW_BITS, self.params.max_message_size
         )
-        bits = agreed_parameters.get("server_max_window_bits")
-        self.deflate_window_bits = int(bits) if bits else MAX_WINDOW_BITS
+        bits = int(agreed_parameters.get("server_max_window_bits") or MAX_WINDOW_BITS)
+        # zlib makes no raw deflate stream with a 256-byte window: a client that asks
+        # for one (8 bits) gets every message uncompressed, which the extension allows.
+        self.deflate_window_bits = bits if bits >= MIN_WINDOW_BITS else None
 
     def _handle_message(self, opcode: int, data: bytes) -> Future[None] | None:
         self._decoding_text = opcode == 0x1
