@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import multiprocessing
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from _workers import Workers
 from idle_common import raise_fd_limit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -185,28 +185,16 @@ class ClientPool:
     """``spec.count`` connections split over ``processes`` forked client processes."""
 
     def __init__(self, spec: ClientSpec, processes: int) -> None:
-        context = multiprocessing.get_context("fork")
-        processes = max(1, min(processes, spec.count))
-        shares = [spec.count // processes + (i < spec.count % processes) for i in range(processes)]
-        self.pipes: list[Connection] = []
-        self.processes: list[Any] = []
-        for share in shares:
-            ours, theirs = context.Pipe()
-            share_spec = ClientSpec(**{**spec.__dict__, "count": share})
-            process = context.Process(target=worker_main, args=(theirs, share_spec), daemon=True)
-            process.start()
-            self.pipes.append(ours)
-            self.processes.append(process)
+        self.workers = Workers(
+            lambda pipe, share: worker_main(pipe, replace(spec, count=share)),
+            spec.count,
+            processes,
+            COMMAND_TIMEOUT,
+        )
 
     def _ask(self, command: str) -> list[dict[str, Any]]:
-        for pipe in self.pipes:
-            pipe.send(command)
-        answers = []
-        for pipe in self.pipes:
-            if not pipe.poll(COMMAND_TIMEOUT):
-                raise TimeoutError(f"a client process did not answer {command!r}")
-            answers.append(pipe.recv())
-        return answers
+        self.workers.send(command)
+        return self.workers.answers(repr(command))
 
     def open(self) -> Opened:
         """Open every connection; ``seconds`` is the wall time until all processes are done."""
@@ -231,8 +219,4 @@ class ClientPool:
         try:
             self._ask("stop")
         finally:
-            for process in self.processes:
-                process.join(10)
-                if process.is_alive():
-                    process.kill()
-                    process.join(5)
+            self.workers.join()

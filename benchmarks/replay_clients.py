@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import multiprocessing
 import threading
 import time
 import urllib.parse
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from _workers import Workers
 from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
 from websockets.utils import accept_key, generate_key
@@ -426,46 +426,29 @@ class ManyClients:
     welcomed by :meth:`ready`, all resuming at once on :meth:`go`."""
 
     def __init__(self, spec: ManySpec, processes: int) -> None:
-        context = multiprocessing.get_context("fork")
-        processes = max(1, min(processes, spec.count))
-        shares = [spec.count // processes + (i < spec.count % processes) for i in range(processes)]
-        self.pipes: list[Connection] = []
-        self.processes: list[Any] = []
-        for share in shares:
-            ours, theirs = context.Pipe()
-            share_spec = ManySpec(**{**spec.__dict__, "count": share})
-            process = context.Process(target=_many_main, args=(theirs, share_spec), daemon=True)
-            process.start()
-            self.pipes.append(ours)
-            self.processes.append(process)
-
-    def _answers(self) -> list[Any]:
-        answers = []
-        for pipe in self.pipes:
-            if not pipe.poll(COMMAND_TIMEOUT):
-                raise TimeoutError("a client process did not answer")
-            answers.append(pipe.recv())
-        return answers
+        self.workers = Workers(
+            lambda pipe, share: _many_main(pipe, replace(spec, count=share)),
+            spec.count,
+            processes,
+            COMMAND_TIMEOUT,
+        )
 
     def ready(self) -> None:
         """Return once every client is connected and welcomed; raises ConnectionError if
         one could not connect."""
-        errors = [answer["error"] for answer in self._answers() if "error" in answer]
+        answers = self.workers.answers("ready")
+        errors = [answer["error"] for answer in answers if "error" in answer]
         if errors:
             raise ConnectionError(f"clients could not connect: {errors}")
 
     def go(self) -> tuple[list[Resumed], float]:
         """Let every client resume; each client's :class:`Resumed` and the clients' CPU
         seconds, once every client has its last event (or failed)."""
-        for pipe in self.pipes:
-            pipe.send("go")
+        self.workers.send("go")
         resumed: list[Resumed] = []
         cpu = 0.0
-        for answer in self._answers():
+        for answer in self.workers.answers("go"):
             cpu += answer["cpu"]
             resumed.extend(Resumed(**fields) for fields in answer["resumed"])
-        for process in self.processes:
-            process.join(10)
-            if process.is_alive():
-                process.kill()
+        self.workers.join()
         return resumed, cpu

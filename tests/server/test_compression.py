@@ -35,6 +35,19 @@ def port(jp_fetch: Any, jp_http_port: int) -> int:
     return jp_http_port
 
 
+@pytest.fixture
+def compressed(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every payload the server compresses from now on, in order."""
+    made: list[bytes] = []
+
+    def counted(payload: bytes, max_window_bits: int = 15) -> bytes:
+        made.append(payload)
+        return deflated_text_frame(payload, max_window_bits)
+
+    monkeypatch.setattr(frames_module, "deflated_text_frame", counted)
+    return made
+
+
 def inflate(frame: Frame, window_bits: int = 15) -> dict[str, Any]:
     """A text frame's message; a compressed one inflated on its own, as a client that
     agreed to no context takeover does (a fresh decompressor a message)."""
@@ -191,15 +204,8 @@ async def test_an_event_is_compressed_once_for_every_client_that_agreed(
     jp_base_url: str,
     jp_auth_header: dict[str, str],
     service: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    compressed: list[bytes],
 ) -> None:
-    made: list[bytes] = []
-
-    def counted(payload: bytes, max_window_bits: int = 15) -> bytes:
-        made.append(payload)
-        return deflated_text_frame(payload, max_window_bits)
-
-    monkeypatch.setattr(frames_module, "deflated_text_frame", counted)
     offer = "permessage-deflate; client_max_window_bits"
     deflating = [await raw_client(port, jp_base_url, jp_auth_header, offer) for _ in "abc"]
     plain = await raw_client(port, jp_base_url, jp_auth_header, None)
@@ -207,11 +213,11 @@ async def test_an_event_is_compressed_once_for_every_client_that_agreed(
     try:
         for raw in clients:
             await subscribed(raw, ROOM)
-        made.clear()
+        compressed.clear()
         await store(service, [varied(3000)])
         received = [await events(raw, 1) for raw in clients]
         frames = [got[0][0] for got in received]
-        assert len(made) == 1  # one compression for the three clients
+        assert len(compressed) == 1  # one compression for the three clients
         assert all(f.compressed for f in frames[:3])
         assert frames[0].payload == frames[1].payload == frames[2].payload
         assert not frames[3].compressed
@@ -267,17 +273,10 @@ async def test_clients_replaying_the_same_events_share_their_compression(
     jp_base_url: str,
     jp_auth_header: dict[str, str],
     service: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    compressed: list[bytes],
 ) -> None:
-    made: list[bytes] = []
-
-    def counted(payload: bytes, max_window_bits: int = 15) -> bytes:
-        made.append(payload)
-        return deflated_text_frame(payload, max_window_bits)
-
     texts = [varied(1000 + i) for i in range(20)]
     await store(service, texts)
-    monkeypatch.setattr(frames_module, "deflated_text_frame", counted)
     offer = "permessage-deflate; client_max_window_bits"
     clients = [await raw_client(port, jp_base_url, jp_auth_header, offer) for _ in "abc"]
     try:
@@ -287,7 +286,7 @@ async def test_clients_replaying_the_same_events_share_their_compression(
             assert [m["message"] for _, m in got] == texts
             assert all(frame.compressed for frame, _ in got)
         # each event compressed once for the three (the answers are each client's own)
-        compressed_events = [m for m in made if m.startswith(b'{"type":"progress"')]
+        compressed_events = [m for m in compressed if m.startswith(b'{"type":"progress"')]
         assert len(compressed_events) == len(texts)
     finally:
         for raw in clients:

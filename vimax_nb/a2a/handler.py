@@ -177,6 +177,13 @@ class WorkflowRequestHandler(DefaultRequestHandler):
 
     # -- following and canceling -------------------------------------------------------
 
+    async def _known_task(self, task_id: str, context: ServerCallContext) -> Task:
+        """The task ``task_id`` as the caller may see it; TaskNotFound (-32001) otherwise."""
+        task = await self.tasks.get(task_id, context)
+        if task is None:
+            raise TaskNotFoundError(f"no task {task_id!r}")
+        return task
+
     @validate_request_params
     @validate(lambda self: self._agent_card.capabilities.streaming, "Streaming is not supported")
     async def on_subscribe_to_task(
@@ -187,13 +194,10 @@ class WorkflowRequestHandler(DefaultRequestHandler):
         caller = caller_of(context)
         with RoomFollower(self.store.events, workflow_room(params.id)) as follower:
             self._followers.add(follower)
-            task = await self.tasks.get(params.id, context)
-            if task is None:
-                raise TaskNotFoundError(f"no task {params.id!r}")
+            task = await self._known_task(params.id, context)
             if task.status.state in FINAL_STATES:
                 raise UnsupportedOperationError(
-                    f"task {task.id} has ended ({task.status.message.parts[0].text}); "
-                    "GetTask gives its final state and artifacts"
+                    f"{_ended(task)}; GetTask gives its final state and artifacts"
                 )
             yield task
             tracker = UpdateTracker(task.id, task.context_id, caller.origin)
@@ -214,13 +218,10 @@ class WorkflowRequestHandler(DefaultRequestHandler):
     ) -> Task | None:
         """Cancel the task's workflow; the task, CANCELED. TaskNotCancelable (-32002) for
         one that has ended."""
-        task = await self.tasks.get(params.id, context)
-        if task is None:
-            raise TaskNotFoundError(f"no task {params.id!r}")
+        task = await self._known_task(params.id, context)
         if task.status.state in FINAL_STATES:
             raise TaskNotCancelableError(
-                f"task {task.id} has ended ({task.status.message.parts[0].text}); only a "
-                "task that is submitted or working can be canceled"
+                f"{_ended(task)}; only a task that is submitted or working can be canceled"
             )
         try:
             await self.coordinator.control(params.id, ControlAction.cancel)
@@ -229,3 +230,8 @@ class WorkflowRequestHandler(DefaultRequestHandler):
         except WorkflowNotFound:
             raise TaskNotFoundError(f"no task {params.id!r}") from None
         return await self.tasks.get(params.id, context)
+
+
+def _ended(task: Task) -> str:
+    """That ``task`` has ended, and how."""
+    return f"task {task.id} has ended ({task.status.message.parts[0].text})"

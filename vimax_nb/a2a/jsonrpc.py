@@ -355,55 +355,45 @@ async def _close(events: AsyncIterable[Any]) -> None:
         await close()
 
 
+def _refused(
+    request_id: str | int | None, error: JSONRPCError | A2AError
+) -> tuple[None, None, Answer]:
+    """:func:`_read_request`'s answer to a body it refuses."""
+    return None, None, error_answer(request_id, error)
+
+
 def _read_request(
     body: bytes,
 ) -> tuple[dict[str, Any] | None, str | int | None, Answer | None]:
     """The request object in ``body`` and its id, or the error answer that refuses it."""
     if len(body) > MAX_BODY_BYTES:
-        return (
+        return _refused(
             None,
-            None,
-            error_answer(
-                None,
-                RpcInvalidRequest(
-                    message=f"the request body is {len(body)} bytes; at most {MAX_BODY_BYTES} "
-                    "are read"
-                ),
+            RpcInvalidRequest(
+                message=f"the request body is {len(body)} bytes; at most {MAX_BODY_BYTES} are read"
             ),
         )
     try:
         text = body.decode("utf-8-sig")
         data, problem = load_json(text)
     except UnicodeDecodeError as exc:
-        return (
+        return _refused(
             None,
-            None,
-            error_answer(
-                None,
-                JSONParseError(message=f"the body is not UTF-8: {exc.reason} at byte {exc.start}"),
-            ),
+            JSONParseError(message=f"the body is not UTF-8: {exc.reason} at byte {exc.start}"),
         )
     except TooDeep as exc:
-        return None, None, error_answer(None, RpcInvalidRequest(message=f"unusable request: {exc}"))
+        return _refused(None, RpcInvalidRequest(message=f"unusable request: {exc}"))
     except (ValueError, RecursionError) as exc:
-        return None, None, error_answer(None, JSONParseError(message=f"not JSON: {exc}"))
+        return _refused(None, JSONParseError(message=f"not JSON: {exc}"))
     if not isinstance(data, dict):
         what = "batches are not supported" if isinstance(data, list) else "it must be an object"
-        return (
-            None,
-            None,
-            error_answer(None, RpcInvalidRequest(message=f"invalid JSON-RPC request: {what}")),
-        )
+        return _refused(None, RpcInvalidRequest(message=f"invalid JSON-RPC request: {what}"))
     request_id = data.get("id")
     if isinstance(request_id, bool) or not isinstance(request_id, str | int | None):
-        return (
+        return _refused(
             None,
-            None,
-            error_answer(
-                None,
-                RpcInvalidRequest(
-                    message="invalid JSON-RPC request: id must be a string, an integer or null"
-                ),
+            RpcInvalidRequest(
+                message="invalid JSON-RPC request: id must be a string, an integer or null"
             ),
         )
     if problem is not None:
@@ -416,27 +406,17 @@ def _read_request(
             else RpcInvalidRequest(message=f"invalid JSON-RPC request: {subject} {what}")
         )
         safe_id = request_id if not where.startswith("id") else None
-        return None, None, error_answer(safe_id, error)
+        return _refused(safe_id, error)
     method = data.get("method")
     if data.get("jsonrpc") != "2.0":
-        return (
-            None,
-            None,
-            error_answer(
-                request_id,
-                RpcInvalidRequest(message="invalid JSON-RPC request: 'jsonrpc' must be '2.0'"),
-            ),
+        return _refused(
+            request_id,
+            RpcInvalidRequest(message="invalid JSON-RPC request: 'jsonrpc' must be '2.0'"),
         )
     if not isinstance(method, str) or not method:
-        return (
-            None,
-            None,
-            error_answer(
-                request_id,
-                RpcInvalidRequest(
-                    message="invalid JSON-RPC request: 'method' must be a method name"
-                ),
-            ),
+        return _refused(
+            request_id,
+            RpcInvalidRequest(message="invalid JSON-RPC request: 'method' must be a method name"),
         )
     return data, request_id, None
 
